@@ -1,0 +1,168 @@
+//! The broker's shared state: configuration, the data directory (format version, cluster id),
+//! the meta store, the topic registry, fetch sessions and the producer-id allocator.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::handler::fetch_session::FetchSessions;
+use crate::meta::Meta;
+use crate::topics::Topics;
+
+/// The storage format this build writes; a data dir with a newer one is refused.
+pub const STORAGE_FORMAT_VERSION: u32 = 1;
+const FORMAT_FILE: &str = "gregor.properties";
+/// Producer ids reserved (and flushed) per meta-store write.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("data directory {dir}: {source}")]
+    Io { dir: String, source: io::Error },
+    #[error("data directory {dir} has storage format version {found}, newer than this gregor supports ({STORAGE_FORMAT_VERSION}); upgrade gregor or use another log.dirs")]
+    NewerFormat { dir: String, found: u32 },
+    #[error("data directory {dir}: unreadable {FORMAT_FILE}: {reason}")]
+    BadFormatFile { dir: String, reason: String },
+}
+
+pub struct Broker {
+    pub config: Config,
+    pub cluster_id: String,
+    pub meta: Arc<Meta>,
+    pub topics: Topics,
+    pub fetch_sessions: FetchSessions,
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+}
+
+/// Reads or writes the format file, returning the cluster id.
+fn check_format(dir: &Path) -> Result<String, OpenError> {
+    let d = dir.display().to_string();
+    let path = dir.join(FORMAT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let props =
+                java_properties::read(text.as_bytes()).map_err(|e| OpenError::BadFormatFile {
+                    dir: d.clone(),
+                    reason: e.to_string(),
+                })?;
+            let found: u32 = props
+                .get("format.version")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| OpenError::BadFormatFile {
+                    dir: d.clone(),
+                    reason: "no format.version".into(),
+                })?;
+            if found > STORAGE_FORMAT_VERSION {
+                return Err(OpenError::NewerFormat { dir: d, found });
+            }
+            props
+                .get("cluster.id")
+                .cloned()
+                .ok_or(OpenError::BadFormatFile {
+                    dir: d,
+                    reason: "no cluster.id".into(),
+                })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let cluster_id = new_cluster_id();
+            let text = format!("# written by gregor; do not edit\nformat.version={STORAGE_FORMAT_VERSION}\ncluster.id={cluster_id}\n");
+            let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
+            let io_err = |source| OpenError::Io {
+                dir: d.clone(),
+                source,
+            };
+            std::fs::write(&tmp, text).map_err(io_err)?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err)?;
+            std::fs::rename(&tmp, &path).map_err(io_err)?;
+            Ok(cluster_id)
+        }
+        Err(source) => Err(OpenError::Io { dir: d, source }),
+    }
+}
+
+/// A Kafka-style cluster id: a random UUID in URL-safe base64 without padding (22 characters).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (0..22)
+        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+        .collect()
+}
+
+impl Broker {
+    /// Opens the data directory: format check, meta store, topics (with log recovery).
+    pub fn open(config: Config) -> Result<Broker, OpenError> {
+        let dir = config.data_dir.clone();
+        let d = dir.display().to_string();
+        std::fs::create_dir_all(&dir).map_err(|source| OpenError::Io {
+            dir: d.clone(),
+            source,
+        })?;
+        let cluster_id = check_format(&dir)?;
+        let meta = Arc::new(
+            Meta::open(&dir.join("meta")).map_err(|source| OpenError::Io {
+                dir: d.clone(),
+                source,
+            })?,
+        );
+        let topics = Topics::open(&dir, meta.clone(), config.log.clone())
+            .map_err(|source| OpenError::Io { dir: d, source })?;
+        let fetch_sessions = FetchSessions::new(config.max_incremental_fetch_session_cache_slots);
+        Ok(Broker {
+            config,
+            cluster_id,
+            meta,
+            topics,
+            fetch_sessions,
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
+        })
+    }
+
+    /// A fresh producer id, durable before it is handed out (ids are reserved in blocks).
+    pub async fn next_producer_id(&self) -> io::Result<i64> {
+        let mut ids = self.producer_ids.lock().await;
+        if ids.0 >= ids.1 {
+            let start = self.meta.allocate_producer_ids(PRODUCER_ID_BLOCK).await?;
+            *ids = (start, start + PRODUCER_ID_BLOCK);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    /// Checkpoints every partition and flushes the meta store (clean shutdown).
+    pub fn close(&self) {
+        self.topics.close();
+        if let Err(e) = self.meta.flush_blocking() {
+            tracing::error!(error = %e, "cannot flush the meta store at shutdown");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_format_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FORMAT_FILE),
+            "format.version=99\ncluster.id=x\n",
+        )
+        .unwrap();
+        let err = check_format(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("99") && err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn cluster_id_is_stable_across_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = check_format(dir.path()).unwrap();
+        assert_eq!(a.len(), 22);
+        assert_eq!(check_format(dir.path()).unwrap(), a);
+    }
+}

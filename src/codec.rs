@@ -1,0 +1,144 @@
+//! Sans-io codec on kafka-protocol: frame bytes ⇄ (request header, typed body) and typed
+//! responses ⇄ length-prefixed frames. No tokio here.
+//!
+//! Defences against hostile input: the header is only decoded once enough bytes are present (the
+//! crate's header decoder panics on short input); bodies are decoded under `catch_unwind` as a
+//! second line; lying array counts, which the crate turns into `Vec::with_capacity(count)`, are
+//! made harmless by the lazily-reserving global allocator (`alloc`).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable};
+
+/// Why a request frame could not be decoded; the connection is closed with this reason.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame of {0} bytes is too short for a request header")]
+    TooShort(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("malformed request header: {0}")]
+    Header(String),
+    #[error("malformed {api:?} v{version} request: {reason}")]
+    Body {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// The fixed part every request header starts with: api key, api version, correlation id.
+pub const HEADER_PREFIX: usize = 8;
+
+/// Reads the api key, version and correlation id without decoding the rest of the header.
+pub fn peek_header(frame: &[u8]) -> Option<(i16, i16, i32)> {
+    if frame.len() < HEADER_PREFIX {
+        return None;
+    }
+    Some((
+        i16::from_be_bytes([frame[0], frame[1]]),
+        i16::from_be_bytes([frame[2], frame[3]]),
+        i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+    ))
+}
+
+/// Decodes the request header, leaving `frame` at the start of the body.
+pub fn decode_header(frame: &mut Bytes) -> Result<(ApiKey, RequestHeader), DecodeError> {
+    let (key, _, _) = peek_header(frame).ok_or(DecodeError::TooShort(frame.len()))?;
+    let api = ApiKey::try_from(key).map_err(|_| DecodeError::UnknownApiKey(key))?;
+    let header = catch_unwind(AssertUnwindSafe(|| {
+        decode_request_header_from_buffer(frame)
+    }))
+    .map_err(|_| DecodeError::Header("decoder panicked".into()))?
+    .map_err(|e| DecodeError::Header(e.to_string()))?;
+    Ok((api, header))
+}
+
+/// Decodes a request body of a version the caller has checked is supported.
+pub fn decode_body<T: Decodable>(
+    api: ApiKey,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<T, DecodeError> {
+    let body_err = |reason: String| DecodeError::Body {
+        api,
+        version,
+        reason,
+    };
+    catch_unwind(AssertUnwindSafe(|| T::decode(body, version)))
+        .map_err(|_| body_err("decoder panicked".into()))?
+        .map_err(|e| body_err(e.to_string()))
+}
+
+/// A response that cannot be encoded (a bug: it is logged and the connection closed).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode {api:?} v{version} response: {reason}")]
+pub struct EncodeError {
+    pub api: ApiKey,
+    pub version: i16,
+    pub reason: String,
+}
+
+/// Encodes a response frame (length prefix, response header, body).
+pub fn encode_response<T: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Result<Bytes, EncodeError> {
+    let err = |e: anyhow::Error| EncodeError {
+        api,
+        version,
+        reason: e.to_string(),
+    };
+    // ApiVersions responses always use header v0, so a client can read any version's answer.
+    let header_version = if api == ApiKey::ApiVersions {
+        0
+    } else {
+        api.response_header_version(version)
+    };
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let size = header.compute_size(header_version).map_err(err)?
+        + body.compute_size(version).map_err(err)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version).map_err(err)?;
+    body.encode(&mut buf, version).map_err(err)?;
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+
+    #[test]
+    fn short_and_unknown_headers_are_errors_not_panics() {
+        for len in 0..HEADER_PREFIX {
+            let mut b = Bytes::from(vec![0u8; len]);
+            assert!(matches!(
+                decode_header(&mut b),
+                Err(DecodeError::TooShort(_))
+            ));
+        }
+        let mut b = Bytes::from_static(&[0x7f, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert!(matches!(
+            decode_header(&mut b),
+            Err(DecodeError::UnknownApiKey(0x7f7f))
+        ));
+        // Metadata v1 header with a client id length that lies.
+        let mut b = Bytes::from_static(&[0, 3, 0, 1, 0, 0, 0, 1, 0x7f, 0xff]);
+        assert!(matches!(decode_header(&mut b), Err(DecodeError::Header(_))));
+    }
+
+    #[test]
+    fn lying_array_count_fails_cleanly() {
+        // The MetadataRequest v1 body that makes kafka-protocol 0.18 reserve ~154 GB.
+        let mut body = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff]);
+        let r = decode_body::<MetadataRequest>(ApiKey::Metadata, 1, &mut body);
+        assert!(matches!(r, Err(DecodeError::Body { .. })));
+    }
+}

@@ -1,0 +1,408 @@
+//! Broker configuration with Kafka's property names (`server.properties`) plus `--override`s.
+//! Honoured keys are validated (an invalid value fails start-up naming the key and the value);
+//! other Kafka keys are accepted with one warning each; keys Kafka does not know are warned about.
+
+mod kafka_keys;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::log::LogConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("--override expects key=value, got '{0}'")]
+    Override(String),
+    #[error("invalid value '{value}' for config '{key}': {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Where clients connect and what the broker tells them to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listener: Listener,
+    pub advertised: Listener,
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub socket_request_max_bytes: usize,
+    pub max_incremental_fetch_session_cache_slots: usize,
+    pub log: LogConfig,
+    /// Every key given, after overrides (for describing configs and for warnings).
+    pub raw: BTreeMap<String, String>,
+}
+
+/// Keys gregor honours (Kafka names and gregor's own).
+const HONOURED: &[&str] = &[
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "node.id",
+    "broker.id",
+    "num.partitions",
+    "default.replication.factor",
+    "auto.create.topics.enable",
+    "message.max.bytes",
+    "socket.request.max.bytes",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.roll.hours",
+    "log.index.interval.bytes",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "producer.id.expiration.ms",
+    "max.incremental.fetch.session.cache.slots",
+    "log.message.timestamp.after.max.ms",
+    "log.message.timestamp.before.max.ms",
+    "gregor.produce.validate.compressed",
+    // Implied by a single-node broker with no controller quorum of its own:
+    "process.roles",
+    "controller.listener.names",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+];
+
+impl Config {
+    /// Reads `path` (if any), applies `overrides` (`key=value`), validates and logs warnings.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let mut raw = BTreeMap::new();
+        if let Some(path) = path {
+            let file = std::fs::File::open(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let props = java_properties::read(std::io::BufReader::new(file)).map_err(|e| {
+                ConfigError::Parse {
+                    path: path.into(),
+                    message: e.to_string(),
+                }
+            })?;
+            raw.extend(props);
+        }
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| ConfigError::Override(o.clone()))?;
+            raw.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let config = Self::from_map(raw)?;
+        config.warn_unhonoured();
+        Ok(config)
+    }
+
+    pub fn from_map(raw: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| raw.get(k).map(String::as_str);
+        let controller_names: Vec<&str> = get("controller.listener.names")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let listener = match get("listeners") {
+            Some(v) => parse_listener(v, &controller_names)
+                .map_err(|reason| invalid("listeners", v, &reason))?,
+            None => Listener {
+                host: "127.0.0.1".into(),
+                port: 9092,
+            },
+        };
+        let advertised = match get("advertised.listeners") {
+            Some(v) => parse_listener(v, &controller_names)
+                .map_err(|reason| invalid("advertised.listeners", v, &reason))?,
+            None => Listener {
+                host: if listener.host.is_empty() || listener.host == "0.0.0.0" {
+                    "localhost".into()
+                } else {
+                    listener.host.clone()
+                },
+                port: listener.port,
+            },
+        };
+        let data_dir = PathBuf::from(
+            get("log.dirs")
+                .or(get("log.dir"))
+                .map(|d| d.split(',').next().unwrap_or("").trim())
+                .filter(|d| !d.is_empty())
+                .unwrap_or("./data"),
+        );
+        let roll_ms = match (get("log.roll.ms"), get("log.roll.hours")) {
+            (Some(v), _) => int(&raw, "log.roll.ms", v, 1, i64::MAX)?,
+            (None, Some(v)) => int(&raw, "log.roll.hours", v, 1, i64::MAX / 3_600_000)? * 3_600_000,
+            _ => 168 * 3_600_000,
+        };
+        let defaults = LogConfig::default();
+        let log = LogConfig {
+            segment_bytes: opt_int(
+                &raw,
+                "log.segment.bytes",
+                1 << 30,
+                1 << 20,
+                i64::from(i32::MAX),
+            )? as u64,
+            roll_ms,
+            index_interval_bytes: opt_int(
+                &raw,
+                "log.index.interval.bytes",
+                4096,
+                0,
+                i64::from(i32::MAX),
+            )? as u64,
+            flush_interval_messages: opt_int(
+                &raw,
+                "log.flush.interval.messages",
+                i64::MAX,
+                1,
+                i64::MAX,
+            )? as u64,
+            flush_interval_ms: opt_int(&raw, "log.flush.interval.ms", i64::MAX, 0, i64::MAX)?,
+            max_message_bytes: opt_int(
+                &raw,
+                "message.max.bytes",
+                1_048_588,
+                0,
+                i64::from(i32::MAX),
+            )? as usize,
+            timestamp_after_max_ms: opt_int(
+                &raw,
+                "log.message.timestamp.after.max.ms",
+                defaults.timestamp_after_max_ms,
+                0,
+                i64::MAX,
+            )?,
+            timestamp_before_max_ms: opt_int(
+                &raw,
+                "log.message.timestamp.before.max.ms",
+                defaults.timestamp_before_max_ms,
+                0,
+                i64::MAX,
+            )?,
+            validate_compressed: opt_bool(&raw, "gregor.produce.validate.compressed", true)?,
+            producer_id_expiration_ms: opt_int(
+                &raw,
+                "producer.id.expiration.ms",
+                86_400_000,
+                1,
+                i64::MAX,
+            )?,
+        };
+        let node_id = match get("node.id").or(get("broker.id")) {
+            Some(v) => int(&raw, "node.id", v, 0, i64::from(i32::MAX))? as i32,
+            None => 1,
+        };
+        let rf = opt_int(
+            &raw,
+            "default.replication.factor",
+            1,
+            1,
+            i64::from(i16::MAX),
+        )?;
+        if rf != 1 {
+            return Err(invalid(
+                "default.replication.factor",
+                &rf.to_string(),
+                "a single broker can only hold one replica",
+            ));
+        }
+        Ok(Config {
+            listener,
+            advertised,
+            data_dir,
+            node_id,
+            num_partitions: opt_int(&raw, "num.partitions", 1, 1, i64::from(i32::MAX))? as i32,
+            default_replication_factor: 1,
+            auto_create_topics: opt_bool(&raw, "auto.create.topics.enable", true)?,
+            socket_request_max_bytes: opt_int(
+                &raw,
+                "socket.request.max.bytes",
+                104_857_600,
+                1,
+                i64::from(i32::MAX),
+            )? as usize,
+            max_incremental_fetch_session_cache_slots: opt_int(
+                &raw,
+                "max.incremental.fetch.session.cache.slots",
+                1000,
+                0,
+                i64::from(i32::MAX),
+            )? as usize,
+            log,
+            raw,
+        })
+    }
+
+    fn warn_unhonoured(&self) {
+        for key in self.raw.keys() {
+            if HONOURED.contains(&key.as_str()) {
+                continue;
+            }
+            let kafka = kafka_keys::KAFKA_BROKER_KEYS.contains(&key.as_str())
+                || kafka_keys::KAFKA_KEY_PREFIXES
+                    .iter()
+                    .any(|p| key.starts_with(p));
+            if kafka {
+                tracing::warn!(key = %key, "Kafka config key accepted but not honoured by gregor yet");
+            } else {
+                tracing::warn!(key = %key, "unknown config key (neither Kafka nor gregor defines it); ignored");
+            }
+        }
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn int(
+    _raw: &BTreeMap<String, String>,
+    key: &str,
+    v: &str,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let n: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, v, "not an integer"))?;
+    if n < min || n > max {
+        return Err(invalid(key, v, &format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+fn opt_int(
+    raw: &BTreeMap<String, String>,
+    key: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    match raw.get(key) {
+        Some(v) => int(raw, key, v, min, max),
+        None => Ok(default),
+    }
+}
+
+fn opt_bool(raw: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, ConfigError> {
+    match raw.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(invalid(key, &v, "expected true or false")),
+    }
+}
+
+/// Picks the first client listener (not a controller listener) from Kafka's `NAME://host:port,...`.
+fn parse_listener(v: &str, controller_names: &[&str]) -> Result<Listener, String> {
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, addr) = part.split_once("://").ok_or("expected NAME://host:port")?;
+        if controller_names.contains(&name) {
+            continue;
+        }
+        let (host, port) = addr.rsplit_once(':').ok_or("expected NAME://host:port")?;
+        let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        return Ok(Listener { host, port });
+    }
+    Err("no client listener".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_serve_localhost_9092_in_data() {
+        let c = load(&[]).unwrap();
+        assert_eq!(
+            c.listener,
+            Listener {
+                host: "127.0.0.1".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.log.max_message_bytes, 1_048_588);
+        assert!(c.auto_create_topics);
+    }
+
+    #[test]
+    fn stock_kraft_listeners_pick_the_client_listener() {
+        let c = load(&[
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            (
+                "advertised.listeners",
+                "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.listener,
+            Listener {
+                host: "".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(
+            c.advertised,
+            Listener {
+                host: "localhost".into(),
+                port: 9092
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_value() {
+        let e = load(&[("log.segment.bytes", "1000")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.segment.bytes") && e.contains("1000"), "{e}");
+        let e = load(&[("auto.create.topics.enable", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("auto.create.topics.enable") && e.contains("maybe"),
+            "{e}"
+        );
+        let e = load(&[("listeners", "nonsense")]).unwrap_err().to_string();
+        assert!(e.contains("listeners"), "{e}");
+    }
+}

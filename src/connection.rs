@@ -1,0 +1,126 @@
+//! One client connection: length-prefixed frames with a size limit, read ahead while requests are
+//! handled (clients pipeline), handled one at a time and answered strictly in order, as Kafka does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::dispatch::{self, Outcome};
+
+/// Requests read ahead of the one being handled.
+const READ_AHEAD: usize = 8;
+/// Initial read buffer; it grows with the frames actually arriving, never with a claimed length.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why the reader stopped.
+enum ReadEnd {
+    Eof,
+    Closed(String),
+}
+
+async fn read_frames(
+    mut rd: OwnedReadHalf,
+    max_frame: usize,
+    tx: mpsc::Sender<Bytes>,
+    stop: CancellationToken,
+) -> ReadEnd {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        while buf.len() >= 4 {
+            let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            if len < 0 || len as usize > max_frame {
+                return ReadEnd::Closed(format!(
+                    "frame of {len} bytes exceeds socket.request.max.bytes ({max_frame})"
+                ));
+            }
+            let len = len as usize;
+            if buf.len() < 4 + len {
+                buf.reserve((4 + len - buf.len()).min(16 << 20));
+                break;
+            }
+            buf.advance(4);
+            let frame = buf.split_to(len).freeze();
+            if tx.send(frame).await.is_err() {
+                return ReadEnd::Eof;
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_CHUNK);
+        }
+        let n = tokio::select! {
+            r = rd.read_buf(&mut buf) => r,
+            _ = stop.cancelled() => return ReadEnd::Eof,
+        };
+        match n {
+            Ok(0) if buf.is_empty() => return ReadEnd::Eof,
+            Ok(0) => {
+                return ReadEnd::Closed(format!(
+                    "connection closed in the middle of a frame ({} bytes pending)",
+                    buf.len()
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return ReadEnd::Closed(format!("read error: {e}")),
+        }
+    }
+}
+
+/// Serves one connection until the client leaves, a bad frame closes it, or shutdown.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    stop: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    metrics::counter!("gregor_connections_created_total").increment(1);
+    metrics::gauge!("gregor_connections_open").increment(1.0);
+    tracing::debug!(%peer, "connection opened");
+    let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(READ_AHEAD);
+    let reader = tokio::spawn(read_frames(
+        rd,
+        broker.config.socket_request_max_bytes,
+        tx,
+        stop.clone(),
+    ));
+    let mut close_reason = None;
+    while let Some(frame) = rx.recv().await {
+        match dispatch::dispatch(&broker, frame).await {
+            Outcome::Respond(bytes) => {
+                if let Err(e) = wr.write_all(&bytes).await {
+                    close_reason = Some(format!("write error: {e}"));
+                    break;
+                }
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(reason) => {
+                close_reason = Some(reason);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    reader.abort();
+    if close_reason.is_none() {
+        if let Ok(ReadEnd::Closed(reason)) = reader.await {
+            close_reason = Some(reason);
+        }
+    }
+    let _ = wr.shutdown().await;
+    match close_reason {
+        Some(reason) => {
+            tracing::warn!(%peer, %reason, "closing connection");
+            metrics::counter!("gregor_connections_closed_on_error_total").increment(1);
+        }
+        None => tracing::debug!(%peer, "connection closed"),
+    }
+    metrics::gauge!("gregor_connections_open").decrement(1.0);
+}

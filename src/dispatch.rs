@@ -1,0 +1,162 @@
+//! ApiKey → handler routing. The supported-API table and the routing `match` are generated from one
+//! list, so the ApiVersions answer cannot drift from what is actually handled.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Message, Request};
+use tracing::Instrument;
+
+use crate::broker::Broker;
+use crate::codec::{self, DecodeError};
+use crate::handler;
+
+/// What the connection does with a request.
+pub enum Outcome {
+    Respond(Bytes),
+    /// acks=0 produce: nothing is sent back.
+    NoResponse,
+    /// Close the connection, logging the reason.
+    Close(String),
+}
+
+/// What a handler asks for: a response, nothing (acks=0), or closing the connection.
+pub enum Reply<R> {
+    Send(R),
+    Silent,
+    Close(String),
+}
+
+impl<R> From<Option<R>> for Reply<R> {
+    fn from(r: Option<R>) -> Self {
+        match r {
+            Some(r) => Reply::Send(r),
+            None => Reply::Silent,
+        }
+    }
+}
+
+/// One supported API: its key and the version range advertised in ApiVersions.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSupport {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+macro_rules! apis {
+    ($( $key:ident : $req:ty => $handler:path, $min:expr, $max:expr; )*) => {
+        /// Every API gregor handles, with the versions it advertises.
+        pub const SUPPORTED: &[ApiSupport] = &[ $( ApiSupport { key: ApiKey::$key, min: $min, max: $max }, )* ];
+
+        async fn route(broker: &Arc<Broker>, api: ApiKey, header: &RequestHeader, body: &mut Bytes) -> Result<Outcome, DecodeError> {
+            let version = header.request_api_version;
+            match api {
+                $( ApiKey::$key => {
+                    let request = codec::decode_body::<$req>(api, version, body)?;
+                    let reply: Reply<<$req as Request>::Response> = $handler(broker, header, request).await.into();
+                    Ok(match reply {
+                        Reply::Send(response) => encode(api, header, &response),
+                        Reply::Silent => Outcome::NoResponse,
+                        Reply::Close(reason) => Outcome::Close(reason),
+                    })
+                } )*
+                other => Ok(Outcome::Close(format!("{other:?} is not supported"))),
+            }
+        }
+    };
+}
+
+apis! {
+    Produce: ProduceRequest => handler::produce::handle, 0, 11;
+    Fetch: FetchRequest => handler::fetch::handle, 4, 18;
+    ListOffsets: ListOffsetsRequest => handler::list_offsets::handle, 1, 10;
+    Metadata: MetadataRequest => handler::metadata::handle, 0, 13;
+    ApiVersions: ApiVersionsRequest => handler::api_versions::handle, 0, 4;
+    CreateTopics: CreateTopicsRequest => handler::topics::create, 2, 7;
+    DeleteTopics: DeleteTopicsRequest => handler::topics::delete, 1, 6;
+    InitProducerId: InitProducerIdRequest => handler::init_producer_id::handle, 0, 5;
+}
+
+/// Produce v0–v2 are advertised (librdkafka needs it, KAFKA-18659) but refused, as Kafka 4 does.
+const PRODUCE_FLOOR: i16 = 3;
+
+pub fn supported(api: ApiKey, version: i16) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|s| s.key == api && (s.min..=s.max).contains(&version))
+}
+
+fn encode<T: kafka_protocol::protocol::Encodable>(
+    api: ApiKey,
+    header: &RequestHeader,
+    body: &T,
+) -> Outcome {
+    match codec::encode_response(api, header.request_api_version, header.correlation_id, body) {
+        Ok(bytes) => Outcome::Respond(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "response encoding failed");
+            Outcome::Close(e.to_string())
+        }
+    }
+}
+
+/// Decodes one request frame, runs its handler and returns what to send back.
+pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
+    let started = Instant::now();
+    if let Some((key, version, correlation_id)) = codec::peek_header(&frame) {
+        if key == ApiKey::ApiVersions as i16
+            && !(0..=ApiVersionsRequest::VERSIONS.max).contains(&version)
+        {
+            // Unknown ApiVersions version: answer in v0 with UNSUPPORTED_VERSION and our table.
+            metrics::counter!("gregor_requests_total", "api" => "ApiVersions").increment(1);
+            return handler::api_versions::unsupported_version_answer(correlation_id);
+        }
+    }
+    let (api, header) = match codec::decode_header(&mut frame) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(e.to_string()),
+    };
+    let version = header.request_api_version;
+    let name = api_name(api);
+    metrics::counter!("gregor_requests_total", "api" => name).increment(1);
+    let outcome = if api == ApiKey::Produce && (0..PRODUCE_FLOOR).contains(&version) {
+        handler::produce::refuse_legacy(&header, frame)
+    } else if !supported(api, version) {
+        Outcome::Close(format!("{api:?} v{version} is not supported"))
+    } else {
+        let span = tracing::debug_span!(
+            "request",
+            api = name,
+            version,
+            correlation_id = header.correlation_id
+        );
+        match route(broker, api, &header, &mut frame)
+            .instrument(span)
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => Outcome::Close(e.to_string()),
+        }
+    };
+    metrics::histogram!("gregor_request_seconds", "api" => name)
+        .record(started.elapsed().as_secs_f64());
+    outcome
+}
+
+/// A static label for metrics and logs.
+pub fn api_name(api: ApiKey) -> &'static str {
+    match api {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::InitProducerId => "InitProducerId",
+        _ => "other",
+    }
+}

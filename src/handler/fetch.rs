@@ -1,0 +1,266 @@
+//! Fetch: reads each partition up to its byte budget; if fewer than `min_bytes` are ready, parks on
+//! the partitions' append signal until `max_wait_ms` (woken by appends, never a sleep loop), then
+//! reads again. Batches are served as stored. Incremental sessions (KIP-227) via `fetch_session`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
+use kafka_protocol::ResponseError;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::fetch_session::{Resolved, SessionPartition, TopicRef};
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::log::{Partition, ReadError};
+use crate::topics::Topic;
+
+/// Topic ids appear in Fetch from this version on (names before it).
+const TOPIC_ID_VERSION: i16 = 13;
+
+struct Target {
+    spec: SessionPartition,
+    topic: Option<Arc<Topic>>,
+    partition: Option<Arc<Partition>>,
+}
+
+struct Outcome {
+    error: Option<ResponseError>,
+    records: Bytes,
+    hw: i64,
+    log_start: i64,
+}
+
+fn resolve_topic(broker: &Broker, topic: &TopicRef) -> Option<Arc<Topic>> {
+    match topic {
+        TopicRef::Name(n) => broker.topics.get(n),
+        TopicRef::Id(id) => broker.topics.get_by_id(id),
+    }
+}
+
+fn read_one(t: &Target, budget: u64, min_one: bool, leader_epoch: i32, version: i16) -> Outcome {
+    let Some(p) = &t.partition else {
+        let error = if version >= TOPIC_ID_VERSION && t.topic.is_none() {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        return Outcome {
+            error: Some(error),
+            records: Bytes::new(),
+            hw: -1,
+            log_start: -1,
+        };
+    };
+    if leader_epoch > 0 {
+        return Outcome {
+            error: Some(ResponseError::UnknownLeaderEpoch),
+            records: Bytes::new(),
+            hw: -1,
+            log_start: -1,
+        };
+    }
+    let budget = budget.min(t.spec.max_bytes.max(0) as u64);
+    match p.read(t.spec.fetch_offset, budget, min_one) {
+        Ok(d) => Outcome {
+            error: None,
+            records: d.records,
+            hw: d.high_watermark,
+            log_start: d.log_start_offset,
+        },
+        Err(ReadError::OffsetOutOfRange) => Outcome {
+            error: Some(ResponseError::OffsetOutOfRange),
+            records: Bytes::new(),
+            hw: p.high_watermark(),
+            log_start: p.log_start_offset(),
+        },
+        Err(ReadError::Storage(e)) => {
+            tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "read failed");
+            Outcome {
+                error: Some(ResponseError::KafkaStorageError),
+                records: Bytes::new(),
+                hw: -1,
+                log_start: -1,
+            }
+        }
+    }
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    header: &RequestHeader,
+    req: FetchRequest,
+) -> Option<FetchResponse> {
+    let version = header.request_api_version;
+    let by_id = version >= TOPIC_ID_VERSION;
+    let topic_ref = |name: &TopicName, id: Uuid| {
+        if by_id {
+            TopicRef::Id(id)
+        } else {
+            TopicRef::Name(name.0.to_string())
+        }
+    };
+    let mut leader_epochs = std::collections::HashMap::new();
+    let listed: Vec<SessionPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let tr = topic_ref(&t.topic, t.topic_id);
+            t.partitions.iter().map(move |p| (tr.clone(), p))
+        })
+        .map(|(tr, p)| {
+            leader_epochs.insert((tr.clone(), p.partition), p.current_leader_epoch);
+            SessionPartition::new(tr, p.partition, p.fetch_offset, p.partition_max_bytes)
+        })
+        .collect();
+    let forgotten = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let tr = topic_ref(&t.topic, t.topic_id);
+            t.partitions.iter().map(move |p| (tr.clone(), *p))
+        })
+        .collect();
+    let mut resp = FetchResponse::default();
+    let (session_id, specs, incremental) = if version >= 7 {
+        match broker
+            .fetch_sessions
+            .resolve(req.session_id, req.session_epoch, listed, forgotten)
+        {
+            Resolved::Full {
+                session_id,
+                partitions,
+            } => (session_id, partitions, false),
+            Resolved::Incremental {
+                session_id,
+                partitions,
+            } => (session_id, partitions, true),
+            Resolved::Error(e) => {
+                resp.error_code = e.code();
+                return Some(resp);
+            }
+        }
+    } else {
+        (0, listed, false)
+    };
+    resp.session_id = session_id;
+    let targets: Vec<Target> = specs
+        .into_iter()
+        .map(|spec| {
+            let topic = resolve_topic(broker, &spec.topic);
+            let partition = topic
+                .as_ref()
+                .and_then(|t| t.partition(spec.partition))
+                .cloned();
+            Target {
+                spec,
+                topic,
+                partition,
+            }
+        })
+        .collect();
+    let max_bytes = if req.max_bytes <= 0 {
+        i32::MAX as u64
+    } else {
+        req.max_bytes as u64
+    };
+    let min_bytes = req.min_bytes.max(0) as u64;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let notify = Arc::new(Notify::new());
+    let outcomes = loop {
+        for t in &targets {
+            if let Some(p) = &t.partition {
+                p.register_waiter(&notify);
+            }
+        }
+        let mut remaining = max_bytes;
+        let mut total = 0u64;
+        let mut any_error = false;
+        let outcomes: Vec<Outcome> = targets
+            .iter()
+            .map(|t| {
+                let epoch = leader_epochs
+                    .get(&(t.spec.topic.clone(), t.spec.partition))
+                    .copied()
+                    .unwrap_or(-1);
+                let o = read_one(t, remaining, total == 0, epoch, version);
+                total += o.records.len() as u64;
+                remaining = remaining.saturating_sub(o.records.len() as u64);
+                any_error |= o.error.is_some();
+                o
+            })
+            .collect();
+        if min_bytes == 0
+            || total >= min_bytes
+            || any_error
+            || tokio::time::Instant::now() >= deadline
+        {
+            break outcomes;
+        }
+        metrics::gauge!("gregor_fetch_waiting").increment(1.0);
+        let woke = tokio::time::timeout_at(deadline, notify.notified()).await;
+        metrics::gauge!("gregor_fetch_waiting").decrement(1.0);
+        if woke.is_err() {
+            // Timed out: one last read so data that arrived at the deadline is not missed.
+            continue;
+        }
+    };
+    let mut sent = Vec::new();
+    for (t, o) in targets.iter().zip(outcomes) {
+        let changed = !o.records.is_empty()
+            || o.error.is_some()
+            || o.hw != t.spec.last_hw
+            || o.log_start != t.spec.last_log_start;
+        if incremental && !changed {
+            continue;
+        }
+        sent.push((t.spec.topic.clone(), t.spec.partition, o.hw, o.log_start));
+        if let Some(p) = &t.partition {
+            if !o.records.is_empty() {
+                metrics::counter!("kafka_server_brokertopicmetrics_bytesout_total", "topic" => p.topic.to_string()).increment(o.records.len() as u64);
+            }
+        }
+        let mut pd = PartitionData::default();
+        pd.partition_index = t.spec.partition;
+        pd.error_code = o.error.map_or(0, |e| e.code());
+        pd.high_watermark = o.hw;
+        pd.last_stable_offset = o.hw;
+        pd.log_start_offset = o.log_start;
+        pd.preferred_read_replica = BrokerId(-1);
+        pd.aborted_transactions = if req.isolation_level == 1 {
+            Some(Vec::new())
+        } else {
+            None
+        };
+        pd.records = Some(o.records);
+        let (name, id) = match &t.spec.topic {
+            TopicRef::Name(n) => (n.clone(), t.topic.as_ref().map_or(Uuid::nil(), |t| t.id)),
+            TopicRef::Id(id) => (
+                t.topic
+                    .as_ref()
+                    .map_or(String::new(), |t| t.name.to_string()),
+                *id,
+            ),
+        };
+        match resp
+            .responses
+            .last_mut()
+            .filter(|r| r.topic_id == id && r.topic.0.as_str() == name)
+        {
+            Some(r) => r.partitions.push(pd),
+            None => {
+                let mut r = FetchableTopicResponse::default();
+                r.topic = TopicName(str_bytes(&name));
+                r.topic_id = id;
+                r.partitions.push(pd);
+                resp.responses.push(r);
+            }
+        }
+    }
+    broker.fetch_sessions.record_sent(session_id, &sent);
+    Some(resp)
+}

@@ -1,0 +1,37 @@
+//! InitProducerId for idempotent (non-transactional) producers: a fresh, durable producer id.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
+};
+use kafka_protocol::ResponseError;
+
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _header: &RequestHeader,
+    req: InitProducerIdRequest,
+) -> Option<InitProducerIdResponse> {
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    if req.transactional_id.is_some() {
+        // No transaction coordinator yet: Kafka answers a broker without one this way.
+        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        return Some(resp);
+    }
+    match broker.next_producer_id().await {
+        Ok(id) => {
+            resp.producer_id = ProducerId(id);
+            resp.producer_epoch = 0;
+            metrics::counter!("gregor_producer_ids_allocated_total").increment(1);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            resp.error_code = ResponseError::KafkaStorageError.code();
+        }
+    }
+    Some(resp)
+}

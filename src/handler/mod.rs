@@ -1,0 +1,18 @@
+//! One module per API family. Each handler takes the decoded request and returns the response
+//! (or `None` when no response is sent); Kafka errors travel as error codes inside responses.
+
+pub mod api_versions;
+pub mod fetch;
+pub mod fetch_session;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod topics;
+
+use kafka_protocol::protocol::StrBytes;
+
+/// A response string from a Rust string.
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}

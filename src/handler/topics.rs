@@ -1,0 +1,169 @@
+//! CreateTopics and DeleteTopics (enough for clients to manage topics; the full admin surface
+//! lives with the admin APIs).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    RequestHeader, TopicName,
+};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::str_bytes;
+use crate::broker::Broker;
+
+pub async fn create(
+    broker: &Arc<Broker>,
+    _header: &RequestHeader,
+    req: CreateTopicsRequest,
+) -> Option<CreateTopicsResponse> {
+    let mut resp = CreateTopicsResponse::default();
+    let mut seen = std::collections::HashSet::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut r = CreatableTopicResult::default();
+        r.name = t.name.clone();
+        r.num_partitions = -1;
+        r.replication_factor = -1;
+        if !seen.insert(name.clone()) {
+            r.error_code = ResponseError::InvalidRequest.code();
+            r.error_message = Some(str_bytes(&format!(
+                "duplicate topic name '{name}' in request"
+            )));
+            resp.topics.push(r);
+            continue;
+        }
+        let fail = |r: &mut CreatableTopicResult, e: ResponseError, m: String| {
+            r.error_code = e.code();
+            r.error_message = Some(str_bytes(&m));
+        };
+        let partitions = if !t.assignments.is_empty() {
+            if t.num_partitions != -1 || t.replication_factor != -1 {
+                fail(&mut r, ResponseError::InvalidRequest, "both numPartitions or replicationFactor and replicasAssignments were set; both cannot be used at the same time".into());
+                resp.topics.push(r);
+                continue;
+            }
+            let bad = t.assignments.iter().enumerate().find(|(i, a)| {
+                a.partition_index != *i as i32
+                    || a.broker_ids != [kafka_protocol::messages::BrokerId(broker.config.node_id)]
+            });
+            if let Some((_, a)) = bad {
+                fail(
+                    &mut r,
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "invalid replica assignment for partition {}",
+                        a.partition_index
+                    ),
+                );
+                resp.topics.push(r);
+                continue;
+            }
+            t.assignments.len() as i32
+        } else if t.num_partitions == -1 {
+            broker.config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        let rf = if t.replication_factor == -1 {
+            broker.config.default_replication_factor
+        } else {
+            t.replication_factor
+        };
+        if t.assignments.is_empty() && partitions < 1 {
+            fail(
+                &mut r,
+                ResponseError::InvalidPartitions,
+                "number of partitions must be larger than 0".into(),
+            );
+        } else if rf < 1 {
+            fail(
+                &mut r,
+                ResponseError::InvalidReplicationFactor,
+                "replication factor must be larger than 0".into(),
+            );
+        } else if rf > 1 {
+            fail(
+                &mut r,
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "unable to replicate the partition {rf} time(s): the number of brokers is 1"
+                ),
+            );
+        } else {
+            let configs: BTreeMap<String, String> = t
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            match broker
+                .topics
+                .create(&name, partitions, configs, req.validate_only)
+                .await
+            {
+                Ok(topic) => {
+                    r.topic_id = topic.id;
+                    r.num_partitions = partitions;
+                    r.replication_factor = rf;
+                    r.configs = Some(Vec::new());
+                }
+                Err(e) => fail(&mut r, e.error, e.message),
+            }
+        }
+        resp.topics.push(r);
+    }
+    Some(resp)
+}
+
+pub async fn delete(
+    broker: &Arc<Broker>,
+    header: &RequestHeader,
+    req: DeleteTopicsRequest,
+) -> Option<DeleteTopicsResponse> {
+    let wanted: Vec<(Option<String>, Uuid)> = if header.request_api_version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
+    };
+    let mut resp = DeleteTopicsResponse::default();
+    for (name, id) in wanted {
+        let mut r = DeletableTopicResult::default();
+        r.name = name.as_deref().map(|n| TopicName(str_bytes(n)));
+        r.topic_id = id;
+        let topic = match &name {
+            Some(n) => broker.topics.get(n),
+            None => broker.topics.get_by_id(&id),
+        };
+        match topic {
+            Some(t) => {
+                r.name = Some(TopicName(str_bytes(&t.name)));
+                r.topic_id = t.id;
+                if let Err(e) = broker.topics.delete(&t).await {
+                    r.error_code = e.error.code();
+                    r.error_message = Some(str_bytes(&e.message));
+                }
+            }
+            None => {
+                let e = if name.is_some() {
+                    ResponseError::UnknownTopicOrPartition
+                } else {
+                    ResponseError::UnknownTopicId
+                };
+                r.error_code = e.code();
+                r.error_message = Some(str_bytes(&e.to_string()));
+            }
+        }
+        resp.responses.push(r);
+    }
+    Some(resp)
+}

@@ -1,0 +1,531 @@
+//! A partition: its segments, sparse indexes, producer state and high watermark signal.
+//! Appends assign offsets by patching `baseOffset` in the header as it is written (the CRC does not
+//! cover it), so the stored bytes are otherwise exactly what the producer sent.
+
+use std::collections::BTreeMap;
+use std::io::{self, IoSlice};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::producer_state::{ProducerStates, SeqCheck};
+
+use super::segment::{Segment, SegmentSlice};
+use super::validate::{validate, ValidatedBatch};
+use super::{records, AppendError, Checkpoint, LogConfig, LogMetaStore, PartitionKey, ReadError};
+
+/// The result of a successful append (or of a retried duplicate, answered with its first offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    pub duplicate: bool,
+    /// The flush policy asks for an fsync before this append is acknowledged.
+    pub sync_needed: bool,
+}
+
+/// Whole batches read from the log, and the partition's offsets at the time of the read.
+#[derive(Debug, Clone)]
+pub struct FetchData {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+pub(super) struct State {
+    pub(super) segments: BTreeMap<i64, Segment>,
+    pub(super) next_offset: i64,
+    pub(super) producers: ProducerStates,
+    pub(super) unflushed_messages: u64,
+    pub(super) first_unflushed_ms: Option<i64>,
+}
+
+pub struct Partition {
+    pub key: PartitionKey,
+    pub topic: Arc<str>,
+    pub(super) dir: PathBuf,
+    pub(super) config: RwLock<Arc<LogConfig>>,
+    pub(super) state: Mutex<State>,
+    high_watermark: AtomicI64,
+    pub(super) log_start: AtomicI64,
+    waiters: Mutex<Vec<Arc<Notify>>>,
+    /// Offset up to which the log is known fsynced; held while syncing so syncs group-commit.
+    synced: tokio::sync::Mutex<i64>,
+    /// Serialises persisting of checkpoints so an older one never overwrites a newer one.
+    persist: Arc<Mutex<i64>>,
+    pub(super) meta: Arc<dyn LogMetaStore>,
+}
+
+impl Partition {
+    pub(super) fn from_parts(
+        key: PartitionKey,
+        topic: Arc<str>,
+        dir: PathBuf,
+        config: LogConfig,
+        state: State,
+        log_start: i64,
+        meta: Arc<dyn LogMetaStore>,
+    ) -> Self {
+        let next = state.next_offset;
+        Partition {
+            key,
+            topic,
+            dir,
+            config: RwLock::new(Arc::new(config)),
+            state: Mutex::new(state),
+            high_watermark: AtomicI64::new(next),
+            log_start: AtomicI64::new(log_start),
+            waiters: Mutex::new(Vec::new()),
+            synced: tokio::sync::Mutex::new(next),
+            persist: Arc::new(Mutex::new(-1)),
+            meta,
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+    /// With a single replica and no transactions the log end offset is the high watermark.
+    pub fn log_end_offset(&self) -> i64 {
+        self.high_watermark()
+    }
+    /// Bytes of all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(Segment::size).sum()
+    }
+
+    /// Validates `bytes` as exactly one record batch and appends it at the log end.
+    pub fn append(&self, bytes: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
+        let config = self.config();
+        let batch = validate(bytes, &config, now_ms)?;
+        let appended = self.append_validated(&batch, &config, now_ms)?;
+        if !appended.duplicate {
+            self.wake_waiters();
+        }
+        Ok(appended)
+    }
+
+    fn append_validated(
+        &self,
+        batch: &ValidatedBatch<'_>,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        let view = &batch.view;
+        let mut st = self.lock();
+        match st.producers.check(view) {
+            SeqCheck::Append => {}
+            SeqCheck::Duplicate(m) => {
+                return Ok(Appended {
+                    base_offset: m.base_offset,
+                    last_offset: m.last_offset,
+                    log_start_offset: self.log_start_offset(),
+                    duplicate: true,
+                    sync_needed: false,
+                })
+            }
+            SeqCheck::Reject(error) => {
+                return Err(AppendError::rejected(
+                    error,
+                    format!("producer {} rejected: {error:?}", view.producer_id()),
+                ))
+            }
+        }
+        let base = st.next_offset;
+        let count = i64::from(view.last_offset_delta()) + 1;
+        self.maybe_roll(&mut st, config, view.size() as u64, count, now_ms)
+            .map_err(AppendError::Storage)?;
+        let mut header = [0u8; 16];
+        header[..8].copy_from_slice(&base.to_be_bytes());
+        header[8..12].copy_from_slice(&view.bytes()[8..12]);
+        header[12..16].copy_from_slice(&0i32.to_be_bytes()); // partitionLeaderEpoch: our only epoch
+        let seg = st
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("a partition always has a segment");
+        let position = match seg
+            .append(&mut [IoSlice::new(&header), IoSlice::new(&view.bytes()[16..])])
+        {
+            Ok(p) => p,
+            Err(e) => {
+                // Undo a partial write so the file never holds a torn batch while we keep serving.
+                let size = seg.size();
+                if let Err(t) = seg.truncate(size) {
+                    tracing::error!(topic = %self.topic, partition = self.key.partition, error = %t, "cannot undo a failed append");
+                }
+                return Err(AppendError::Storage(e));
+            }
+        };
+        let max_ts = view.max_timestamp();
+        seg.index_batch(
+            position,
+            base,
+            base + count - 1,
+            max_ts,
+            base + i64::from(batch.max_timestamp_delta),
+            view.size() as u64,
+            config.index_interval_bytes,
+        );
+        st.producers.update(view, base, now_ms);
+        st.next_offset = base + count;
+        st.unflushed_messages += count as u64;
+        let first = *st.first_unflushed_ms.get_or_insert(now_ms);
+        let sync_needed = st.unflushed_messages >= config.flush_interval_messages
+            || now_ms.saturating_sub(first) >= config.flush_interval_ms;
+        self.high_watermark.store(st.next_offset, Ordering::Release);
+        Ok(Appended {
+            base_offset: base,
+            last_offset: base + count - 1,
+            log_start_offset: self.log_start_offset(),
+            duplicate: false,
+            sync_needed,
+        })
+    }
+
+    fn maybe_roll(
+        &self,
+        st: &mut State,
+        config: &LogConfig,
+        len: u64,
+        count: i64,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let next = st.next_offset;
+        let active = st
+            .segments
+            .values()
+            .next_back()
+            .expect("a partition always has a segment");
+        let full = active.size() + len > config.segment_bytes;
+        let old = now_ms.saturating_sub(active.created_ms) >= config.roll_ms;
+        let offsets_overflow = next + count - active.base_offset > i64::from(u32::MAX);
+        if active.size() == 0 || !(full || old || offsets_overflow) {
+            return Ok(());
+        }
+        let new = Segment::create(&self.dir, next, now_ms)?;
+        tracing::debug!(topic = %self.topic, partition = self.key.partition, base_offset = next, "rolled segment");
+        let sealed = st
+            .segments
+            .values()
+            .next_back()
+            .map(|s| (s.base_offset, s.file().clone(), s.index.clone()));
+        st.segments.insert(next, new);
+        let checkpoint = Checkpoint {
+            snapshot_offset: next,
+            producers: st.producers.clone(),
+        };
+        if let Some((base, file, index)) = sealed {
+            self.persist_sealed(base, file, index, checkpoint);
+        }
+        Ok(())
+    }
+
+    /// Fsyncs a sealed segment, then records its index and the checkpoint (off the append path).
+    fn persist_sealed(
+        &self,
+        base: i64,
+        file: Arc<std::fs::File>,
+        index: super::SegmentIndex,
+        checkpoint: Checkpoint,
+    ) {
+        let meta = self.meta.clone();
+        let key = self.key;
+        let persist = self.persist.clone();
+        let job = move || {
+            let mut last = persist.lock().unwrap_or_else(|p| p.into_inner());
+            if *last >= checkpoint.snapshot_offset {
+                return; // a newer checkpoint (clean shutdown) already covers this segment
+            }
+            let saved = file
+                .sync_data()
+                .and_then(|_| meta.save_log(key, &[(base, &index)], &checkpoint));
+            match saved {
+                Ok(()) => *last = checkpoint.snapshot_offset,
+                Err(e) => {
+                    tracing::warn!(error = %e, base_offset = base, "cannot persist a sealed segment's index; recovery will rescan it")
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(job);
+            }
+            Err(_) => job(),
+        }
+    }
+
+    /// Whether unflushed appends are older than `flush_ms` (`log.flush.interval.ms`).
+    pub fn flush_due(&self, now_ms: i64, flush_ms: i64) -> bool {
+        self.lock()
+            .first_unflushed_ms
+            .is_some_and(|first| now_ms.saturating_sub(first) >= flush_ms)
+    }
+
+    /// Fsyncs the log up to at least `offset`; concurrent callers share one fsync.
+    pub async fn sync_to(&self, offset: i64) -> io::Result<()> {
+        let mut synced = self.synced.lock().await;
+        if *synced > offset {
+            return Ok(());
+        }
+        let (files, target) = {
+            let mut st = self.lock();
+            st.unflushed_messages = 0;
+            st.first_unflushed_ms = None;
+            let files: Vec<_> = st
+                .segments
+                .values()
+                .rev()
+                .take(2)
+                .map(|s| s.file().clone())
+                .collect();
+            (files, st.next_offset)
+        };
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data()))
+            .await
+            .map_err(io::Error::other)??;
+        metrics::histogram!("gregor_log_flush_seconds").record(started.elapsed().as_secs_f64());
+        *synced = target;
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset` up to `max_bytes` (at least one batch when `min_one`).
+    pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<FetchData, ReadError> {
+        let (slices, from, hw, start) = {
+            let st = self.lock();
+            let hw = st.next_offset;
+            let start = self.log_start_offset();
+            if offset < start || offset > hw {
+                return Err(ReadError::OffsetOutOfRange);
+            }
+            let mut slices = Vec::new();
+            let mut from = 0;
+            if offset < hw {
+                for (i, seg) in st
+                    .segments
+                    .range(..=offset)
+                    .next_back()
+                    .into_iter()
+                    .chain(st.segments.range(offset + 1..))
+                    .enumerate()
+                {
+                    if i == 0 {
+                        from = seg.1.lookup(offset);
+                    }
+                    slices.push(SegmentSlice {
+                        base_offset: *seg.0,
+                        file: seg.1.file().clone(),
+                        limit: seg.1.size(),
+                    });
+                    if slices.len() == 2 {
+                        break;
+                    }
+                }
+            }
+            (slices, from, hw, start)
+        };
+        let mut records = Bytes::new();
+        let mut from = from;
+        for slice in &slices {
+            if let Some(h) = slice.seek(from, offset)? {
+                records = slice.read_batches(h.position, max_bytes, min_one)?;
+                break;
+            }
+            from = 0;
+        }
+        Ok(FetchData {
+            records,
+            high_watermark: hw,
+            log_start_offset: start,
+        })
+    }
+
+    /// The first offset whose record timestamp is `>= ts`, with that timestamp (ListOffsets).
+    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        let candidates: Vec<(SegmentSlice, u64)> = {
+            let st = self.lock();
+            st.segments
+                .values()
+                .filter(|s| s.index.max_timestamp >= ts)
+                .map(|s| {
+                    (
+                        SegmentSlice {
+                            base_offset: s.base_offset,
+                            file: s.file().clone(),
+                            limit: s.size(),
+                        },
+                        s.lookup_time(ts),
+                    )
+                })
+                .collect()
+        };
+        let start = self.log_start_offset();
+        let config = self.config();
+        for (slice, from) in candidates {
+            let mut pos = from;
+            while let Some(h) = slice.header_at(pos)? {
+                pos += h.size();
+                if h.max_timestamp() < ts || h.last_offset() < start {
+                    continue;
+                }
+                let bytes = slice.read_batch(&h)?;
+                let Ok(view) = super::batch::BatchView::new(&bytes) else {
+                    continue;
+                };
+                let mut found = None;
+                let limit = config.max_message_bytes.saturating_mul(64).max(64 << 20);
+                let _ = records::walk(&view, true, limit, |r| {
+                    if found.is_none()
+                        && r.timestamp >= ts
+                        && view.base_offset() + i64::from(r.offset_delta) >= start
+                    {
+                        found = Some((view.base_offset() + i64::from(r.offset_delta), r.timestamp));
+                    }
+                });
+                if view.is_log_append_time() {
+                    found = Some((view.base_offset().max(start), view.max_timestamp()));
+                }
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let st = self.lock();
+        st.segments
+            .values()
+            .filter(|s| s.index.max_timestamp >= 0)
+            .fold(None, |best: Option<(i64, i64)>, s| match best {
+                Some((_, ts)) if ts >= s.index.max_timestamp => best,
+                _ => Some((s.index.max_timestamp_offset, s.index.max_timestamp)),
+            })
+    }
+
+    /// Registers `notify` to be woken by the next append (a parked long-poll fetch).
+    pub fn register_waiter(&self, notify: &Arc<Notify>) {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        w.retain(|n| Arc::strong_count(n) > 1);
+        w.push(notify.clone());
+    }
+
+    fn wake_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in waiters {
+            w.notify_one();
+        }
+    }
+
+    /// Forgets idle producers (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let ms = self.config().producer_id_expiration_ms;
+        self.lock().producers.expire(now_ms, ms)
+    }
+
+    /// Fsyncs the active segment and persists every index and the checkpoint (clean shutdown).
+    pub fn close(&self) -> io::Result<()> {
+        let st = self.lock();
+        for seg in st.segments.values() {
+            seg.sync()?;
+        }
+        let indexes: Vec<(i64, &super::SegmentIndex)> =
+            st.segments.iter().map(|(b, s)| (*b, &s.index)).collect();
+        let checkpoint = Checkpoint {
+            snapshot_offset: st.next_offset,
+            producers: st.producers.clone(),
+        };
+        let mut last = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        self.meta.save_log(self.key, &indexes, &checkpoint)?;
+        *last = checkpoint.snapshot_offset;
+        Ok(())
+    }
+
+    /// Makes `offset` the new log start: earlier offsets become unreadable and whole segments
+    /// below it are deleted.
+    pub fn delete_before(&self, offset: i64) -> io::Result<()> {
+        let removed: Vec<Segment> = {
+            let mut st = self.lock();
+            let offset = offset.min(st.next_offset);
+            if offset <= self.log_start_offset() {
+                return Ok(());
+            }
+            self.log_start.store(offset, Ordering::Release);
+            let keep_from = st
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map(|(b, _)| *b)
+                .unwrap_or(offset);
+            let doomed: Vec<i64> = st.segments.range(..keep_from).map(|(b, _)| *b).collect();
+            doomed
+                .into_iter()
+                .filter_map(|b| st.segments.remove(&b))
+                .collect()
+        };
+        for seg in removed {
+            self.meta.remove_segment(self.key, seg.base_offset)?;
+            std::fs::remove_file(seg.path())?;
+        }
+        self.meta.save_log_start(self.key, self.log_start_offset())
+    }
+
+    /// Removes every batch at or above the one holding `offset`; the log end becomes that batch's
+    /// base offset (never used on the produce path; kept for the store's interface and tests).
+    pub fn truncate_to(&self, offset: i64) -> io::Result<()> {
+        let mut st = self.lock();
+        if offset >= st.next_offset {
+            return Ok(());
+        }
+        let Some((&base, seg)) = st.segments.range(..=offset).next_back() else {
+            return Ok(());
+        };
+        let slice = SegmentSlice {
+            base_offset: base,
+            file: seg.file().clone(),
+            limit: seg.size(),
+        };
+        let (cut, new_end) = match slice.seek(seg.lookup(offset), offset)? {
+            Some(h) => (h.position, h.base_offset()),
+            None => (seg.size(), st.next_offset),
+        };
+        let later: Vec<i64> = st.segments.range(base + 1..).map(|(b, _)| *b).collect();
+        for b in later {
+            if let Some(s) = st.segments.remove(&b) {
+                self.meta.remove_segment(self.key, b)?;
+                std::fs::remove_file(s.path())?;
+            }
+        }
+        let seg = st.segments.get_mut(&base).expect("segment present");
+        seg.truncate(cut)?;
+        seg.index.offsets.retain(|e| u64::from(e.position) < cut);
+        seg.index.times.retain(|e| u64::from(e.position) <= cut);
+        seg.index.next_offset = new_end;
+        seg.index.indexed_size = cut;
+        st.next_offset = new_end;
+        st.producers.truncate_to(new_end);
+        self.high_watermark.store(new_end, Ordering::Release);
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Opening a partition: the segment files are the truth for the payload. Every segment is opened
+//! with the index the meta store durably holds for it; every byte beyond that index is scanned,
+//! CRC-checked and indexed again, and a torn or corrupt tail is truncated with a warning (and any
+//! later segment removed) before anything is served. Producer state is the persisted snapshot plus
+//! the scanned batches, or is rebuilt from every batch header when the snapshot does not line up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{BatchView, HEADER_LEN};
+use super::partition::State;
+use super::producer_state::ProducerStates;
+use super::segment::{self, Segment, SegmentIndex, SegmentSlice};
+use super::{records, LogConfig, LogMetaStore, Partition, PartitionKey};
+
+/// What a scan of the tail found.
+struct Scanned {
+    /// Headers of the batches scanned, in order, for rebuilding producer state.
+    headers: Vec<([u8; HEADER_LEN], i64)>,
+    torn: bool,
+}
+
+fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if let Some(base) = name.to_str().and_then(segment::parse_file_name) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+fn fresh_index(base: i64) -> SegmentIndex {
+    SegmentIndex {
+        max_timestamp: -1,
+        max_timestamp_offset: -1,
+        next_offset: base,
+        ..SegmentIndex::default()
+    }
+}
+
+/// Scans `seg` from the end of its index, indexing every valid batch; stops at the first batch
+/// that is incomplete, fails its CRC or does not carry the expected base offset.
+fn scan_tail(seg: &mut Segment, config: &LogConfig) -> io::Result<Scanned> {
+    let slice = SegmentSlice {
+        base_offset: seg.base_offset,
+        file: seg.file().clone(),
+        limit: seg.size(),
+    };
+    let mut pos = seg.index.indexed_size;
+    let mut headers = Vec::new();
+    while let Some(h) = slice.header_at(pos)? {
+        let expected = seg.index.next_offset;
+        if h.base_offset() != expected {
+            break;
+        }
+        let bytes = slice.read_batch(&h)?;
+        let Ok(view) = BatchView::checked(&bytes) else {
+            break;
+        };
+        let mut max_ts_offset = view.last_offset();
+        let mut best = i64::MIN;
+        let _ = records::walk(&view, false, 0, |r| {
+            if r.timestamp > best {
+                best = r.timestamp;
+                max_ts_offset = view.base_offset() + i64::from(r.offset_delta);
+            }
+        });
+        seg.index_batch(
+            pos,
+            view.base_offset(),
+            view.last_offset(),
+            view.max_timestamp(),
+            max_ts_offset,
+            h.size(),
+            config.index_interval_bytes,
+        );
+        headers.push((h.bytes, view.base_offset()));
+        pos += h.size();
+    }
+    Ok(Scanned {
+        headers,
+        torn: pos < seg.size(),
+    })
+}
+
+/// Replays every batch header of the log into a fresh producer state.
+fn rebuild_producers(segments: &BTreeMap<i64, Segment>, now_ms: i64) -> io::Result<ProducerStates> {
+    let mut producers = ProducerStates::default();
+    for seg in segments.values() {
+        let slice = SegmentSlice {
+            base_offset: seg.base_offset,
+            file: seg.file().clone(),
+            limit: seg.size(),
+        };
+        let mut pos = 0;
+        while let Some(h) = slice.header_at(pos)? {
+            producers.update(&BatchView::header_only(&h.bytes), h.base_offset(), now_ms);
+            pos += h.size();
+        }
+    }
+    Ok(producers)
+}
+
+impl Partition {
+    /// Opens (creating if needed) the partition stored in `dir`, recovering as described above.
+    pub fn open(
+        key: PartitionKey,
+        topic: Arc<str>,
+        dir: PathBuf,
+        config: LogConfig,
+        meta: Arc<dyn LogMetaStore>,
+        now_ms: i64,
+    ) -> io::Result<Partition> {
+        std::fs::create_dir_all(&dir)?;
+        let persisted = meta.load_log(key)?;
+        let mut indexes: HashMap<i64, SegmentIndex> = persisted.segments.into_iter().collect();
+        let mut bases = list_segments(&dir)?;
+        let hint = persisted.log_start_offset.unwrap_or(0);
+        if bases.is_empty() {
+            Segment::create(&dir, hint, now_ms)?;
+            bases.push(hint);
+        }
+        let mut segments = BTreeMap::new();
+        let mut tail_headers = Vec::new();
+        let mut scan_start: Option<i64> = None;
+        let mut stop_after = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let index = indexes.remove(&base).unwrap_or_else(|| fresh_index(base));
+            let mut seg = Segment::open(&dir, base, index, now_ms)?;
+            if seg.index.indexed_size > seg.size() {
+                tracing::warn!(topic = %topic, partition = key.partition, base_offset = base, "segment shorter than its index; rescanning it");
+                seg.index = fresh_index(base);
+            }
+            if seg.index.indexed_size < seg.size() {
+                scan_start.get_or_insert(seg.index.next_offset);
+                let scanned = scan_tail(&mut seg, &config)?;
+                tail_headers.extend(scanned.headers);
+                if scanned.torn {
+                    let valid = seg.index.indexed_size;
+                    tracing::warn!(
+                        topic = %topic,
+                        partition = key.partition,
+                        segment = %seg.path().display(),
+                        valid_bytes = valid,
+                        dropped_bytes = seg.size() - valid,
+                        "torn or corrupt batch at the end of the log: truncating it"
+                    );
+                    seg.truncate(valid)?;
+                    stop_after = Some(i);
+                }
+            }
+            let last_offset = seg.index.next_offset;
+            segments.insert(base, seg);
+            if stop_after.is_some() {
+                for &later in &bases[i + 1..] {
+                    tracing::warn!(topic = %topic, partition = key.partition, base_offset = later, "removing segment after a truncated one");
+                    meta.remove_segment(key, later)?;
+                    std::fs::remove_file(dir.join(segment::file_name(later)))?;
+                }
+                break;
+            }
+            if last_offset <= hint && bases.get(i + 1).is_some() {
+                // Wholly below the log start offset: a deletion that did not finish.
+                let seg = segments.remove(&base).expect("just inserted");
+                meta.remove_segment(key, base)?;
+                std::fs::remove_file(seg.path())?;
+            }
+        }
+        for stale in indexes.keys() {
+            meta.remove_segment(key, *stale)?;
+        }
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map_or(hint, |s| s.index.next_offset);
+        let first_base = segments.keys().next().copied().unwrap_or(hint);
+        let log_start = hint.max(first_base).min(next_offset);
+        let producers = match (persisted.checkpoint, scan_start) {
+            (Some(cp), Some(start)) if cp.snapshot_offset == start => {
+                let mut p = cp.producers;
+                for (h, base) in &tail_headers {
+                    p.update(&BatchView::header_only(h), *base, now_ms);
+                }
+                p
+            }
+            (Some(cp), None) if cp.snapshot_offset == next_offset => cp.producers,
+            _ => rebuild_producers(&segments, now_ms)?,
+        };
+        if scan_start.is_some() {
+            tracing::info!(topic = %topic, partition = key.partition, next_offset, "recovered partition log");
+        }
+        let state = State {
+            segments,
+            next_offset,
+            producers,
+            unflushed_messages: 0,
+            first_unflushed_ms: None,
+        };
+        Ok(Partition::from_parts(
+            key, topic, dir, config, state, log_start, meta,
+        ))
+    }
+}

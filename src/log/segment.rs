@@ -1,0 +1,365 @@
+//! One append-only segment file of record batches (Kafka's `.log` format: batches back to back),
+//! with its sparse offset and time indexes held in memory and persisted through the meta store.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{self, BatchView, HEADER_LEN};
+
+/// One sparse index entry: a batch starting at `position` whose base offset is `base + rel_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OffsetEntry {
+    pub rel_offset: u32,
+    pub position: u32,
+}
+
+/// One time index entry: every batch before `position` has timestamps `<= max_timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimeEntry {
+    pub max_timestamp: i64,
+    pub position: u32,
+}
+
+/// The persisted form of a segment's indexes (see `meta`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SegmentIndex {
+    pub offsets: Vec<OffsetEntry>,
+    pub times: Vec<TimeEntry>,
+    /// Bytes of the file the indexes cover.
+    pub indexed_size: u64,
+    pub max_timestamp: i64,
+    /// Offset of the record carrying `max_timestamp`.
+    pub max_timestamp_offset: i64,
+    /// Offset after the last indexed batch.
+    pub next_offset: i64,
+}
+
+pub fn file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+/// Parses a segment file name back to its base offset.
+pub fn parse_file_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    path: PathBuf,
+    file: Arc<File>,
+    /// Bytes written (and visible to readers).
+    size: u64,
+    pub index: SegmentIndex,
+    bytes_since_index: u64,
+    /// Wall-clock millis of the first append, for `log.roll.ms`.
+    pub created_ms: i64,
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
+        let path = dir.join(file_name(base_offset));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        Ok(Segment {
+            base_offset,
+            path,
+            file: Arc::new(file),
+            size: 0,
+            index: SegmentIndex {
+                max_timestamp: -1,
+                max_timestamp_offset: -1,
+                next_offset: base_offset,
+                ..SegmentIndex::default()
+            },
+            bytes_since_index: 0,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing file; `index` describes a prefix of it (recovery extends it).
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index: SegmentIndex,
+        now_ms: i64,
+    ) -> io::Result<Self> {
+        let path = dir.join(file_name(base_offset));
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Segment {
+            base_offset,
+            path,
+            file: Arc::new(file),
+            size,
+            index,
+            bytes_since_index: 0,
+            created_ms: now_ms,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends already-validated batch pieces in one vectored write. Called with the partition lock
+    /// held; the bytes are in the page cache (surviving a process kill) when this returns.
+    pub fn append(&mut self, pieces: &mut [IoSlice<'_>]) -> io::Result<u64> {
+        let start = self.size;
+        let mut slices = pieces;
+        let mut written = 0u64;
+        while !slices.is_empty() {
+            let n = (&*self.file).write_vectored(slices)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            written += n as u64;
+            IoSlice::advance_slices(&mut slices, n);
+        }
+        self.size = start + written;
+        Ok(start)
+    }
+
+    /// Records a batch that now lives at `position` in the index (sparse, every `interval` bytes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn index_batch(
+        &mut self,
+        position: u64,
+        base_offset: i64,
+        last_offset: i64,
+        max_ts: i64,
+        max_ts_offset: i64,
+        len: u64,
+        interval: u64,
+    ) {
+        if self.index.offsets.is_empty() || self.bytes_since_index >= interval {
+            self.index.offsets.push(OffsetEntry {
+                rel_offset: (base_offset - self.base_offset) as u32,
+                position: position as u32,
+            });
+            let grew = self
+                .index
+                .times
+                .last()
+                .is_none_or(|t| t.max_timestamp < self.index.max_timestamp);
+            if self.index.max_timestamp >= 0 && grew {
+                self.index.times.push(TimeEntry {
+                    max_timestamp: self.index.max_timestamp,
+                    position: position as u32,
+                });
+            }
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += len;
+        if max_ts > self.index.max_timestamp {
+            self.index.max_timestamp = max_ts;
+            self.index.max_timestamp_offset = max_ts_offset;
+        }
+        self.index.next_offset = last_offset + 1;
+        self.index.indexed_size = position + len;
+    }
+
+    /// Position of the last indexed batch whose base offset is `<= offset`.
+    pub fn lookup(&self, offset: i64) -> u64 {
+        let rel = (offset - self.base_offset).max(0) as u64;
+        let idx = self
+            .index
+            .offsets
+            .partition_point(|e| u64::from(e.rel_offset) <= rel);
+        if idx == 0 {
+            0
+        } else {
+            u64::from(self.index.offsets[idx - 1].position)
+        }
+    }
+
+    /// Position from which to scan for the first record with timestamp `>= ts`.
+    pub fn lookup_time(&self, ts: i64) -> u64 {
+        let idx = self.index.times.partition_point(|e| e.max_timestamp < ts);
+        if idx == 0 {
+            0
+        } else {
+            u64::from(self.index.times[idx - 1].position)
+        }
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Cuts the file back to `len` bytes (recovery of a torn tail, never under readers).
+    pub fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.size = len;
+        Ok(())
+    }
+}
+
+/// A read-only handle on a prefix of a segment, taken under the partition lock and used after it.
+#[derive(Clone)]
+pub struct SegmentSlice {
+    pub base_offset: i64,
+    pub file: Arc<File>,
+    /// Readable bytes (everything below the high watermark).
+    pub limit: u64,
+}
+
+/// The header of the batch at a position, read from the file.
+pub struct HeaderAt {
+    pub position: u64,
+    pub bytes: [u8; HEADER_LEN],
+}
+
+impl HeaderAt {
+    pub fn size(&self) -> u64 {
+        batch::framed_size(&self.bytes).unwrap_or(0) as u64
+    }
+    pub fn base_offset(&self) -> i64 {
+        batch::base_offset_of(&self.bytes)
+    }
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset()
+            + i64::from(i32::from_be_bytes(
+                self.bytes[23..27].try_into().expect("4"),
+            ))
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        i64::from_be_bytes(self.bytes[35..43].try_into().expect("8"))
+    }
+}
+
+impl SegmentSlice {
+    /// Reads the batch header at `position`, or `None` at the end of the readable prefix.
+    pub fn header_at(&self, position: u64) -> io::Result<Option<HeaderAt>> {
+        if position + HEADER_LEN as u64 > self.limit {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; HEADER_LEN];
+        self.file.read_exact_at(&mut bytes, position)?;
+        let h = HeaderAt { position, bytes };
+        if h.size() < HEADER_LEN as u64 || position + h.size() > self.limit {
+            return Ok(None);
+        }
+        Ok(Some(h))
+    }
+
+    /// Position of the first batch at or after `from` whose last offset is `>= offset`.
+    pub fn seek(&self, from: u64, offset: i64) -> io::Result<Option<HeaderAt>> {
+        let mut pos = from;
+        while let Some(h) = self.header_at(pos)? {
+            if h.last_offset() >= offset {
+                return Ok(Some(h));
+            }
+            pos += h.size();
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches starting at `position`, up to `max_bytes` in total, but always at least
+    /// the first batch (Kafka's rule, so a consumer can always make progress) when `min_one`.
+    pub fn read_batches(&self, position: u64, max_bytes: u64, min_one: bool) -> io::Result<Bytes> {
+        let available = self.limit.saturating_sub(position);
+        let want = available.min(max_bytes);
+        let mut buf = BytesMut::zeroed(want as usize);
+        self.file.read_exact_at(&mut buf, position)?;
+        let whole: usize = batch::frames(&buf).map(<[u8]>::len).sum();
+        if whole > 0 || !min_one {
+            buf.truncate(whole);
+            return Ok(buf.freeze());
+        }
+        match self.header_at(position)? {
+            Some(h) => {
+                let mut one = BytesMut::zeroed(h.size() as usize);
+                self.file.read_exact_at(&mut one, position)?;
+                Ok(one.freeze())
+            }
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// Reads the whole batch at `position` (for record-level scans such as timestamp lookup).
+    pub fn read_batch(&self, h: &HeaderAt) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; h.size() as usize];
+        self.file.read_exact_at(&mut buf, h.position)?;
+        Ok(buf)
+    }
+}
+
+/// Checks that `bytes` holds a whole, CRC-valid batch (used by recovery scans).
+pub fn valid_batch(bytes: &[u8]) -> bool {
+    BatchView::checked(bytes).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::batch::tests::build_batch;
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(file_name(42), "00000000000000000042.log");
+        assert_eq!(parse_file_name("00000000000000000042.log"), Some(42));
+        assert_eq!(parse_file_name("42.log"), None);
+        assert_eq!(parse_file_name("00000000000000000042.index"), None);
+    }
+
+    #[test]
+    fn append_index_and_read_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 0).unwrap();
+        let mut pos = Vec::new();
+        for i in 0..10i64 {
+            let b = build_batch(i * 2, &[(None, Some(b"aaaaaaaaaa")), (None, Some(b"b"))]);
+            let p = seg.append(&mut [IoSlice::new(&b)]).unwrap();
+            seg.index_batch(
+                p,
+                i * 2,
+                i * 2 + 1,
+                1000 + i,
+                i * 2 + 1,
+                b.len() as u64,
+                100,
+            );
+            pos.push((p, b.len() as u64));
+        }
+        assert!(seg.index.offsets.len() > 1 && seg.index.offsets.len() < 10);
+        let slice = SegmentSlice {
+            base_offset: 0,
+            file: seg.file().clone(),
+            limit: seg.size(),
+        };
+        let from = seg.lookup(13);
+        let h = slice.seek(from, 13).unwrap().unwrap();
+        assert_eq!(h.base_offset(), 12);
+        let data = slice
+            .read_batches(h.position, pos[6].1 * 2 + 5, true)
+            .unwrap();
+        assert_eq!(batch::frames(&data).count(), 2);
+        // Budget smaller than one batch: still one whole batch.
+        let one = slice.read_batches(h.position, 10, true).unwrap();
+        assert_eq!(one.len() as u64, pos[6].1);
+        assert!(valid_batch(&one));
+        assert!(slice
+            .read_batches(h.position, 10, false)
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -1,0 +1,101 @@
+//! The `gregor` binary: `gregor [CONFIG] [--config FILE] [--override key=value]...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// A Kafka wire-protocol-compatible broker. With no arguments it serves 127.0.0.1:9092 with data
+/// in ./data. Configuration uses Kafka's property names (server.properties).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A server.properties file (as given to kafka-server-start.sh).
+    #[arg(value_name = "CONFIG")]
+    positional_config: Option<PathBuf>,
+    /// A server.properties file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Overrides one property, e.g. --override log.dirs=/var/lib/gregor (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let cli = Cli::parse();
+    let path = cli.config.or(cli.positional_config);
+    let config = match gregor::Config::load(path.as_deref(), &cli.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let addr = (config.listener.host.clone(), config.listener.port);
+        let bind_host = if addr.0.is_empty() { "0.0.0.0".to_string() } else { addr.0.clone() };
+        let broker = match tokio::task::spawn_blocking(move || gregor::Broker::open(config)).await {
+            Ok(Ok(b)) => Arc::new(b),
+            Ok(Err(e)) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                tracing::error!("start-up failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind((bind_host.as_str(), addr.1)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot listen on {bind_host}:{}: {e}", addr.1);
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            advertised = %format!("{}:{}", broker.config.advertised.host, broker.config.advertised.port),
+            data = %broker.config.data_dir.display(),
+            cluster_id = %broker.cluster_id,
+            version = env!("CARGO_PKG_VERSION"),
+            "gregor started"
+        );
+        gregor::run(broker, listener, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,194 @@
+//! The sled database: topics and their ids and configs, per-partition segment indexes, producer
+//! snapshots and log start offsets, and the producer-id counter. Keys are big-endian so byte order
+//! is numeric order; each logical change is one sled batch. Anything acknowledged to a client that
+//! lives only here (topic creation, InitProducerId) is flushed before the acknowledgement.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::log::{Checkpoint, LogMetaStore, PartitionKey, PersistedLog, SegmentIndex};
+
+const KIND_CHECKPOINT: u8 = 0;
+const KIND_SEGMENT: u8 = 1;
+const KIND_LOG_START: u8 = 2;
+
+/// A topic as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    /// Topic-level config overrides (Kafka names).
+    pub configs: BTreeMap<String, String>,
+}
+
+pub struct Meta {
+    db: sled::Db,
+    topics: sled::Tree,
+    logs: sled::Tree,
+    broker: sled::Tree,
+}
+
+fn to_io(e: sled::Error) -> io::Error {
+    match e {
+        sled::Error::Io(e) => e,
+        other => io::Error::other(other),
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
+    postcard::to_stdvec(v).map_err(io::Error::other)
+}
+
+fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> io::Result<T> {
+    postcard::from_bytes(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn log_prefix(key: PartitionKey) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(key.topic_id.as_bytes());
+    k[16..].copy_from_slice(&key.partition.to_be_bytes());
+    k
+}
+
+fn log_key(key: PartitionKey, kind: u8, base: i64) -> [u8; 29] {
+    let mut k = [0u8; 29];
+    k[..20].copy_from_slice(&log_prefix(key));
+    k[20] = kind;
+    k[21..].copy_from_slice(&base.to_be_bytes());
+    k
+}
+
+impl Meta {
+    pub fn open(dir: &Path) -> io::Result<Meta> {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(to_io)?;
+        Ok(Meta {
+            topics: db.open_tree("topics").map_err(to_io)?,
+            logs: db.open_tree("logs").map_err(to_io)?,
+            broker: db.open_tree("broker").map_err(to_io)?,
+            db,
+        })
+    }
+
+    /// Makes every change so far durable.
+    pub async fn flush(&self) -> io::Result<()> {
+        let started = std::time::Instant::now();
+        self.db.flush_async().await.map_err(to_io)?;
+        metrics::histogram!("gregor_meta_flush_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    pub fn flush_blocking(&self) -> io::Result<()> {
+        self.db.flush().map(|_| ()).map_err(to_io)
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    pub fn topics(&self) -> io::Result<Vec<TopicRecord>> {
+        self.topics
+            .iter()
+            .values()
+            .map(|v| decode(&v.map_err(to_io)?))
+            .collect()
+    }
+
+    /// Records a topic (not yet durable: call [`Meta::flush`] before acknowledging).
+    pub fn put_topic(&self, topic: &TopicRecord) -> io::Result<()> {
+        self.topics
+            .insert(topic.name.as_bytes(), encode(topic)?)
+            .map_err(to_io)?;
+        Ok(())
+    }
+
+    /// Forgets a topic and everything persisted about its partitions.
+    pub fn delete_topic(&self, topic: &TopicRecord) -> io::Result<()> {
+        self.topics.remove(topic.name.as_bytes()).map_err(to_io)?;
+        let mut batch = sled::Batch::default();
+        for k in self.logs.scan_prefix(topic.id.as_bytes()).keys() {
+            batch.remove(k.map_err(to_io)?);
+        }
+        self.logs.apply_batch(batch).map_err(to_io)
+    }
+
+    /// Reserves `count` producer ids and returns the first (durable when this returns).
+    pub async fn allocate_producer_ids(&self, count: i64) -> io::Result<i64> {
+        let prev = self
+            .broker
+            .fetch_and_update("next_producer_id", |old| {
+                let cur = old.map_or(0, |b| i64::from_be_bytes(b.try_into().unwrap_or([0; 8])));
+                Some((cur + count).to_be_bytes().to_vec())
+            })
+            .map_err(to_io)?;
+        let start = prev.map_or(0, |b| {
+            i64::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 8]))
+        });
+        self.flush().await?;
+        Ok(start)
+    }
+}
+
+impl LogMetaStore for Meta {
+    fn load_log(&self, key: PartitionKey) -> io::Result<PersistedLog> {
+        let mut out = PersistedLog::default();
+        for item in self.logs.scan_prefix(log_prefix(key)) {
+            let (k, v) = item.map_err(to_io)?;
+            if k.len() != 29 {
+                continue;
+            }
+            let base = i64::from_be_bytes(k[21..29].try_into().expect("8 bytes"));
+            match k[20] {
+                KIND_CHECKPOINT => out.checkpoint = Some(decode::<Checkpoint>(&v)?),
+                KIND_SEGMENT => out.segments.push((base, decode::<SegmentIndex>(&v)?)),
+                KIND_LOG_START => out.log_start_offset = Some(decode::<i64>(&v)?),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn save_log(
+        &self,
+        key: PartitionKey,
+        segments: &[(i64, &SegmentIndex)],
+        checkpoint: &Checkpoint,
+    ) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        for (base, index) in segments {
+            batch.insert(&log_key(key, KIND_SEGMENT, *base)[..], encode(index)?);
+        }
+        batch.insert(&log_key(key, KIND_CHECKPOINT, 0)[..], encode(checkpoint)?);
+        self.logs.apply_batch(batch).map_err(to_io)
+    }
+
+    fn save_log_start(&self, key: PartitionKey, offset: i64) -> io::Result<()> {
+        self.logs
+            .insert(&log_key(key, KIND_LOG_START, 0)[..], encode(&offset)?)
+            .map_err(to_io)?;
+        Ok(())
+    }
+
+    fn remove_segment(&self, key: PartitionKey, base_offset: i64) -> io::Result<()> {
+        self.logs
+            .remove(&log_key(key, KIND_SEGMENT, base_offset)[..])
+            .map_err(to_io)?;
+        Ok(())
+    }
+
+    fn remove_log(&self, key: PartitionKey) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        for k in self.logs.scan_prefix(log_prefix(key)).keys() {
+            batch.remove(k.map_err(to_io)?);
+        }
+        self.logs.apply_batch(batch).map_err(to_io)
+    }
+}

@@ -1,0 +1,81 @@
+//! The accept loop and the broker's lifetime: background maintenance, graceful shutdown (stop
+//! accepting, let in-flight requests finish, checkpoint and flush, return).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::connection;
+use crate::log::now_ms;
+
+/// How long shutdown waits for connections to finish their current request.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often idle producer ids are expired and time-based flushes are checked.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Serves `listener` until `shutdown` completes, then drains and closes the broker.
+pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(maintenance(broker.clone(), stop.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracker.spawn(connection::serve(stream, peer, broker.clone(), stop.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down: no longer accepting connections");
+    drop(listener);
+    stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    let b = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || b.close()).await;
+    tracing::info!("shutdown complete");
+}
+
+/// Periodic work: expire idle producer ids, honour `log.flush.interval.ms`.
+async fn maintenance(broker: Arc<Broker>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let flush_ms = broker.config.log.flush_interval_ms;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let now = now_ms();
+        for topic in broker.topics.all() {
+            for p in &topic.partitions {
+                let expired = p.expire_producers(now);
+                if expired > 0 {
+                    tracing::debug!(topic = %topic.name, partition = p.key.partition, expired, "expired idle producer ids");
+                }
+                if flush_ms != i64::MAX && p.flush_due(now, flush_ms) {
+                    if let Err(e) = p.sync_to(p.log_end_offset() - 1).await {
+                        tracing::error!(topic = %topic.name, partition = p.key.partition, error = %e, "scheduled fsync failed");
+                    }
+                }
+            }
+        }
+    }
+}

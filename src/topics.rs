@@ -1,0 +1,310 @@
+//! The topic registry: topics by name and id, each with its partitions' logs. Creation and
+//! deletion are serialised, persisted in the meta store and flushed before they are acknowledged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use crate::log::{now_ms, LogConfig, Partition, PartitionKey};
+use crate::meta::{Meta, TopicRecord};
+
+/// Kafka's limit on topic name length.
+const MAX_NAME_LEN: usize = 249;
+
+pub struct Topic {
+    pub name: Arc<str>,
+    pub id: Uuid,
+    pub partitions: Vec<Arc<Partition>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+#[derive(Default)]
+struct Maps {
+    by_name: HashMap<Arc<str>, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+pub struct Topics {
+    data_dir: PathBuf,
+    meta: Arc<Meta>,
+    log_config: LogConfig,
+    maps: RwLock<Maps>,
+    /// Serialises create and delete (they touch sled and the file system together).
+    changes: tokio::sync::Mutex<()>,
+}
+
+/// A failed topic operation: the Kafka error and its message.
+#[derive(Debug)]
+pub struct TopicError {
+    pub error: ResponseError,
+    pub message: String,
+}
+
+impl TopicError {
+    fn new(error: ResponseError, message: impl Into<String>) -> Self {
+        TopicError {
+            error,
+            message: message.into(),
+        }
+    }
+    fn storage(e: io::Error) -> Self {
+        tracing::error!(error = %e, "topic storage operation failed");
+        TopicError::new(ResponseError::KafkaStorageError, e.to_string())
+    }
+}
+
+/// Checks a topic name as Kafka's `Topic.validate` does.
+pub fn validate_name(name: &str) -> Result<(), TopicError> {
+    let bad = |m: String| Err(TopicError::new(ResponseError::InvalidTopicException, m));
+    if name.is_empty() {
+        return bad("topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return bad("topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad(format!("topic name is illegal, it can't be longer than {MAX_NAME_LEN} characters, topic name: {name}"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return bad(format!("topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
+fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+impl Topics {
+    /// Loads every persisted topic and opens (recovering) its partitions.
+    pub fn open(data_dir: &Path, meta: Arc<Meta>, log_config: LogConfig) -> io::Result<Topics> {
+        let topics = Topics {
+            data_dir: data_dir.to_path_buf(),
+            meta,
+            log_config,
+            maps: RwLock::new(Maps::default()),
+            changes: tokio::sync::Mutex::new(()),
+        };
+        let mut expected_dirs = std::collections::HashSet::new();
+        for record in topics.meta.topics()? {
+            for p in 0..record.partitions {
+                expected_dirs.insert(format!("{}-{p}", record.name));
+            }
+            let topic = topics.open_topic(&record)?;
+            topics.insert(topic);
+        }
+        for entry in std::fs::read_dir(data_dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type()?.is_dir() && name != "meta" && !expected_dirs.contains(&name) {
+                tracing::warn!(dir = %name, "removing a partition directory no topic owns (an unfinished create or delete)");
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Ok(topics)
+    }
+
+    fn open_topic(&self, record: &TopicRecord) -> io::Result<Topic> {
+        let name: Arc<str> = Arc::from(record.name.as_str());
+        let partitions = (0..record.partitions)
+            .map(|p| {
+                let key = PartitionKey {
+                    topic_id: record.id,
+                    partition: p,
+                };
+                let dir = partition_dir(&self.data_dir, &record.name, p);
+                Partition::open(
+                    key,
+                    name.clone(),
+                    dir,
+                    self.log_config.clone(),
+                    self.meta.clone(),
+                    now_ms(),
+                )
+                .map(Arc::new)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Topic {
+            name,
+            id: record.id,
+            partitions,
+            configs: record.configs.clone(),
+        })
+    }
+
+    fn insert(&self, topic: Topic) {
+        let topic = Arc::new(topic);
+        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+        maps.by_name.insert(topic.name.clone(), topic.clone());
+        maps.by_id.insert(topic.id, topic);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.maps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .get(name)
+            .cloned()
+    }
+
+    pub fn get_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.maps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .get(id)
+            .cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = self
+            .maps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Creates a topic; durable when this returns. `validate_only` checks without creating.
+    pub async fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_name(name)?;
+        if partitions < 1 {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                "number of partitions must be larger than 0",
+            ));
+        }
+        let _guard = self.changes.lock().await;
+        if self.get(name).is_some() {
+            return Err(TopicError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("topic '{name}' already exists"),
+            ));
+        }
+        let collides = {
+            let maps = self.maps.read().unwrap_or_else(|p| p.into_inner());
+            let norm = name.replace('.', "_");
+            maps.by_name
+                .keys()
+                .find(|n| n.replace('.', "_") == norm)
+                .cloned()
+        };
+        if let Some(other) = collides {
+            return Err(TopicError::new(
+                ResponseError::InvalidTopicException,
+                format!("topic '{name}' collides with existing topic: {other}"),
+            ));
+        }
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                name: Arc::from(name),
+                id: Uuid::nil(),
+                partitions: Vec::new(),
+                configs,
+            }));
+        }
+        let record = TopicRecord {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
+        let topic = self.open_topic(&record).map_err(TopicError::storage)?;
+        self.meta.put_topic(&record).map_err(TopicError::storage)?;
+        self.meta.flush().await.map_err(TopicError::storage)?;
+        self.insert(topic);
+        tracing::info!(topic = %name, partitions, "created topic");
+        metrics::counter!("gregor_topics_created_total").increment(1);
+        Ok(self.get(name).expect("just inserted"))
+    }
+
+    /// Deletes a topic and its data; durable when this returns.
+    pub async fn delete(&self, topic: &Arc<Topic>) -> Result<(), TopicError> {
+        let _guard = self.changes.lock().await;
+        let record = TopicRecord {
+            name: topic.name.to_string(),
+            id: topic.id,
+            partitions: topic.partitions.len() as i32,
+            configs: topic.configs.clone(),
+        };
+        {
+            let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+            maps.by_name.remove(&topic.name);
+            maps.by_id.remove(&topic.id);
+        }
+        self.meta
+            .delete_topic(&record)
+            .map_err(TopicError::storage)?;
+        self.meta.flush().await.map_err(TopicError::storage)?;
+        for p in 0..record.partitions {
+            let dir = partition_dir(&self.data_dir, &record.name, p);
+            let doomed =
+                self.data_dir
+                    .join(format!("{}-{p}.{}-delete", record.name, record.id.simple()));
+            if let Err(e) =
+                std::fs::rename(&dir, &doomed).and_then(|_| std::fs::remove_dir_all(&doomed))
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's data");
+            }
+        }
+        tracing::info!(topic = %record.name, "deleted topic");
+        metrics::counter!("gregor_topics_deleted_total").increment(1);
+        Ok(())
+    }
+
+    /// Fsyncs and checkpoints every partition (clean shutdown).
+    pub fn close(&self) {
+        for topic in self.all() {
+            for p in &topic.partitions {
+                if let Err(e) = p.close() {
+                    tracing::error!(topic = %topic.name, partition = p.key.partition, error = %e, "cannot checkpoint partition at shutdown");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_name("orders.v1_x-2").is_ok());
+        for bad in ["", ".", "..", "a b", "ü", &"x".repeat(250)] {
+            assert_eq!(
+                validate_name(bad).unwrap_err().error,
+                ResponseError::InvalidTopicException,
+                "{bad}"
+            );
+        }
+        assert!(validate_name(&"x".repeat(249)).is_ok());
+    }
+}
