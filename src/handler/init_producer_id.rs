@@ -17,6 +17,14 @@ pub async fn handle(
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| t.0.is_empty())
+    {
+        resp.error_code = ResponseError::InvalidRequest.code();
+        return Some(resp);
+    }
     if req.transactional_id.is_some() {
         // No transaction coordinator yet: Kafka answers a broker without one this way.
         resp.error_code = ResponseError::CoordinatorNotAvailable.code();

@@ -68,10 +68,9 @@ impl Segment {
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
         let path = dir.join(file_name(base_offset));
         let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .read(true)
-            .write(true)
+            .append(true)
             .open(&path)?;
         Ok(Segment {
             base_offset,
@@ -97,7 +96,8 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<Self> {
         let path = dir.join(file_name(base_offset));
-        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        // O_APPEND: every write lands at the end, whatever a reopen or truncation did to the position.
+        let file = OpenOptions::new().read(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
         Ok(Segment {
             base_offset,

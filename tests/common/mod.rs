@@ -1,0 +1,231 @@
+//! Test helpers: an in-process broker on 127.0.0.1:0 with a temporary data dir, and a raw-frame
+//! client that speaks the Kafka protocol with kafka-protocol's request encoders.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestBroker {
+    pub async fn start(overrides: &[(&str, &str)]) -> TestBroker {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, overrides).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> TestBroker {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut raw: BTreeMap<String, String> = BTreeMap::new();
+        raw.insert("log.dirs".into(), dir.path().display().to_string());
+        raw.insert("listeners".into(), format!("PLAINTEXT://{addr}"));
+        for (k, v) in overrides {
+            raw.insert(k.to_string(), v.to_string());
+        }
+        let config = gregor::Config::from_map(raw).unwrap();
+        let broker = Arc::new(
+            tokio::task::spawn_blocking(move || gregor::Broker::open(config).unwrap())
+                .await
+                .unwrap(),
+        );
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(gregor::run(broker, listener, async move {
+            let _ = rx.await;
+        }));
+        TestBroker {
+            addr,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Graceful shutdown; returns the data dir for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    next_correlation: i32,
+}
+
+pub const CLIENT_ID: &str = "gregor-tests";
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            next_correlation: 1,
+        }
+    }
+
+    /// Encodes a request frame (length prefix included) and returns its correlation id.
+    pub fn frame<T: Encodable>(&mut self, api: ApiKey, version: i16, body: &T) -> (i32, Bytes) {
+        let correlation = self.next_correlation;
+        self.next_correlation += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = api as i16;
+        header.request_api_version = version;
+        header.correlation_id = correlation;
+        header.client_id = Some(StrBytes::from_static_str(CLIENT_ID));
+        let hv = api.request_header_version(version);
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header.encode(&mut buf, hv).unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        (correlation, buf.freeze())
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads one response frame; `None` if the broker closed the connection.
+    pub async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut len))
+            .await
+            .expect("response timed out")
+            .ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).await.ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// Waits up to `ms` for the next frame: `Some(Some)` a frame, `Some(None)` closed, `None` silence.
+    pub async fn try_read_frame(&mut self, ms: u64) -> Option<Option<Bytes>> {
+        tokio::time::timeout(Duration::from_millis(ms), async {
+            let mut len = [0u8; 4];
+            self.stream.read_exact(&mut len).await.ok()?;
+            let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+            self.stream.read_exact(&mut body).await.ok()?;
+            Some(Bytes::from(body))
+        })
+        .await
+        .ok()
+    }
+
+    pub async fn request<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &Req,
+    ) -> Resp {
+        let (corr, frame) = self.frame(api, version, body);
+        self.send_raw(&frame).await;
+        let mut resp = self.read_frame().await.expect("connection closed");
+        decode_response(api, version, corr, &mut resp)
+    }
+
+    /// True once the broker has closed the connection (reads EOF within the timeout).
+    pub async fn closed_by_broker(&mut self) -> bool {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+pub fn decode_response<Resp: Decodable>(
+    api: ApiKey,
+    version: i16,
+    corr: i32,
+    frame: &mut Bytes,
+) -> Resp {
+    let hv = if api == ApiKey::ApiVersions {
+        0
+    } else {
+        api.response_header_version(version)
+    };
+    let header = ResponseHeader::decode(frame, hv).unwrap();
+    assert_eq!(header.correlation_id, corr, "responses out of order");
+    let resp = Resp::decode(frame, version).unwrap();
+    assert_eq!(frame.remaining(), 0, "trailing bytes in response");
+    resp
+}
+
+/// Builds an uncompressed v2 record batch with the given values (keys `k{i}`).
+pub fn batch(values: &[&[u8]], producer: Option<(i64, i16, i32)>) -> Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset - sequence stays constant.
+            sequence: seq + i as i32,
+            timestamp: 1_000 + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// Current resident set size of this process in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}

@@ -1,0 +1,243 @@
+//! Conformance suite for the partition store interface (`gregor::log::Partition`): the invariants
+//! written in `src/log/mod.rs`, exercised through append, read, log start/end, delete-before,
+//! truncate-to, reopen (recovery) and torn-tail handling.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gregor::log::{batch, LogConfig, Partition, PartitionKey, ReadError};
+use gregor::meta::Meta;
+use uuid::Uuid;
+
+mod common;
+
+struct Store {
+    dir: tempfile::TempDir,
+    meta: Arc<Meta>,
+    key: PartitionKey,
+    config: LogConfig,
+}
+
+impl Store {
+    fn new(config: LogConfig) -> Store {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Arc::new(Meta::open(&dir.path().join("meta")).unwrap());
+        Store {
+            dir,
+            meta,
+            key: PartitionKey {
+                topic_id: Uuid::new_v4(),
+                partition: 0,
+            },
+            config,
+        }
+    }
+    fn open(&self) -> Partition {
+        Partition::open(
+            self.key,
+            Arc::from("t"),
+            self.dir.path().join("t-0"),
+            self.config.clone(),
+            self.meta.clone(),
+            gregor::log::now_ms(),
+        )
+        .unwrap()
+    }
+    fn segment_files(&self) -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(self.dir.path().join("t-0"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 2048,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
+}
+
+fn values(records: &Bytes) -> Vec<(i64, Vec<u8>)> {
+    kafka_protocol::records::RecordBatchDecoder::decode_all(&mut records.clone())
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| {
+            s.records
+                .into_iter()
+                .map(|r| (r.offset, r.value.unwrap().to_vec()))
+        })
+        .collect()
+}
+
+/// Reads everything from `from` to the log end, batch by batch.
+fn read_all(p: &Partition, from: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut out: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut next = from;
+    while next < p.log_end_offset() {
+        let d = p.read(next, 1000, true).unwrap();
+        assert!(!d.records.is_empty(), "no progress at {next}");
+        for (o, v) in values(&d.records) {
+            if o >= next {
+                out.push((o, v));
+            }
+        }
+        next = out.last().unwrap().0 + 1;
+    }
+    out
+}
+
+fn append_n(p: &Partition, n: usize, tag: &str) -> Vec<i64> {
+    (0..n)
+        .map(|i| {
+            let v = format!("{tag}-{i}-{}", "x".repeat(i % 50));
+            let b = common::batch(&[v.as_bytes(), b"second"], None);
+            p.append(&b, gregor::log::now_ms()).unwrap().base_offset
+        })
+        .collect()
+}
+
+#[test]
+fn offsets_are_dense_across_segment_rolls_and_reads_see_every_record() {
+    let s = Store::new(small_segments());
+    let p = s.open();
+    let bases = append_n(&p, 100, "a");
+    assert_eq!(bases, (0..100).map(|i| i * 2).collect::<Vec<_>>());
+    assert_eq!(p.log_end_offset(), 200);
+    assert!(s.segment_files().len() > 5, "segments should have rolled");
+    let all = read_all(&p, 0);
+    assert_eq!(
+        all.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (0..200).collect::<Vec<_>>()
+    );
+    // Every starting offset reads from the batch holding it.
+    for start in [1, 37, 101, 199] {
+        assert_eq!(read_all(&p, start).first().unwrap().0, start);
+    }
+    assert!(matches!(
+        p.read(201, 100, true),
+        Err(ReadError::OffsetOutOfRange)
+    ));
+}
+
+#[test]
+fn reopen_after_clean_close_and_after_a_kill_keeps_every_append() {
+    let s = Store::new(small_segments());
+    let p = s.open();
+    append_n(&p, 40, "a");
+    p.close().unwrap();
+    drop(p);
+    let p = s.open();
+    assert_eq!(p.log_end_offset(), 80);
+    append_n(&p, 40, "b");
+    // No close: as after kill -9 (the page cache holds the appends, sled may not).
+    drop(p);
+    let p = s.open();
+    assert_eq!(p.log_end_offset(), 160);
+    let all = read_all(&p, 0);
+    assert_eq!(all.len(), 160);
+    assert!(all[80].1.starts_with(b"b-0-"));
+    assert_eq!(append_n(&p, 1, "c"), vec![160]);
+}
+
+#[test]
+fn a_torn_tail_is_truncated_on_recovery_and_never_served() {
+    let s = Store::new(LogConfig::default());
+    let p = s.open();
+    append_n(&p, 10, "a");
+    drop(p);
+    let seg = s
+        .segment_files()
+        .into_iter()
+        .find(|f| f.extension().unwrap() == "log")
+        .unwrap();
+    let good_len = std::fs::metadata(&seg).unwrap().len();
+    // Half a batch at the end, as a crash in the middle of a write leaves it.
+    let torn = common::batch(&[b"torn"], None);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &torn[..torn.len() / 2]).unwrap();
+    drop(f);
+    let p = s.open();
+    assert_eq!(p.log_end_offset(), 20);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), good_len);
+    assert_eq!(read_all(&p, 0).len(), 20);
+    assert_eq!(append_n(&p, 1, "b"), vec![20]);
+}
+
+#[test]
+fn a_corrupt_batch_cuts_the_log_at_the_last_good_one() {
+    let s = Store::new(LogConfig::default());
+    let p = s.open();
+    append_n(&p, 10, "a");
+    drop(p);
+    let seg = s.segment_files().into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let sizes: Vec<usize> = batch::frames(&bytes).map(<[u8]>::len).collect();
+    let fifth: usize = sizes[..4].iter().sum();
+    bytes[fifth + 70] ^= 0xff; // inside the 5th batch's records: its CRC fails
+    std::fs::write(&seg, &bytes).unwrap();
+    let p = s.open();
+    assert_eq!(p.log_end_offset(), 8);
+    assert_eq!(read_all(&p, 0).len(), 8);
+}
+
+#[test]
+fn delete_before_moves_the_log_start_and_removes_whole_segments() {
+    let s = Store::new(small_segments());
+    let p = s.open();
+    append_n(&p, 100, "a");
+    let files = s.segment_files().len();
+    p.delete_before(120).unwrap();
+    assert_eq!(p.log_start_offset(), 120);
+    assert!(s.segment_files().len() < files);
+    assert!(matches!(
+        p.read(119, 100, true),
+        Err(ReadError::OffsetOutOfRange)
+    ));
+    assert_eq!(read_all(&p, 120).first().unwrap().0, 120);
+    drop(p);
+    let p = s.open();
+    assert_eq!(p.log_start_offset(), 120);
+}
+
+#[test]
+fn truncate_to_cuts_at_a_batch_boundary() {
+    let s = Store::new(small_segments());
+    let p = s.open();
+    append_n(&p, 50, "a");
+    p.truncate_to(41).unwrap();
+    assert_eq!(p.log_end_offset(), 40);
+    assert_eq!(append_n(&p, 1, "b"), vec![40]);
+    drop(p);
+    let p = s.open();
+    assert_eq!(p.log_end_offset(), 42);
+}
+
+#[test]
+fn timestamp_lookup_finds_the_first_record_at_or_after() {
+    let s = Store::new(small_segments());
+    let p = s.open();
+    for i in 0..60i64 {
+        // Each batch: 2 records at 1000*i + 1000 and +1001 (the helper's timestamps are 1000 + n).
+        let b = common::batch(&[b"x", b"y"], None);
+        let mut b = b.to_vec();
+        let ts = 10_000 * i;
+        b[27..35].copy_from_slice(&ts.to_be_bytes());
+        b[35..43].copy_from_slice(&(ts + 1).to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        p.append(&b, gregor::log::now_ms()).unwrap();
+    }
+    assert_eq!(p.offset_for_timestamp(0).unwrap(), Some((0, 0)));
+    assert_eq!(p.offset_for_timestamp(1).unwrap(), Some((1, 1)));
+    assert_eq!(p.offset_for_timestamp(2).unwrap(), Some((2, 10_000)));
+    assert_eq!(
+        p.offset_for_timestamp(250_001).unwrap(),
+        Some((51, 250_001))
+    );
+    assert_eq!(p.offset_for_timestamp(10_000_000).unwrap(), None);
+    assert_eq!(p.max_timestamp(), Some((119, 590_001)));
+}

@@ -1,0 +1,518 @@
+//! End-to-end protocol behaviour over TCP against an in-process broker: version negotiation,
+//! produce/fetch rules, pipelining, and every kind of bad input (which must get the right Kafka
+//! error or a closed connection, never a crash or harm to others).
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::{batch, rss_kib, Client, TestBroker};
+use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+async fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
+    let mut t = CreatableTopic::default();
+    t.name = name(topic);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    let resp: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req).await;
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "{:?}",
+        resp.topics[0].error_message
+    );
+}
+
+fn produce_req(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    let mut p = PartitionProduceData::default();
+    p.index = partition;
+    p.records = Some(records);
+    let mut t = TopicProduceData::default();
+    t.name = name(topic);
+    t.partition_data = vec![p];
+    let mut req = ProduceRequest::default();
+    req.acks = acks;
+    req.timeout_ms = 5000;
+    req.topic_data = vec![t];
+    req
+}
+
+async fn produce(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    let resp: ProduceResponse = c
+        .request(
+            ApiKey::Produce,
+            9,
+            &produce_req(topic, partition, records, -1),
+        )
+        .await;
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch_req(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
+    let mut p = FetchPartition::default();
+    p.partition = partition;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    let mut t = FetchTopic::default();
+    t.topic = name(topic);
+    t.partitions = vec![p];
+    let mut req = FetchRequest::default();
+    req.max_wait_ms = max_wait_ms;
+    req.min_bytes = min_bytes;
+    req.max_bytes = 50 << 20;
+    req.session_epoch = -1;
+    req.topics = vec![t];
+    req
+}
+
+async fn fetch(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> fetch_response::PartitionData {
+    let resp: FetchResponse = c
+        .request(
+            ApiKey::Fetch,
+            12,
+            &fetch_req(topic, partition, offset, 0, 0),
+        )
+        .await;
+    resp.responses[0].partitions[0].clone()
+}
+
+/// After a bad input, the broker still serves other connections.
+async fn still_serving(b: &TestBroker) {
+    let mut c = b.client().await;
+    let resp: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &api_versions_req()).await;
+    assert_eq!(resp.error_code, 0);
+}
+
+fn api_versions_req() -> ApiVersionsRequest {
+    let mut r = ApiVersionsRequest::default();
+    r.client_software_name = StrBytes::from_static_str("gregor-tests");
+    r.client_software_version = StrBytes::from_static_str("1.0");
+    r
+}
+
+#[tokio::test]
+async fn api_versions_advertises_the_dispatch_table() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let resp: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &api_versions_req()).await;
+    let produce = resp
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (0, 11));
+    let fetch = resp
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Fetch as i16)
+        .unwrap();
+    assert_eq!(fetch.min_version, 4);
+    assert_eq!(resp.api_keys.len(), gregor::dispatch::SUPPORTED.len());
+}
+
+#[tokio::test]
+async fn unsupported_api_versions_version_gets_v0_answer() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    // ApiVersions v99: header v2 layout, body unreadable to us.
+    let mut frame = vec![
+        0, 0, 0, 0, 0, 18, 0, 99, 0, 0, 0, 42, 0, 1, b'x', 0, 1, 2, 3,
+    ];
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    c.send_raw(&frame).await;
+    let mut resp = c.read_frame().await.unwrap();
+    let r: ApiVersionsResponse = common::decode_response(ApiKey::ApiVersions, 0, 42, &mut resp);
+    assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code());
+    assert!(r
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == 18 && k.max_version == 4));
+}
+
+#[tokio::test]
+async fn produce_below_v3_is_refused_with_unsupported_version() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "legacy", 1).await;
+    // v2 body = v3 body without transactional_id: acks, timeout, topics.
+    let mut v3 = BytesMut::new();
+    kafka_protocol::protocol::Encodable::encode(
+        &produce_req("legacy", 0, batch(&[b"x"], None), 1),
+        &mut v3,
+        3,
+    )
+    .unwrap();
+    let body = &v3[2..];
+    let mut frame = BytesMut::new();
+    let header = [0u8, 0, 0, 2, 0, 0, 0, 7, 0, 0];
+    frame.extend_from_slice(&((header.len() + body.len()) as i32).to_be_bytes());
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(body);
+    c.send_raw(&frame).await;
+    let resp = c.read_frame().await.unwrap();
+    // correlation 7, 1 topic "legacy", 1 partition: index 0, error 35, offset -1, append time -1, throttle 0.
+    let mut expected = vec![0, 0, 0, 7, 0, 0, 0, 1, 0, 6];
+    expected.extend_from_slice(b"legacy");
+    expected.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 35]);
+    expected.extend_from_slice(&(-1i64).to_be_bytes());
+    expected.extend_from_slice(&(-1i64).to_be_bytes());
+    expected.extend_from_slice(&[0, 0, 0, 0]);
+    assert_eq!(&resp[..], &expected[..]);
+    assert_eq!(fetch(&mut c, "legacy", 0, 0).await.high_watermark, 0);
+}
+
+#[tokio::test]
+async fn produce_assigns_dense_offsets_and_fetch_serves_bytes_as_sent() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "t", 2).await;
+    let first = batch(&[b"a", b"b", b"c"], None);
+    assert_eq!(produce(&mut c, "t", 1, first.clone()).await, (0, 0));
+    assert_eq!(produce(&mut c, "t", 1, batch(&[b"d"], None)).await, (0, 3));
+    let p = fetch(&mut c, "t", 1, 0).await;
+    assert_eq!(
+        (
+            p.error_code,
+            p.high_watermark,
+            p.log_start_offset,
+            p.last_stable_offset
+        ),
+        (0, 4, 0, 4)
+    );
+    let records = p.records.unwrap();
+    // The first stored batch is the producer's bytes except baseOffset and partitionLeaderEpoch.
+    assert_eq!(&records[16..first.len()], &first[16..]);
+    assert_eq!(&records[12..16], &0i32.to_be_bytes());
+    let sets =
+        kafka_protocol::records::RecordBatchDecoder::decode_all(&mut records.clone()).unwrap();
+    let values: Vec<(i64, Bytes)> = sets
+        .iter()
+        .flat_map(|s| {
+            s.records
+                .iter()
+                .map(|r| (r.offset, r.value.clone().unwrap()))
+        })
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            (0, "a".into()),
+            (1, "b".into()),
+            (2, "c".into()),
+            (3, "d".into())
+        ]
+    );
+    // Offset in the middle of the first batch: served from that batch.
+    let mid = fetch(&mut c, "t", 1, 2).await.records.unwrap();
+    assert_eq!(&mid[..], &records[..]);
+    // At the end: empty; beyond the end: OFFSET_OUT_OF_RANGE.
+    assert!(fetch(&mut c, "t", 1, 4).await.records.unwrap().is_empty());
+    assert_eq!(
+        fetch(&mut c, "t", 1, 5).await.error_code,
+        ResponseError::OffsetOutOfRange.code()
+    );
+    assert_eq!(
+        fetch(&mut c, "t", 7, 0).await.error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+}
+
+#[tokio::test]
+async fn produce_errors_are_per_partition_values() {
+    let b = TestBroker::start(&[("message.max.bytes", "200")]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "e", 1).await;
+    let good = batch(&[b"ok"], None);
+    let mut corrupt = BytesMut::from(&good[..]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x55;
+    assert_eq!(
+        produce(&mut c, "e", 0, corrupt.freeze()).await.0,
+        ResponseError::CorruptMessage.code()
+    );
+    assert_eq!(
+        produce(&mut c, "e", 0, good.slice(..good.len() - 3))
+            .await
+            .0,
+        ResponseError::CorruptMessage.code()
+    );
+    let big = batch(&[&[7u8; 500]], None);
+    assert_eq!(
+        produce(&mut c, "e", 0, big).await.0,
+        ResponseError::MessageTooLarge.code()
+    );
+    let mut two = BytesMut::from(&good[..]);
+    two.extend_from_slice(&good);
+    assert_eq!(
+        produce(&mut c, "e", 0, two.freeze()).await.0,
+        ResponseError::InvalidRecord.code()
+    );
+    assert_eq!(
+        produce(&mut c, "e", 0, Bytes::new()).await.0,
+        ResponseError::InvalidRecord.code()
+    );
+    assert_eq!(
+        produce(&mut c, "missing", 0, good.clone()).await.0,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    let resp: ProduceResponse = c
+        .request(ApiKey::Produce, 9, &produce_req("e", 0, good.clone(), 2))
+        .await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ResponseError::InvalidRequiredAcks.code()
+    );
+    // None of that touched the log: the good batch still lands at offset 0.
+    assert_eq!(produce(&mut c, "e", 0, good).await, (0, 0));
+}
+
+#[tokio::test]
+async fn idempotent_retries_are_deduplicated_and_gaps_refused() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "idem", 1).await;
+    let resp: InitProducerIdResponse = c
+        .request(ApiKey::InitProducerId, 4, &{
+            let mut r = InitProducerIdRequest::default();
+            r.transactional_id = None;
+            r.transaction_timeout_ms = 60000;
+            r.producer_id = ProducerId(-1);
+            r.producer_epoch = -1;
+            r
+        })
+        .await;
+    assert_eq!(resp.error_code, 0);
+    let pid = resp.producer_id.0;
+    let b0 = batch(&[b"a", b"b"], Some((pid, 0, 0)));
+    assert_eq!(produce(&mut c, "idem", 0, b0.clone()).await, (0, 0));
+    assert_eq!(
+        produce(&mut c, "idem", 0, b0).await,
+        (0, 0),
+        "retry answered with the original offset"
+    );
+    assert_eq!(
+        produce(&mut c, "idem", 0, batch(&[b"c"], Some((pid, 0, 5))))
+            .await
+            .0,
+        ResponseError::OutOfOrderSequenceNumber.code()
+    );
+    assert_eq!(
+        produce(&mut c, "idem", 0, batch(&[b"c"], Some((pid, 0, 2)))).await,
+        (0, 2)
+    );
+    assert_eq!(fetch(&mut c, "idem", 0, 0).await.high_watermark, 3);
+    // Producer state survives a restart.
+    let dir = b.stop().await;
+    let b = TestBroker::start_in(dir, &[]).await;
+    let mut c = b.client().await;
+    assert_eq!(
+        produce(&mut c, "idem", 0, batch(&[b"c"], Some((pid, 0, 2)))).await,
+        (0, 2)
+    );
+    assert_eq!(
+        produce(&mut c, "idem", 0, batch(&[b"d"], Some((pid, 0, 3)))).await,
+        (0, 3)
+    );
+}
+
+#[tokio::test]
+async fn long_poll_fetch_is_woken_by_an_append() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "lp", 1).await;
+    let mut consumer = b.client().await;
+    let (corr, frame) = consumer.frame(ApiKey::Fetch, 12, &fetch_req("lp", 0, 0, 10_000, 1));
+    consumer.send_raw(&frame).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    produce(&mut c, "lp", 0, batch(&[b"wake"], None)).await;
+    let mut resp = consumer.read_frame().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "fetch was not woken by the append"
+    );
+    let r: FetchResponse = common::decode_response(ApiKey::Fetch, 12, corr, &mut resp);
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 1);
+    // With nothing new, max_wait_ms bounds the wait.
+    let started = std::time::Instant::now();
+    let r: FetchResponse = consumer
+        .request(ApiKey::Fetch, 12, &fetch_req("lp", 0, 1, 300, 1))
+        .await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(290));
+    assert!(r.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_and_acks0_is_silent() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "pipe", 1).await;
+    let mut frames = BytesMut::new();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let acks = if i % 2 == 0 { 0 } else { 1 };
+        let (corr, f) = c.frame(
+            ApiKey::Produce,
+            9,
+            &produce_req("pipe", 0, batch(&[b"x"], None), acks),
+        );
+        frames.extend_from_slice(&f);
+        if acks != 0 {
+            expected.push(corr);
+        }
+    }
+    c.send_raw(&frames).await;
+    for (i, corr) in expected.iter().enumerate() {
+        let mut resp = c.read_frame().await.unwrap();
+        let r: ProduceResponse = common::decode_response(ApiKey::Produce, 9, *corr, &mut resp);
+        assert_eq!(
+            r.responses[0].partition_responses[0].base_offset,
+            (2 * i + 1) as i64
+        );
+    }
+}
+
+#[tokio::test]
+async fn metadata_auto_creates_and_respects_the_switch() {
+    let b = TestBroker::start(&[("num.partitions", "3")]).await;
+    let mut c = b.client().await;
+    let mut req = MetadataRequest::default();
+    let mut t = metadata_request::MetadataRequestTopic::default();
+    t.name = Some(name("auto"));
+    req.topics = Some(vec![t]);
+    req.allow_auto_topic_creation = true;
+    let resp: MetadataResponse = c.request(ApiKey::Metadata, 12, &req).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert_eq!(resp.topics[0].partitions.len(), 3);
+    assert_eq!(resp.brokers[0].port, b.addr.port() as i32);
+    assert_eq!(resp.controller_id.0, 1);
+    assert!(!resp.topics[0].topic_id.is_nil());
+    let b2 = TestBroker::start(&[("auto.create.topics.enable", "false")]).await;
+    let mut c2 = b2.client().await;
+    let resp: MetadataResponse = c2.request(ApiKey::Metadata, 12, &req).await;
+    assert_eq!(
+        resp.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_close_only_their_connection() {
+    let b = TestBroker::start(&[("socket.request.max.bytes", "1000000")]).await;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized length", 0x7fff_ffffi32.to_be_bytes().to_vec()),
+        ("negative length", (-5i32).to_be_bytes().to_vec()),
+        ("short header", vec![0, 0, 0, 3, 0, 18, 0]),
+        (
+            "unknown api key",
+            vec![0, 0, 0, 10, 0x27, 0x0f, 0, 0, 0, 0, 0, 1, 0, 0],
+        ),
+        (
+            "unsupported metadata version",
+            vec![0, 0, 0, 10, 0, 3, 0, 99, 0, 0, 0, 1, 0, 0],
+        ),
+        (
+            "fetch below its floor",
+            vec![0, 0, 0, 10, 0, 1, 0, 3, 0, 0, 0, 1, 0, 0],
+        ),
+        (
+            "garbage",
+            b"\x00\x00\x00\x20GET / HTTP/1.1\r\nHost: x\r\n\r\n12345".to_vec(),
+        ),
+        (
+            "lying client id",
+            vec![0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0x7f, 0xff],
+        ),
+    ];
+    for (what, bytes) in cases {
+        let mut c = b.client().await;
+        c.send_raw(&bytes).await;
+        assert!(c.closed_by_broker().await, "{what}: connection not closed");
+        still_serving(&b).await;
+    }
+    // A truncated frame followed by a hang-up.
+    let mut c = b.client().await;
+    c.send_raw(&[0, 0, 0, 100, 0, 18, 0, 3]).await;
+    drop(c);
+    still_serving(&b).await;
+}
+
+#[tokio::test]
+async fn lying_array_counts_in_every_request_type_are_harmless() {
+    let b = TestBroker::start(&[]).await;
+    let before = rss_kib();
+    let mut silent = Vec::new();
+    for api in gregor::dispatch::SUPPORTED {
+        for version in api.min..=api.max {
+            let hv = api.key.request_header_version(version);
+            for filler in [
+                [0x7f, 0xff, 0xff, 0xff],
+                [0xff, 0xff, 0xff, 0x7f],
+                [0x00, 0x00, 0x00, 0x01],
+            ] {
+                let mut frame = BytesMut::new();
+                frame.extend_from_slice(&[0, 0, 0, 0]);
+                frame.extend_from_slice(&(api.key as i16).to_be_bytes());
+                frame.extend_from_slice(&version.to_be_bytes());
+                frame.extend_from_slice(&9i32.to_be_bytes());
+                frame.extend_from_slice(&[0, 1, b'x']);
+                if hv >= 2 {
+                    frame.extend_from_slice(&[0]);
+                }
+                for _ in 0..6 {
+                    frame.extend_from_slice(&filler);
+                }
+                let len = (frame.len() - 4) as i32;
+                frame[..4].copy_from_slice(&len.to_be_bytes());
+                let mut c = b.client().await;
+                c.send_raw(&frame).await;
+                // An answer, a closed connection, or (for a request that decoded into a long poll
+                // or an acks=0 produce) silence; never a dead broker.
+                if c.try_read_frame(300).await.is_none() {
+                    silent.push((api.key, version, filler));
+                }
+            }
+        }
+    }
+    still_serving(&b).await;
+    // Only requests that legitimately park: Fetch long polls and acks=0 produces.
+    assert!(
+        silent
+            .iter()
+            .all(|(k, _, _)| matches!(k, ApiKey::Fetch | ApiKey::Produce)),
+        "{silent:?}"
+    );
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 200,
+        "RSS grew by {grown_mib} MiB under lying counts"
+    );
+}
