@@ -1,6 +1,6 @@
 //! Test helpers: an in-process broker on 127.0.0.1:0 with a temporary data dir, and a raw-frame
 //! client that speaks the Kafka protocol with kafka-protocol's request encoders.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
