@@ -1,0 +1,322 @@
+"""Producing and consuming with the three client stacks: librdkafka (confluent-kafka),
+kafka-python, and Apache Kafka's Java clients (through its command-line tools).
+
+Everything is normalized to `Rec` so tests compare byte-for-byte.
+"""
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from .java import kafka_script, kafka_script_bytes
+
+Header = Tuple[str, Optional[bytes]]
+
+
+@dataclass(frozen=True)
+class Rec:
+    key: Optional[bytes]
+    value: Optional[bytes]
+    headers: Tuple[Header, ...] = ()
+    partition: Optional[int] = None
+    offset: Optional[int] = None
+    timestamp: Optional[int] = None
+
+    def content(self):
+        return (self.key, self.value, self.headers)
+
+    def full(self):
+        return (self.partition, self.offset, self.timestamp, self.key, self.value, self.headers)
+
+
+def unique_name(prefix="t"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# ----------------------------------------------------------------------------------------
+# Admin
+# ----------------------------------------------------------------------------------------
+
+def admin(bootstrap) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+
+
+def wait_topic(bootstrap, name, partitions=None, timeout=30.0, adm=None):
+    """Poll Metadata until `name` exists, has `partitions` partitions, all with a leader."""
+    adm = adm or admin(bootstrap)
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            md = adm.list_topics(topic=name, timeout=5)
+            t = md.topics.get(name)
+            if t is not None and t.error is None and t.partitions:
+                if (partitions is None or len(t.partitions) == partitions) and all(
+                        p.leader >= 0 and p.error is None for p in t.partitions.values()):
+                    return t
+            last = t.error if t is not None else "absent"
+        except KafkaException as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"topic {name} not ready after {timeout}s: {last}")
+        time.sleep(0.1)
+
+
+def create_topic(bootstrap, name, partitions=1, config=None, timeout=30.0):
+    adm = admin(bootstrap)
+    fut = adm.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                      config=dict(config or {}))],
+                            operation_timeout=timeout, request_timeout=timeout)[name]
+    fut.result(timeout=timeout)  # raises KafkaException on error
+    wait_topic(bootstrap, name, partitions, timeout=timeout, adm=adm)
+    return name
+
+
+# ----------------------------------------------------------------------------------------
+# confluent-kafka (librdkafka)
+# ----------------------------------------------------------------------------------------
+
+def ck_producer(bootstrap, **conf) -> Producer:
+    c = {"bootstrap.servers": bootstrap, "log_level": 3}
+    c.update(conf)
+    return Producer(c)
+
+
+def ck_produce(bootstrap, topic, recs: List[Rec], conf=None, timeout=120.0) -> List[Rec]:
+    """Produce recs in order; return them completed with the partition/offset/timestamp the
+    delivery reports carried. Any delivery error fails."""
+    p = ck_producer(bootstrap, **(conf or {}))
+    results = [None] * len(recs)
+    errors = []
+
+    def make_cb(i):
+        def cb(err, msg):
+            if err is not None:
+                errors.append((i, err))
+            else:
+                results[i] = (msg.partition(), msg.offset(), msg.timestamp()[1])
+        return cb
+
+    for i, r in enumerate(recs):
+        kw = {}
+        if r.partition is not None:
+            kw["partition"] = r.partition
+        if r.timestamp is not None:
+            kw["timestamp"] = r.timestamp
+        if r.headers:
+            kw["headers"] = list(r.headers)
+        while True:
+            try:
+                p.produce(topic, value=r.value, key=r.key, on_delivery=make_cb(i), **kw)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(timeout)
+    assert left == 0, f"{left} messages still undelivered after {timeout}s"
+    assert not errors, f"{len(errors)} delivery errors, first: {errors[:3]}"
+    return [Rec(r.key, r.value, r.headers, *results[i]) for i, r in enumerate(recs)]
+
+
+def ck_consumer(bootstrap, **conf) -> Consumer:
+    c = {
+        "bootstrap.servers": bootstrap,
+        # assign()-only consumer with explicit start offsets: no JoinGroup, no commits.
+        # The Python binding insists on a group.id, so librdkafka still looks up the group
+        # coordinator (FindCoordinator); a broker without groups only makes it log errors.
+        "group.id": "compat-assign-only",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "log_level": 3,
+    }
+    c.update(conf)
+    return Consumer(c)
+
+
+def _ck_headers(h):
+    return tuple(h) if h else ()
+
+
+def ck_read(bootstrap, topic, partition=0, start=0, count=None, end=None, timeout=60.0,
+            conf=None) -> List[Rec]:
+    """Read `count` records (or up to offset `end`, exclusive) from topic/partition starting at
+    `start` with an assign()-based librdkafka consumer."""
+    assert count is not None or end is not None
+    if count is None:
+        count = end - start
+    out = []
+    if count <= 0:
+        return out
+    c = ck_consumer(bootstrap, **(conf or {}))
+    try:
+        c.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + timeout
+        while len(out) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ck_read {topic}/{partition}: got {len(out)} of {count} "
+                                     f"records in {timeout}s")
+            for m in c.consume(num_messages=min(10000, count - len(out)), timeout=0.5):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"ck_read {topic}/{partition}: {m.error()}")
+                out.append(Rec(m.key(), m.value(), _ck_headers(m.headers()), m.partition(),
+                               m.offset(), m.timestamp()[1]))
+    finally:
+        c.close()
+    return out[:count] if end is None else [r for r in out if r.offset < end]
+
+
+def watermarks(bootstrap, topic, partition=0, timeout=10.0):
+    c = ck_consumer(bootstrap)
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout,
+                                       cached=False)
+    finally:
+        c.close()
+
+
+# ----------------------------------------------------------------------------------------
+# kafka-python
+# ----------------------------------------------------------------------------------------
+
+def kp_produce(bootstrap, topic, recs: List[Rec], timeout=120.0, **conf) -> List[Rec]:
+    from kafka import KafkaProducer
+
+    c = dict(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    c.update(conf)
+    p = KafkaProducer(**c)
+    try:
+        futs = []
+        for r in recs:
+            futs.append(p.send(topic, value=r.value, key=r.key,
+                               headers=list(r.headers) if r.headers else None,
+                               partition=r.partition, timestamp_ms=r.timestamp))
+        p.flush(timeout=timeout)
+        out = []
+        for r, f in zip(recs, futs):
+            md = f.get(timeout=timeout)  # raises the broker's error
+            out.append(Rec(r.key, r.value, r.headers, md.partition, md.offset, md.timestamp))
+        return out
+    finally:
+        p.close(timeout=10)
+
+
+def kp_consumer(bootstrap, **conf):
+    from kafka import KafkaConsumer
+
+    c = dict(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    c.update(conf)
+    return KafkaConsumer(**c)
+
+
+def kp_read(bootstrap, topic, partition=0, start=0, count=None, timeout=60.0, **conf):
+    from kafka import TopicPartition as KTP
+
+    c = kp_consumer(bootstrap, **conf)
+    out = []
+    try:
+        tp = KTP(topic, partition)
+        c.assign([tp])
+        c.seek(tp, start)
+        deadline = time.monotonic() + timeout
+        while len(out) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"kp_read {topic}/{partition}: got {len(out)} of {count} "
+                                     f"records in {timeout}s")
+            batch = c.poll(timeout_ms=500, max_records=10000)
+            for recs in batch.values():
+                for m in recs:
+                    out.append(Rec(m.key, m.value, tuple(m.headers or ()), m.partition,
+                                   m.offset, m.timestamp))
+    finally:
+        c.close()
+    return out[:count]
+
+
+# ----------------------------------------------------------------------------------------
+# Java: kafka-console-producer.sh / kafka-console-consumer.sh
+# ----------------------------------------------------------------------------------------
+
+NULL = "<NULL>"  # null.marker / null.literal: never occurs in generated data
+CONSOLE_FORMAT_PROPS = [
+    "--property", "print.timestamp=true",
+    "--property", "print.partition=true",
+    "--property", "print.offset=true",
+    "--property", "print.headers=true",
+    "--property", "print.key=true",
+    "--property", "print.value=true",
+    "--property", "key.separator=\t",
+    "--property", "headers.separator=,",
+    "--property", f"null.literal={NULL}",
+]
+
+
+def _b(s: Optional[bytes]) -> bytes:
+    return NULL.encode() if s is None else s
+
+
+def console_consume(bootstrap, topic, partition, count, timeout=120.0, extra=()) -> List[Rec]:
+    """kafka-console-consumer.sh --partition P --offset earliest --max-messages N, printing
+    timestamp/partition/offset/headers/key/value; parsed back to Rec exactly."""
+    args = ["--bootstrap-server", bootstrap, "--topic", topic, "--partition", str(partition),
+            "--offset", "earliest", "--max-messages", str(count),
+            "--timeout-ms", str(int(timeout * 1000) - 15000)] + CONSOLE_FORMAT_PROPS + list(extra)
+    r = kafka_script_bytes("kafka-console-consumer.sh", *args, timeout=timeout)
+    lines = r.stdout.split(b"\n")
+    assert lines[-1] == b"", f"output does not end in a newline: {lines[-1][:200]!r}"
+    lines = lines[:-1]
+    assert len(lines) == count, (f"console consumer printed {len(lines)} of {count} records, "
+                                 f"rc={r.returncode}\n{r.stderr[-3000:]}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = []
+    for line in lines:
+        f = line.split(b"\t", 5)
+        assert len(f) == 6, f"unparseable console line {line[:300]!r}"
+        ts_s, part_s, off_s, hdr_s, key, value = f
+        assert ts_s.startswith(b"CreateTime:"), line[:200]
+        assert part_s.startswith(b"Partition:") and off_s.startswith(b"Offset:"), line[:200]
+        headers = ()
+        if hdr_s != b"NO_HEADERS":
+            hs = []
+            for pair in hdr_s.split(b","):
+                k, _, v = pair.partition(b":")
+                hs.append((k.decode(), None if v == NULL.encode() else v))
+            headers = tuple(hs)
+        out.append(Rec(None if key == NULL.encode() else key,
+                       None if value == NULL.encode() else value,
+                       headers, int(part_s[10:]), int(off_s[7:]), int(ts_s[11:])))
+    return out
+
+
+def console_line(r: Rec) -> bytes:
+    """One kafka-console-producer.sh input line: headers<TAB>key<TAB>value."""
+    hdr = b",".join(k.encode() + b":" + _b(v) for k, v in r.headers)
+    return hdr + b"\t" + _b(r.key) + b"\t" + _b(r.value)
+
+
+def console_produce(bootstrap, topic, recs: List[Rec], compression="none", timeout=180.0,
+                    extra=()):
+    """Feed recs to kafka-console-producer.sh (Java producer defaults: idempotent, acks=all)."""
+    for r in recs:
+        assert r.headers, "console producer lines need at least one header (parse.headers)"
+    data = b"".join(console_line(r) + b"\n" for r in recs)
+    args = ["--bootstrap-server", bootstrap, "--topic", topic,
+            "--compression-codec", compression,
+            "--property", "parse.key=true",
+            "--property", "parse.headers=true",
+            "--property", "key.separator=\t",
+            "--property", "headers.delimiter=\t",
+            "--property", "headers.separator=,",
+            "--property", "headers.key.separator=:",
+            "--property", f"null.marker={NULL}"] + list(extra)
+    r = kafka_script("kafka-console-producer.sh", *args, timeout=timeout, input=data)
+    r.check()
+    assert "ERROR" not in r.stderr, r.stderr[-3000:]
+    return r
