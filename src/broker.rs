@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::group::Coordinator;
 use crate::handler::fetch_session::FetchSessions;
 use crate::meta::Meta;
 use crate::topics::Topics;
@@ -32,6 +33,7 @@ pub struct Broker {
     pub meta: Arc<Meta>,
     pub topics: Topics,
     pub fetch_sessions: FetchSessions,
+    pub groups: Arc<Coordinator>,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
@@ -111,12 +113,19 @@ impl Broker {
         let topics = Topics::open(&dir, meta.clone(), config.log.clone())
             .map_err(|source| OpenError::Io { dir: d, source })?;
         let fetch_sessions = FetchSessions::new(config.max_incremental_fetch_session_cache_slots);
+        let groups = Coordinator::open(meta.clone(), config.group.clone()).map_err(|source| {
+            OpenError::Io {
+                dir: dir.display().to_string(),
+                source,
+            }
+        })?;
         Ok(Broker {
             config,
             cluster_id,
             meta,
             topics,
             fetch_sessions,
+            groups: Arc::new(groups),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
         })
     }

@@ -93,7 +93,7 @@ pub async fn serve(
     ));
     let mut close_reason = None;
     while let Some(frame) = rx.recv().await {
-        match dispatch::dispatch(&broker, frame).await {
+        match dispatch::dispatch(&broker, peer, frame).await {
             Outcome::Respond(bytes) => {
                 if let Err(e) = wr.write_all(&bytes).await {
                     close_reason = Some(format!("write error: {e}"));

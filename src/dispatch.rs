@@ -1,6 +1,7 @@
 //! ApiKey → handler routing. The supported-API table and the routing `match` are generated from one
 //! list, so the ApiVersions answer cannot drift from what is actually handled.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +21,12 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection, logging the reason.
     Close(String),
+}
+
+/// What a handler knows about the request besides its body.
+pub struct Ctx {
+    pub header: RequestHeader,
+    pub peer: SocketAddr,
 }
 
 /// What a handler asks for: a response, nothing (acks=0), or closing the connection.
@@ -51,14 +58,14 @@ macro_rules! apis {
         /// Every API gregor handles, with the versions it advertises.
         pub const SUPPORTED: &[ApiSupport] = &[ $( ApiSupport { key: ApiKey::$key, min: $min, max: $max }, )* ];
 
-        async fn route(broker: &Arc<Broker>, api: ApiKey, header: &RequestHeader, body: &mut Bytes) -> Result<Outcome, DecodeError> {
-            let version = header.request_api_version;
+        async fn route(broker: &Arc<Broker>, api: ApiKey, ctx: &Ctx, body: &mut Bytes) -> Result<Outcome, DecodeError> {
+            let version = ctx.header.request_api_version;
             match api {
                 $( ApiKey::$key => {
                     let request = codec::decode_body::<$req>(api, version, body)?;
-                    let reply: Reply<<$req as Request>::Response> = $handler(broker, header, request).await.into();
+                    let reply: Reply<<$req as Request>::Response> = $handler(broker, ctx, request).await.into();
                     Ok(match reply {
-                        Reply::Send(response) => encode(api, header, &response),
+                        Reply::Send(response) => encode(api, &ctx.header, &response),
                         Reply::Silent => Outcome::NoResponse,
                         Reply::Close(reason) => Outcome::Close(reason),
                     })
@@ -78,6 +85,17 @@ apis! {
     CreateTopics: CreateTopicsRequest => handler::topics::create, 2, 7;
     DeleteTopics: DeleteTopicsRequest => handler::topics::delete, 1, 6;
     InitProducerId: InitProducerIdRequest => handler::init_producer_id::handle, 0, 5;
+    FindCoordinator: FindCoordinatorRequest => handler::group::find_coordinator, 0, 6;
+    JoinGroup: JoinGroupRequest => handler::group::join, 0, 9;
+    SyncGroup: SyncGroupRequest => handler::group::sync, 0, 5;
+    Heartbeat: HeartbeatRequest => handler::group::heartbeat, 0, 4;
+    LeaveGroup: LeaveGroupRequest => handler::group::leave, 0, 5;
+    ListGroups: ListGroupsRequest => handler::group::list, 0, 5;
+    DescribeGroups: DescribeGroupsRequest => handler::group::describe, 0, 6;
+    DeleteGroups: DeleteGroupsRequest => handler::group::delete, 0, 2;
+    OffsetCommit: OffsetCommitRequest => handler::offsets::commit, 2, 9;
+    OffsetFetch: OffsetFetchRequest => handler::offsets::fetch, 1, 9;
+    OffsetDelete: OffsetDeleteRequest => handler::offsets::delete, 0, 0;
 }
 
 /// Produce v0–v2 are advertised (librdkafka needs it, KAFKA-18659) but refused, as Kafka 4 does.
@@ -104,7 +122,7 @@ fn encode<T: kafka_protocol::protocol::Encodable>(
 }
 
 /// Decodes one request frame, runs its handler and returns what to send back.
-pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
+pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) -> Outcome {
     let started = Instant::now();
     if let Some((key, version, correlation_id)) = codec::peek_header(&frame) {
         if key == ApiKey::ApiVersions as i16
@@ -120,23 +138,17 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
         Err(e) => return Outcome::Close(e.to_string()),
     };
     let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    let ctx = Ctx { header, peer };
     let name = api_name(api);
     metrics::counter!("gregor_requests_total", "api" => name).increment(1);
     let outcome = if api == ApiKey::Produce && (0..PRODUCE_FLOOR).contains(&version) {
-        handler::produce::refuse_legacy(&header, frame)
+        handler::produce::refuse_legacy(&ctx, frame)
     } else if !supported(api, version) {
         Outcome::Close(format!("{api:?} v{version} is not supported"))
     } else {
-        let span = tracing::debug_span!(
-            "request",
-            api = name,
-            version,
-            correlation_id = header.correlation_id
-        );
-        match route(broker, api, &header, &mut frame)
-            .instrument(span)
-            .await
-        {
+        let span = tracing::debug_span!("request", api = name, version, correlation_id);
+        match route(broker, api, &ctx, &mut frame).instrument(span).await {
             Ok(o) => o,
             Err(e) => Outcome::Close(e.to_string()),
         }
@@ -157,6 +169,17 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::CreateTopics => "CreateTopics",
         ApiKey::DeleteTopics => "DeleteTopics",
         ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::OffsetDelete => "OffsetDelete",
         _ => "other",
     }
 }

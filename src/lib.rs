@@ -24,6 +24,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod group;
 pub mod handler;
 pub mod log;
 pub mod meta;

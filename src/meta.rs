@@ -10,6 +10,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::group::offsets::Committed;
+use crate::group::Member;
 use crate::log::{Checkpoint, LogMetaStore, PartitionKey, PersistedLog, SegmentIndex};
 
 const KIND_CHECKPOINT: u8 = 0;
@@ -26,11 +28,52 @@ pub struct TopicRecord {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A consumer group's metadata as persisted (what Kafka's group metadata record holds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub generation: i32,
+    pub leader: Option<String>,
+    pub state_since: i64,
+    pub members: Vec<Member>,
+}
+
 pub struct Meta {
     db: sled::Db,
     topics: sled::Tree,
     logs: sled::Tree,
     broker: sled::Tree,
+    groups: sled::Tree,
+    offsets: sled::Tree,
+}
+
+/// Offsets key: group and topic length-prefixed (any bytes allowed), then the partition.
+fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = offset_prefix(group);
+    k.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    k.extend_from_slice(topic.as_bytes());
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+fn offset_prefix(group: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(group.len() + 2);
+    k.extend_from_slice(&(group.len() as u16).to_be_bytes());
+    k.extend_from_slice(group.as_bytes());
+    k
+}
+
+fn parse_offset_key(k: &[u8]) -> Option<(String, String, i32)> {
+    let glen = u16::from_be_bytes(k.get(..2)?.try_into().ok()?) as usize;
+    let group = std::str::from_utf8(k.get(2..2 + glen)?).ok()?.to_string();
+    let rest = k.get(2 + glen..)?;
+    let tlen = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+    let topic = std::str::from_utf8(rest.get(2..2 + tlen)?)
+        .ok()?
+        .to_string();
+    let partition = i32::from_be_bytes(rest.get(2 + tlen..6 + tlen)?.try_into().ok()?);
+    Some((group, topic, partition))
 }
 
 fn to_io(e: sled::Error) -> io::Error {
@@ -74,6 +117,8 @@ impl Meta {
             topics: db.open_tree("topics").map_err(to_io)?,
             logs: db.open_tree("logs").map_err(to_io)?,
             broker: db.open_tree("broker").map_err(to_io)?,
+            groups: db.open_tree("groups").map_err(to_io)?,
+            offsets: db.open_tree("offsets").map_err(to_io)?,
             db,
         })
     }
@@ -118,6 +163,62 @@ impl Meta {
             batch.remove(k.map_err(to_io)?);
         }
         self.logs.apply_batch(batch).map_err(to_io)
+    }
+
+    pub fn groups(&self) -> io::Result<Vec<(String, GroupRecord)>> {
+        self.groups
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(to_io)?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode(&v)?))
+            })
+            .collect()
+    }
+
+    pub fn put_group(&self, id: &str, record: &GroupRecord) -> io::Result<()> {
+        self.groups
+            .insert(id.as_bytes(), encode(record)?)
+            .map_err(to_io)?;
+        Ok(())
+    }
+
+    /// Forgets a group and all its committed offsets.
+    pub fn remove_group(&self, id: &str) -> io::Result<()> {
+        self.groups.remove(id.as_bytes()).map_err(to_io)?;
+        let mut batch = sled::Batch::default();
+        for k in self.offsets.scan_prefix(offset_prefix(id)).keys() {
+            batch.remove(k.map_err(to_io)?);
+        }
+        self.offsets.apply_batch(batch).map_err(to_io)
+    }
+
+    /// Every committed offset: (group, topic, partition, offset).
+    pub fn offsets(&self) -> io::Result<Vec<(String, String, i32, Committed)>> {
+        let mut out = Vec::new();
+        for kv in self.offsets.iter() {
+            let (k, v) = kv.map_err(to_io)?;
+            if let Some((g, t, p)) = parse_offset_key(&k) {
+                out.push((g, t, p, decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores (`Some`) or removes (`None`) offsets of one group in one batch.
+    pub fn put_offsets(
+        &self,
+        group: &str,
+        changes: &[(&str, i32, Option<&Committed>)],
+    ) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        for (topic, partition, c) in changes {
+            let key = offset_key(group, topic, *partition);
+            match c {
+                Some(c) => batch.insert(key, encode(c)?),
+                None => batch.remove(key),
+            }
+        }
+        self.offsets.apply_batch(batch).map_err(to_io)
     }
 
     /// Reserves `count` producer ids and returns the first (durable when this returns).

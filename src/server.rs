@@ -23,6 +23,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(maintenance(broker.clone(), stop.clone()));
+    tracker.spawn(broker.groups.clone().run_timers(stop.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

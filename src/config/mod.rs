@@ -7,6 +7,7 @@ mod kafka_keys;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::group::GroupConfig;
 use crate::log::LogConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,7 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     pub max_incremental_fetch_session_cache_slots: usize,
     pub log: LogConfig,
+    pub group: GroupConfig,
     /// Every key given, after overrides (for describing configs and for warnings).
     pub raw: BTreeMap<String, String>,
 }
@@ -75,6 +77,13 @@ const HONOURED: &[&str] = &[
     "log.message.timestamp.after.max.ms",
     "log.message.timestamp.before.max.ms",
     "gregor.produce.validate.compressed",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "group.initial.rebalance.delay.ms",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
+    "offset.metadata.max.bytes",
     // Implied by a single-node broker with no controller quorum of its own:
     "process.roles",
     "controller.listener.names",
@@ -224,7 +233,67 @@ impl Config {
                 "a single broker can only hold one replica",
             ));
         }
+        let group_defaults = GroupConfig::default();
+        let group = GroupConfig {
+            min_session_timeout_ms: opt_int(
+                &raw,
+                "group.min.session.timeout.ms",
+                i64::from(group_defaults.min_session_timeout_ms),
+                0,
+                i64::from(i32::MAX),
+            )? as i32,
+            max_session_timeout_ms: opt_int(
+                &raw,
+                "group.max.session.timeout.ms",
+                i64::from(group_defaults.max_session_timeout_ms),
+                0,
+                i64::from(i32::MAX),
+            )? as i32,
+            max_size: opt_int(
+                &raw,
+                "group.max.size",
+                i64::from(i32::MAX),
+                1,
+                i64::from(i32::MAX),
+            )? as usize,
+            initial_rebalance_delay_ms: opt_int(
+                &raw,
+                "group.initial.rebalance.delay.ms",
+                group_defaults.initial_rebalance_delay_ms,
+                0,
+                i64::from(i32::MAX),
+            )?,
+            offsets_retention_ms: opt_int(
+                &raw,
+                "offsets.retention.minutes",
+                7 * 24 * 60,
+                1,
+                i64::from(i32::MAX),
+            )? * 60_000,
+            offsets_retention_check_interval_ms: opt_int(
+                &raw,
+                "offsets.retention.check.interval.ms",
+                group_defaults.offsets_retention_check_interval_ms,
+                1,
+                i64::MAX,
+            )?,
+            offset_metadata_max_bytes: opt_int(
+                &raw,
+                "offset.metadata.max.bytes",
+                4096,
+                0,
+                i64::from(i32::MAX),
+            )? as usize,
+        };
+        if group.min_session_timeout_ms > group.max_session_timeout_ms {
+            return Err(invalid(
+                "group.min.session.timeout.ms",
+                &group.min_session_timeout_ms.to_string(),
+                "must not exceed group.max.session.timeout.ms",
+            ));
+        }
         Ok(Config {
+            group,
             listener,
             advertised,
             data_dir,

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::codec;
-use crate::dispatch::{Outcome, SUPPORTED};
+use crate::dispatch::{Ctx, Outcome, SUPPORTED};
 
 fn table(error: i16) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
@@ -39,10 +39,10 @@ fn valid_software_field(s: &str) -> bool {
 
 pub async fn handle(
     _broker: &Arc<Broker>,
-    header: &RequestHeader,
+    ctx: &Ctx,
     req: ApiVersionsRequest,
 ) -> Option<ApiVersionsResponse> {
-    if header.request_api_version >= 3
+    if ctx.header.request_api_version >= 3
         && !(valid_software_field(&req.client_software_name)
             && valid_software_field(&req.client_software_version))
     {

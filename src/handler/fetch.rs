@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::fetch_session::{Resolved, SessionPartition, TopicRef};
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::dispatch::Ctx;
 use crate::log::{Partition, ReadError};
 use crate::topics::Topic;
 
@@ -89,12 +90,8 @@ fn read_one(t: &Target, budget: u64, min_one: bool, leader_epoch: i32, version: 
     }
 }
 
-pub async fn handle(
-    broker: &Arc<Broker>,
-    header: &RequestHeader,
-    req: FetchRequest,
-) -> Option<FetchResponse> {
-    let version = header.request_api_version;
+pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Option<FetchResponse> {
+    let version = ctx.header.request_api_version;
     let by_id = version >= TOPIC_ID_VERSION;
     let topic_ref = |name: &TopicName, id: Uuid| {
         if by_id {

@@ -2,16 +2,15 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{
-    InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
-};
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::dispatch::Ctx;
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _header: &RequestHeader,
+    _ctx: &Ctx,
     req: InitProducerIdRequest,
 ) -> Option<InitProducerIdResponse> {
     let mut resp = InitProducerIdResponse::default();

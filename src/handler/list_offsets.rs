@@ -6,10 +6,11 @@ use std::sync::Arc;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::dispatch::Ctx;
 use crate::log::Partition;
 
 pub const LATEST: i64 = -1;
@@ -37,7 +38,7 @@ pub fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _header: &RequestHeader,
+    _ctx: &Ctx,
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let mut resp = ListOffsetsResponse::default();

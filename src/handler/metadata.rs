@@ -7,14 +7,13 @@ use std::sync::Arc;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{
-    BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
-};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::dispatch::Ctx;
 use crate::topics::Topic;
 
 /// Kafka's bit set of every topic operation (READ..ALTER_CONFIGS), as reported with no authorizer.
@@ -53,10 +52,10 @@ fn error_entry(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataRe
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    header: &RequestHeader,
+    ctx: &Ctx,
     req: MetadataRequest,
 ) -> Option<MetadataResponse> {
-    let version = header.request_api_version;
+    let version = ctx.header.request_api_version;
     let ops = if req.include_topic_authorized_operations {
         ALL_TOPIC_OPERATIONS
     } else {

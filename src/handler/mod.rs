@@ -4,9 +4,11 @@
 pub mod api_versions;
 pub mod fetch;
 pub mod fetch_session;
+pub mod group;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod topics;
 

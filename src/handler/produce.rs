@@ -9,13 +9,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::dispatch::{Outcome, Reply};
+use crate::dispatch::{Ctx, Outcome, Reply};
 use crate::log::batch::{self, BatchView, Compression};
 use crate::log::{now_ms, AppendError, Partition};
 
@@ -79,10 +79,10 @@ fn check_single_batch(
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    header: &RequestHeader,
+    ctx: &Ctx,
     req: ProduceRequest,
 ) -> Reply<ProduceResponse> {
-    let version = header.request_api_version;
+    let version = ctx.header.request_api_version;
     let now = now_ms();
     let acks_ok = matches!(req.acks, -1..=1);
     let mut resp = ProduceResponse::default();
@@ -190,8 +190,8 @@ pub async fn handle(
 
 /// Produce v0–v2: parsed (their layout is v3 without `transactional_id`) and answered with
 /// UNSUPPORTED_VERSION per partition in the response layout of the request's version.
-pub fn refuse_legacy(header: &RequestHeader, body: Bytes) -> Outcome {
-    let version = header.request_api_version;
+pub fn refuse_legacy(ctx: &Ctx, body: Bytes) -> Outcome {
+    let version = ctx.header.request_api_version;
     let mut v3 = BytesMut::with_capacity(body.len() + 2);
     v3.put_i16(-1);
     v3.put_slice(&body);
@@ -202,7 +202,7 @@ pub fn refuse_legacy(header: &RequestHeader, body: Bytes) -> Outcome {
     tracing::warn!(version, "refusing Produce below v3 (removed in Kafka 4.0)");
     let mut out = BytesMut::new();
     out.put_i32(0); // length, patched below
-    out.put_i32(header.correlation_id);
+    out.put_i32(ctx.header.correlation_id);
     out.put_i32(req.topic_data.len() as i32);
     for t in &req.topic_data {
         out.put_i16(t.name.0.len() as i16);

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    RequestHeader, TopicName,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::dispatch::Ctx;
 
 pub async fn create(
     broker: &Arc<Broker>,
-    _header: &RequestHeader,
+    _ctx: &Ctx,
     req: CreateTopicsRequest,
 ) -> Option<CreateTopicsResponse> {
     let mut resp = CreateTopicsResponse::default();
@@ -121,10 +121,10 @@ pub async fn create(
 
 pub async fn delete(
     broker: &Arc<Broker>,
-    header: &RequestHeader,
+    ctx: &Ctx,
     req: DeleteTopicsRequest,
 ) -> Option<DeleteTopicsResponse> {
-    let wanted: Vec<(Option<String>, Uuid)> = if header.request_api_version >= 6 {
+    let wanted: Vec<(Option<String>, Uuid)> = if ctx.header.request_api_version >= 6 {
         req.topics
             .into_iter()
             .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
