@@ -28,6 +28,7 @@ pub mod group;
 pub mod handler;
 pub mod log;
 pub mod meta;
+pub mod metrics;
 pub mod server;
 pub mod topics;
 

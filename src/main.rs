@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics_address = config.metrics_address;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -50,6 +51,13 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        if let Some(addr) = metrics_address {
+            // Monitoring failing to bind should not take the broker down; say so loudly instead.
+            match gregor::metrics::install(addr) {
+                Ok(()) => tracing::info!(%addr, "serving Prometheus metrics at /metrics"),
+                Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics (metrics.address)"),
+            }
+        }
         let addr = (config.listener.host.clone(), config.listener.port);
         let bind_host = if addr.0.is_empty() { "0.0.0.0".to_string() } else { addr.0.clone() };
         let broker = match tokio::task::spawn_blocking(move || gregor::Broker::open(config)).await {

@@ -24,6 +24,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let tracker = TaskTracker::new();
     tracker.spawn(maintenance(broker.clone(), stop.clone()));
     tracker.spawn(broker.groups.clone().run_timers(stop.clone()));
+    tracker.spawn(crate::metrics::sample(broker.clone(), stop.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

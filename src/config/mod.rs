@@ -49,6 +49,8 @@ pub struct Config {
     pub max_incremental_fetch_session_cache_slots: usize,
     pub log: LogConfig,
     pub group: GroupConfig,
+    /// `metrics.address`: where `/metrics` is served; `None` when set empty (disabled).
+    pub metrics_address: Option<std::net::SocketAddr>,
     /// Every key given, after overrides (for describing configs and for warnings).
     pub raw: BTreeMap<String, String>,
 }
@@ -77,6 +79,7 @@ const HONOURED: &[&str] = &[
     "log.message.timestamp.after.max.ms",
     "log.message.timestamp.before.max.ms",
     "gregor.produce.validate.compressed",
+    "metrics.address",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
     "group.max.size",
@@ -292,7 +295,19 @@ impl Config {
                 "must not exceed group.max.session.timeout.ms",
             ));
         }
+        let metrics_address = match get("metrics.address").map(str::trim) {
+            Some("") => None,
+            Some(v) => Some(v.parse().map_err(|_| {
+                invalid(
+                    "metrics.address",
+                    v,
+                    "expected HOST:PORT, e.g. 127.0.0.1:9308",
+                )
+            })?),
+            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9308))),
+        };
         Ok(Config {
+            metrics_address,
             group,
             listener,
             advertised,

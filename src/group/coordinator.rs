@@ -142,7 +142,6 @@ impl Coordinator {
                 }
             }
         }
-        record_gauges(&e.group);
     }
 
     pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
@@ -422,8 +421,4 @@ impl Coordinator {
 fn storage(e: io::Error) -> ResponseError {
     tracing::error!(error = %e, "group storage failed");
     ResponseError::KafkaStorageError
-}
-
-fn record_gauges(g: &Group) {
-    metrics::gauge!("gregor_group_members", "group" => g.id.clone()).set(g.members.len() as f64);
 }

@@ -1,0 +1,186 @@
+//! The Prometheus endpoint (`metrics.address`, text format at `/metrics`) and the gauges sampled
+//! from broker state. Counters and histograms are recorded where things happen (`metrics::` macros);
+//! names follow the conventions of Kafka's JMX-exporter dashboards where Kafka has the metric
+//! (`kafka_server_brokertopicmetrics_*`, `kafka_log_log_*`, `kafka_consumergroup_*`), and use a
+//! `gregor_` prefix otherwise. Label cardinality: `topic` (per topic), `topic`+`partition` (per
+//! partition), `group` (per group), `group`+`topic`+`partition` (per committed offset), `api` and
+//! `error` (bounded by the protocol).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::group::state::State;
+
+/// How often broker state is sampled into gauges.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Latency buckets (seconds) for request and storage histograms: 100 µs .. 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// Installs the global recorder and serves `/metrics` on `addr`.
+pub fn install(addr: SocketAddr) -> Result<(), String> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets(LATENCY_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .install()
+        .map_err(|e| e.to_string())?;
+    describe();
+    metrics::gauge!("gregor_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "kafka_server_brokertopicmetrics_bytesin_total",
+        Unit::Bytes,
+        "Record batch bytes produced, per topic"
+    );
+    describe_counter!(
+        "kafka_server_brokertopicmetrics_bytesout_total",
+        Unit::Bytes,
+        "Record batch bytes fetched, per topic"
+    );
+    describe_counter!(
+        "kafka_server_brokertopicmetrics_messagesin_total",
+        "Records appended, per topic"
+    );
+    describe_counter!("gregor_requests_total", "Requests received, per API");
+    describe_counter!(
+        "gregor_produce_errors_total",
+        "Partitions refused in produce requests, per error code"
+    );
+    describe_histogram!(
+        "gregor_request_seconds",
+        Unit::Seconds,
+        "Time from decoding a request to its response being ready, per API"
+    );
+    describe_histogram!(
+        "gregor_log_flush_seconds",
+        Unit::Seconds,
+        "fsync latency of partition logs"
+    );
+    describe_histogram!(
+        "gregor_meta_flush_seconds",
+        Unit::Seconds,
+        "flush latency of the meta store (sled)"
+    );
+    describe_gauge!(
+        "kafka_log_log_logendoffset",
+        "Log end offset, per partition"
+    );
+    describe_gauge!(
+        "kafka_log_log_logstartoffset",
+        "Log start offset, per partition"
+    );
+    describe_gauge!(
+        "kafka_log_log_size",
+        Unit::Bytes,
+        "Bytes of segment files, per partition"
+    );
+    describe_gauge!(
+        "gregor_partition_high_watermark",
+        "High watermark, per partition"
+    );
+    describe_gauge!(
+        "kafka_consumergroup_current_offset",
+        "Committed offset, per group and partition"
+    );
+    describe_gauge!(
+        "kafka_consumergroup_lag",
+        "Log end offset minus committed offset, per group and partition"
+    );
+    describe_gauge!("gregor_groups", "Consumer groups, per state");
+    describe_gauge!("gregor_group_members", "Members, per group");
+    describe_counter!("gregor_group_rebalances_total", "Rebalances started");
+    describe_counter!("gregor_group_offset_commits_total", "Offsets committed");
+    describe_gauge!("gregor_connections_open", "Open client connections");
+    describe_counter!(
+        "gregor_connections_created_total",
+        "Client connections accepted"
+    );
+    describe_gauge!(
+        "gregor_fetch_waiting",
+        "Fetch requests parked waiting for data"
+    );
+    describe_gauge!(
+        "gregor_meta_disk_bytes",
+        Unit::Bytes,
+        "Size of the meta store (sled) on disk"
+    );
+}
+
+/// Samples partition offsets and sizes, group states, committed offsets and lag until `stop`.
+pub async fn sample(broker: Arc<Broker>, stop: CancellationToken) {
+    let collector = metrics_process::Collector::default();
+    collector.describe();
+    let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        collector.collect();
+        sample_once(&broker).await;
+    }
+}
+
+async fn sample_once(broker: &Broker) {
+    for topic in broker.topics.all() {
+        for p in &topic.partitions {
+            let labels = [
+                ("topic", topic.name.to_string()),
+                ("partition", p.key.partition.to_string()),
+            ];
+            metrics::gauge!("kafka_log_log_logendoffset", &labels).set(p.log_end_offset() as f64);
+            metrics::gauge!("kafka_log_log_logstartoffset", &labels)
+                .set(p.log_start_offset() as f64);
+            metrics::gauge!("gregor_partition_high_watermark", &labels)
+                .set(p.high_watermark() as f64);
+            metrics::gauge!("kafka_log_log_size", &labels).set(p.size_bytes() as f64);
+        }
+    }
+    let mut by_state = [
+        (State::Empty, 0u32),
+        (State::PreparingRebalance, 0),
+        (State::CompletingRebalance, 0),
+        (State::Stable, 0),
+    ];
+    for g in broker.groups.snapshots().await {
+        if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == g.state) {
+            slot.1 += 1;
+        }
+        metrics::gauge!("gregor_group_members", "group" => g.id.clone())
+            .set(g.members.len() as f64);
+        for ((topic, partition), c) in broker.groups.committed(&g.id, None).await {
+            let Some(c) = c else { continue };
+            let end = broker
+                .topics
+                .get(&topic)
+                .and_then(|t| t.partition(partition).map(|p| p.high_watermark()));
+            let labels = [
+                ("group", g.id.clone()),
+                ("topic", topic.clone()),
+                ("partition", partition.to_string()),
+            ];
+            metrics::gauge!("kafka_consumergroup_current_offset", &labels).set(c.offset as f64);
+            if let Some(end) = end {
+                metrics::gauge!("kafka_consumergroup_lag", &labels)
+                    .set((end - c.offset).max(0) as f64);
+            }
+        }
+    }
+    for (state, n) in by_state {
+        metrics::gauge!("gregor_groups", "state" => state.name()).set(f64::from(n));
+    }
+    metrics::gauge!("gregor_meta_disk_bytes").set(broker.meta.size_on_disk() as f64);
+}
