@@ -71,7 +71,6 @@ def test_verifiable_producer_read_back_by_offset(broker, topic):
     assert consumed == by_pos
 
 
-@pytest.mark.groups
 def test_verifiable_consumer_group_reads_every_ack_once(broker, topic):
     t = topic(PARTITIONS)
     by_pos, per_part = verifiable_produce(broker.bootstrap, t, N)
