@@ -96,6 +96,15 @@ apis! {
     OffsetCommit: OffsetCommitRequest => handler::offsets::commit, 2, 9;
     OffsetFetch: OffsetFetchRequest => handler::offsets::fetch, 1, 9;
     OffsetDelete: OffsetDeleteRequest => handler::offsets::delete, 0, 0;
+    DescribeConfigs: DescribeConfigsRequest => handler::configs::describe, 1, 4;
+    AlterConfigs: AlterConfigsRequest => handler::configs::alter, 0, 2;
+    IncrementalAlterConfigs: IncrementalAlterConfigsRequest => handler::configs::incremental_alter, 0, 1;
+    CreatePartitions: CreatePartitionsRequest => handler::admin::create_partitions, 0, 3;
+    DescribeCluster: DescribeClusterRequest => handler::admin::describe_cluster, 0, 2;
+    DescribeTopicPartitions: DescribeTopicPartitionsRequest => handler::admin::describe_topic_partitions, 0, 0;
+    ListPartitionReassignments: ListPartitionReassignmentsRequest => handler::admin::list_partition_reassignments, 0, 0;
+    DescribeLogDirs: DescribeLogDirsRequest => handler::admin::describe_log_dirs, 1, 4;
+    DeleteRecords: DeleteRecordsRequest => handler::admin::delete_records, 0, 2;
 }
 
 /// Produce v0–v2 are advertised (librdkafka needs it, KAFKA-18659) but refused, as Kafka 4 does.
@@ -180,6 +189,15 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::OffsetCommit => "OffsetCommit",
         ApiKey::OffsetFetch => "OffsetFetch",
         ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::DeleteRecords => "DeleteRecords",
         _ => "other",
     }
 }

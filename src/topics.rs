@@ -69,19 +69,19 @@ impl TopicError {
 pub fn validate_name(name: &str) -> Result<(), TopicError> {
     let bad = |m: String| Err(TopicError::new(ResponseError::InvalidTopicException, m));
     if name.is_empty() {
-        return bad("topic name is illegal, it can't be empty".into());
+        return bad("Topic name is illegal, it can't be empty".into());
     }
     if name == "." || name == ".." {
-        return bad("topic name cannot be \".\" or \"..\"".into());
+        return bad("Topic name cannot be \".\" or \"..\"".into());
     }
     if name.len() > MAX_NAME_LEN {
-        return bad(format!("topic name is illegal, it can't be longer than {MAX_NAME_LEN} characters, topic name: {name}"));
+        return bad(format!("Topic name is illegal, it can't be longer than {MAX_NAME_LEN} characters, topic name: {name}"));
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
     {
-        return bad(format!("topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"));
+        return bad(format!("Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"));
     }
     Ok(())
 }
@@ -198,14 +198,14 @@ impl Topics {
         if partitions < 1 {
             return Err(TopicError::new(
                 ResponseError::InvalidPartitions,
-                "number of partitions must be larger than 0",
+                "Number of partitions was set to an invalid non-positive value.",
             ));
         }
         let _guard = self.changes.lock().await;
         if self.get(name).is_some() {
             return Err(TopicError::new(
                 ResponseError::TopicAlreadyExists,
-                format!("topic '{name}' already exists"),
+                format!("Topic '{name}' already exists."),
             ));
         }
         let collides = {
@@ -219,7 +219,7 @@ impl Topics {
         if let Some(other) = collides {
             return Err(TopicError::new(
                 ResponseError::InvalidTopicException,
-                format!("topic '{name}' collides with existing topic: {other}"),
+                format!("Topic '{name}' collides with existing topic: {other}"),
             ));
         }
         if validate_only {
@@ -276,6 +276,102 @@ impl Topics {
         }
         tracing::info!(topic = %record.name, "deleted topic");
         metrics::counter!("gregor_topics_deleted_total").increment(1);
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (validated by the caller); durable when this returns.
+    pub async fn set_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let _guard = self.changes.lock().await;
+        let current = self.get(name).ok_or_else(|| {
+            TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist"),
+            )
+        })?;
+        let record = TopicRecord {
+            name: name.to_string(),
+            id: current.id,
+            partitions: current.partitions.len() as i32,
+            configs: configs.clone(),
+        };
+        self.meta.put_topic(&record).map_err(TopicError::storage)?;
+        self.meta.flush().await.map_err(TopicError::storage)?;
+        let config = crate::config::topic::log_config(&self.log_config, &configs);
+        for p in &current.partitions {
+            p.set_config(config.clone());
+        }
+        self.insert(Topic {
+            name: current.name.clone(),
+            id: current.id,
+            partitions: current.partitions.clone(),
+            configs,
+        });
+        tracing::info!(topic = %name, "topic configs changed");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions; durable when this returns.
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _guard = self.changes.lock().await;
+        let current = self.get(name).ok_or_else(|| {
+            TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("This server does not host this topic-partition: {name}"),
+            )
+        })?;
+        let have = current.partitions.len() as i32;
+        if count <= have {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {have} partitions, which is higher than the requested {count}."),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let record = TopicRecord {
+            name: name.to_string(),
+            id: current.id,
+            partitions: count,
+            configs: current.configs.clone(),
+        };
+        let mut partitions = current.partitions.clone();
+        let config = crate::config::topic::log_config(&self.log_config, &current.configs);
+        for p in have..count {
+            let key = PartitionKey {
+                topic_id: current.id,
+                partition: p,
+            };
+            let dir = partition_dir(&self.data_dir, name, p);
+            let part = Partition::open(
+                key,
+                current.name.clone(),
+                dir,
+                config.clone(),
+                self.meta.clone(),
+                now_ms(),
+            )
+            .map_err(TopicError::storage)?;
+            partitions.push(Arc::new(part));
+        }
+        self.meta.put_topic(&record).map_err(TopicError::storage)?;
+        self.meta.flush().await.map_err(TopicError::storage)?;
+        self.insert(Topic {
+            name: current.name.clone(),
+            id: current.id,
+            partitions,
+            configs: current.configs.clone(),
+        });
+        tracing::info!(topic = %name, from = have, to = count, "added partitions");
         Ok(())
     }
 

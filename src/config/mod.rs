@@ -3,6 +3,7 @@
 //! other Kafka keys are accepted with one warning each; keys Kafka does not know are warned about.
 
 mod kafka_keys;
+pub mod topic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

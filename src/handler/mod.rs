@@ -1,7 +1,9 @@
 //! One module per API family. Each handler takes the decoded request and returns the response
 //! (or `None` when no response is sent); Kafka errors travel as error codes inside responses.
 
+pub mod admin;
 pub mod api_versions;
+pub mod configs;
 pub mod fetch;
 pub mod fetch_session;
 pub mod group;

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
@@ -14,6 +16,7 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::config::topic as topic_config;
 use crate::dispatch::Ctx;
 
 pub async fn create(
@@ -78,20 +81,20 @@ pub async fn create(
             fail(
                 &mut r,
                 ResponseError::InvalidPartitions,
-                "number of partitions must be larger than 0".into(),
+                "Number of partitions was set to an invalid non-positive value.".into(),
             );
         } else if rf < 1 {
             fail(
                 &mut r,
                 ResponseError::InvalidReplicationFactor,
-                "replication factor must be larger than 0".into(),
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
             );
         } else if rf > 1 {
             fail(
                 &mut r,
                 ResponseError::InvalidReplicationFactor,
                 format!(
-                    "unable to replicate the partition {rf} time(s): the number of brokers is 1"
+                    "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
                 ),
             );
         } else {
@@ -100,6 +103,23 @@ pub async fn create(
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
+            if let Some(c) = t.configs.iter().find(|c| c.value.is_none()) {
+                fail(
+                    &mut r,
+                    ResponseError::InvalidRequest,
+                    format!("Null value not supported for topic configs: {}", &*c.name),
+                );
+                resp.topics.push(r);
+                continue;
+            }
+            if let Some(m) = configs
+                .iter()
+                .find_map(|(k, v)| topic_config::validate(k, v).err())
+            {
+                fail(&mut r, ResponseError::InvalidConfig, m);
+                resp.topics.push(r);
+                continue;
+            }
             match broker
                 .topics
                 .create(&name, partitions, configs, req.validate_only)
@@ -109,7 +129,21 @@ pub async fn create(
                     r.topic_id = topic.id;
                     r.num_partitions = partitions;
                     r.replication_factor = rf;
-                    r.configs = Some(Vec::new());
+                    r.configs = Some(
+                        topic_config::TOPIC_CONFIGS
+                            .iter()
+                            .map(|d| {
+                                let (_, value, source) =
+                                    topic_config::resolve(d, &topic.configs, &broker.config.raw)
+                                        .swap_remove(0);
+                                let mut c = CreatableTopicConfigs::default();
+                                c.name = str_bytes(d.name);
+                                c.value = Some(str_bytes(&value));
+                                c.config_source = source as i8;
+                                c
+                            })
+                            .collect(),
+                    );
                 }
                 Err(e) => fail(&mut r, e.error, e.message),
             }

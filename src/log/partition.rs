@@ -97,6 +97,11 @@ impl Partition {
             .clone()
     }
 
+    /// Applies changed topic configs; appends from now on follow them.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }

@@ -1,0 +1,250 @@
+//! Cluster and partition administration: CreatePartitions, DescribeCluster,
+//! DescribeTopicPartitions (KIP-966, with cursor paging), ListPartitionReassignments (always empty
+//! on one broker), DescribeLogDirs and DeleteRecords.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::describe_topic_partitions_response::{
+    Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+
+use super::metadata::ALL_TOPIC_OPERATIONS;
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::dispatch::Ctx;
+
+/// Kafka's bit set of cluster operations, reported with no authorizer.
+const ALL_CLUSTER_OPERATIONS: i32 =
+    (1 << 4) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
+
+pub async fn create_partitions(
+    broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    req: CreatePartitionsRequest,
+) -> Option<CreatePartitionsResponse> {
+    let mut resp = CreatePartitionsResponse::default();
+    let node = BrokerId(broker.config.node_id);
+    for t in req.topics {
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = t.name.clone();
+        let bad_assignment = t
+            .assignments
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|x| x.broker_ids != [node]));
+        let result = if bad_assignment {
+            Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "Unknown broker(s) in the replica assignment; the only broker is {}",
+                    node.0
+                ),
+            ))
+        } else {
+            broker
+                .topics
+                .add_partitions(&t.name.0, t.count, req.validate_only)
+                .await
+                .map_err(|e| (e.error, e.message))
+        };
+        if let Err((e, m)) = result {
+            r.error_code = e.code();
+            r.error_message = Some(str_bytes(&m));
+        }
+        resp.results.push(r);
+    }
+    Some(resp)
+}
+
+pub async fn describe_cluster(
+    broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    req: DescribeClusterRequest,
+) -> Option<DescribeClusterResponse> {
+    let mut resp = DescribeClusterResponse::default();
+    resp.endpoint_type = req.endpoint_type;
+    resp.cluster_id = str_bytes(&broker.cluster_id);
+    resp.controller_id = BrokerId(broker.config.node_id);
+    let mut b = DescribeClusterBroker::default();
+    b.broker_id = BrokerId(broker.config.node_id);
+    b.host = str_bytes(&broker.config.advertised.host);
+    b.port = i32::from(broker.config.advertised.port);
+    resp.brokers = vec![b];
+    resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
+        ALL_CLUSTER_OPERATIONS
+    } else {
+        i32::MIN
+    };
+    Some(resp)
+}
+
+pub async fn describe_topic_partitions(
+    broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    req: DescribeTopicPartitionsRequest,
+) -> Option<DescribeTopicPartitionsResponse> {
+    let node = BrokerId(broker.config.node_id);
+    let mut names: Vec<String> = if req.topics.is_empty() {
+        broker
+            .topics
+            .all()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect()
+    } else {
+        req.topics.iter().map(|t| t.name.0.to_string()).collect()
+    };
+    names.sort();
+    let (cursor_topic, cursor_partition) = req.cursor.as_ref().map_or((String::new(), 0), |c| {
+        (c.topic_name.0.to_string(), c.partition_index)
+    });
+    let mut budget = if req.response_partition_limit <= 0 {
+        2000
+    } else {
+        req.response_partition_limit as usize
+    };
+    let mut resp = DescribeTopicPartitionsResponse::default();
+    for name in names.into_iter().filter(|n| *n >= cursor_topic) {
+        let mut t = DescribeTopicPartitionsResponseTopic::default();
+        t.name = Some(TopicName(str_bytes(&name)));
+        t.topic_authorized_operations = ALL_TOPIC_OPERATIONS;
+        let Some(topic) = broker.topics.get(&name) else {
+            t.error_code = ResponseError::UnknownTopicOrPartition.code();
+            resp.topics.push(t);
+            continue;
+        };
+        t.topic_id = topic.id;
+        let first = if name == cursor_topic {
+            cursor_partition.max(0)
+        } else {
+            0
+        };
+        for p in first..topic.partitions.len() as i32 {
+            if budget == 0 {
+                let mut c = Cursor::default();
+                c.topic_name = TopicName(str_bytes(&name));
+                c.partition_index = p;
+                resp.next_cursor = Some(c);
+                break;
+            }
+            budget -= 1;
+            let mut dp = DescribeTopicPartitionsResponsePartition::default();
+            dp.partition_index = p;
+            dp.leader_id = node;
+            dp.leader_epoch = 0;
+            dp.replica_nodes = vec![node];
+            dp.isr_nodes = vec![node];
+            dp.eligible_leader_replicas = Some(Vec::new());
+            dp.last_known_elr = Some(Vec::new());
+            t.partitions.push(dp);
+        }
+        resp.topics.push(t);
+        if resp.next_cursor.is_some() {
+            break;
+        }
+    }
+    Some(resp)
+}
+
+pub async fn list_partition_reassignments(
+    _broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    _req: ListPartitionReassignmentsRequest,
+) -> Option<ListPartitionReassignmentsResponse> {
+    Some(ListPartitionReassignmentsResponse::default())
+}
+
+pub async fn describe_log_dirs(
+    broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    req: DescribeLogDirsRequest,
+) -> Option<DescribeLogDirsResponse> {
+    let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.topic.0.to_string(), t.partitions))
+            .collect()
+    });
+    let mut result = DescribeLogDirsResult::default();
+    result.log_dir = str_bytes(
+        &std::fs::canonicalize(&broker.config.data_dir)
+            .unwrap_or_else(|_| broker.config.data_dir.clone())
+            .display()
+            .to_string(),
+    );
+    result.total_bytes = -1;
+    result.usable_bytes = -1;
+    for topic in broker.topics.all() {
+        let parts: Option<&Vec<i32>> = match &wanted {
+            Some(w) => match w.iter().find(|(n, _)| **n == *topic.name) {
+                Some((_, ps)) => Some(ps),
+                None => continue,
+            },
+            None => None,
+        };
+        let mut t = DescribeLogDirsTopic::default();
+        t.name = TopicName(str_bytes(&topic.name));
+        for p in &topic.partitions {
+            if parts.is_some_and(|ps| !ps.contains(&p.key.partition)) {
+                continue;
+            }
+            let mut dp = DescribeLogDirsPartition::default();
+            dp.partition_index = p.key.partition;
+            dp.partition_size = p.size_bytes() as i64;
+            dp.offset_lag = 0;
+            t.partitions.push(dp);
+        }
+        result.topics.push(t);
+    }
+    let mut resp = DescribeLogDirsResponse::default();
+    resp.results = vec![result];
+    Some(resp)
+}
+
+pub async fn delete_records(
+    broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    req: DeleteRecordsRequest,
+) -> Option<DeleteRecordsResponse> {
+    let mut resp = DeleteRecordsResponse::default();
+    for t in req.topics {
+        let topic = broker.topics.get(&t.name.0);
+        let mut rt = DeleteRecordsTopicResult::default();
+        rt.name = t.name.clone();
+        for p in t.partitions {
+            let mut rp = DeleteRecordsPartitionResult::default();
+            rp.partition_index = p.partition_index;
+            rp.low_watermark = -1;
+            match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                None => rp.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(part) => {
+                    let hw = part.high_watermark();
+                    let target = if p.offset == -1 { hw } else { p.offset };
+                    if target < 0 || target > hw {
+                        rp.error_code = ResponseError::OffsetOutOfRange.code();
+                    } else {
+                        let moved = part.delete_before(target);
+                        match moved {
+                            Ok(()) => rp.low_watermark = part.log_start_offset(),
+                            Err(e) => {
+                                tracing::error!(topic = %part.topic, partition = p.partition_index, error = %e, "delete records failed");
+                                rp.error_code = ResponseError::KafkaStorageError.code();
+                            }
+                        }
+                    }
+                }
+            }
+            rt.partitions.push(rp);
+        }
+        resp.topics.push(rt);
+    }
+    Some(resp)
+}

@@ -1,0 +1,353 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (every Kafka topic config,
+//! with source, synonyms and documentation) and for the broker (read-only: its static configs).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::config::topic::{self, ConfigSource, ConfigType, TOPIC_CONFIGS};
+use crate::dispatch::Ctx;
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// IncrementalAlterConfigs operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+struct Entry {
+    name: String,
+    chain: Vec<(String, String, ConfigSource)>,
+    ty: ConfigType,
+    doc: &'static str,
+    read_only: bool,
+}
+
+fn topic_entries(broker: &Broker, configs: &BTreeMap<String, String>) -> Vec<Entry> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|d| Entry {
+            name: d.name.to_string(),
+            chain: topic::resolve(d, configs, &broker.config.raw),
+            ty: d.ty,
+            doc: d.doc,
+            read_only: false,
+        })
+        .collect()
+}
+
+/// The broker's configs: every key of its config file, then Kafka's defaults for the keys behind
+/// topic configs; all read-only (gregor has no dynamic broker configs yet).
+fn broker_entries(broker: &Broker) -> Vec<Entry> {
+    let mut out: BTreeMap<String, Entry> = BTreeMap::new();
+    for (k, v) in &broker.config.raw {
+        out.insert(
+            k.clone(),
+            Entry {
+                name: k.clone(),
+                chain: vec![(k.clone(), v.clone(), ConfigSource::StaticBroker)],
+                ty: ConfigType::String,
+                doc: "",
+                read_only: true,
+            },
+        );
+    }
+    for d in TOPIC_CONFIGS {
+        if let Some(key) = d.synonyms.first() {
+            out.entry(key.to_string()).or_insert_with(|| Entry {
+                name: key.to_string(),
+                chain: vec![(
+                    key.to_string(),
+                    d.default.to_string(),
+                    ConfigSource::Default,
+                )],
+                ty: d.ty,
+                doc: d.doc,
+                read_only: true,
+            });
+        }
+    }
+    out.into_values().collect()
+}
+
+fn describe_entry(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
+    let (_, value, source) = e
+        .chain
+        .first()
+        .cloned()
+        .expect("a chain ends with the default");
+    let mut r = DescribeConfigsResourceResult::default();
+    r.name = str_bytes(&e.name);
+    r.value = Some(str_bytes(&value));
+    r.read_only = e.read_only;
+    r.config_source = source as i8;
+    r.is_sensitive = false;
+    r.config_type = e.ty as i8;
+    r.documentation = if docs && !e.doc.is_empty() {
+        Some(str_bytes(e.doc))
+    } else {
+        None
+    };
+    if synonyms {
+        r.synonyms = e
+            .chain
+            .into_iter()
+            .map(|(n, v, s)| {
+                let mut syn = DescribeConfigsSynonym::default();
+                syn.name = str_bytes(&n);
+                syn.value = Some(str_bytes(&v));
+                syn.source = s as i8;
+                syn
+            })
+            .collect();
+    }
+    r
+}
+
+pub async fn describe(
+    broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    req: DescribeConfigsRequest,
+) -> Option<DescribeConfigsResponse> {
+    let mut resp = DescribeConfigsResponse::default();
+    for res in req.resources {
+        let mut r = DescribeConfigsResult::default();
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name.clone();
+        let entries = match res.resource_type {
+            RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
+                Some(t) => Ok(topic_entries(broker, &t.configs)),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("The topic '{}' does not exist.", &*res.resource_name),
+                )),
+            },
+            RESOURCE_BROKER
+                if res.resource_name.is_empty()
+                    || *res.resource_name == broker.config.node_id.to_string() =>
+            {
+                Ok(broker_entries(broker))
+            }
+            RESOURCE_BROKER => Err((
+                ResponseError::InvalidRequest,
+                format!("Unexpected broker id, expected {}", broker.config.node_id),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        match entries {
+            Ok(entries) => {
+                let wanted = res.configuration_keys.as_ref();
+                r.configs = entries
+                    .into_iter()
+                    .filter(|e| wanted.is_none_or(|keys| keys.iter().any(|k| **k == *e.name)))
+                    .map(|e| describe_entry(e, req.include_synonyms, req.include_documentation))
+                    .collect();
+            }
+            Err((e, m)) => {
+                r.error_code = e.code();
+                r.error_message = Some(str_bytes(&m));
+            }
+        }
+        resp.results.push(r);
+    }
+    Some(resp)
+}
+
+/// Validates and applies a topic's new override set (or only validates).
+async fn apply_topic(
+    broker: &Broker,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    for (k, v) in &configs {
+        topic::validate(k, v).map_err(|m| (ResponseError::InvalidConfig, m))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    broker
+        .topics
+        .set_configs(name, configs)
+        .await
+        .map_err(|e| (e.error, e.message))
+}
+
+fn alter_response(
+    resource_type: i8,
+    name: &StrBytes,
+    r: Result<(), (ResponseError, String)>,
+) -> alter_configs_response::AlterConfigsResourceResponse {
+    let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
+    out.resource_type = resource_type;
+    out.resource_name = name.clone();
+    if let Err((e, m)) = r {
+        out.error_code = e.code();
+        out.error_message = Some(str_bytes(&m));
+    }
+    out
+}
+
+fn broker_refusal(broker: &Broker, name: &str) -> (ResponseError, String) {
+    if !name.is_empty() && name != broker.config.node_id.to_string() {
+        return (
+            ResponseError::InvalidRequest,
+            format!("Unexpected broker id, expected {}", broker.config.node_id),
+        );
+    }
+    (
+        ResponseError::InvalidRequest,
+        "Cannot update these configs dynamically: gregor's broker configs are static".into(),
+    )
+}
+
+pub async fn alter(
+    broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    req: AlterConfigsRequest,
+) -> Option<AlterConfigsResponse> {
+    let mut resp = AlterConfigsResponse::default();
+    for res in req.resources {
+        let result = match res.resource_type {
+            RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("The topic '{}' does not exist.", &*res.resource_name),
+                )),
+                Some(_) => {
+                    let configs = res
+                        .configs
+                        .iter()
+                        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                        .collect();
+                    apply_topic(broker, &res.resource_name, configs, req.validate_only).await
+                }
+            },
+            RESOURCE_BROKER => Err(broker_refusal(broker, &res.resource_name)),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        resp.responses.push(alter_response(
+            res.resource_type,
+            &res.resource_name,
+            result,
+        ));
+    }
+    Some(resp)
+}
+
+fn list_of(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+pub async fn incremental_alter(
+    broker: &Arc<Broker>,
+    _ctx: &Ctx,
+    req: IncrementalAlterConfigsRequest,
+) -> Option<IncrementalAlterConfigsResponse> {
+    let mut resp = IncrementalAlterConfigsResponse::default();
+    for res in req.resources {
+        let result = match res.resource_type {
+            RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("The topic '{}' does not exist.", &*res.resource_name),
+                )),
+                Some(t) => {
+                    let mut configs = t.configs.clone();
+                    let mut failed = None;
+                    for c in &res.configs {
+                        let name = c.name.to_string();
+                        let Some(def) = topic::find(&name) else {
+                            failed = Some((
+                                ResponseError::InvalidConfig,
+                                format!("Unknown topic config name: {name}"),
+                            ));
+                            break;
+                        };
+                        let value = c.value.as_ref().map(|v| v.to_string());
+                        let current = || {
+                            configs.get(&name).cloned().unwrap_or_else(|| {
+                                topic::resolve(def, &BTreeMap::new(), &broker.config.raw)[0]
+                                    .1
+                                    .clone()
+                            })
+                        };
+                        match (c.config_operation, value) {
+                            (OP_SET, Some(v)) => {
+                                configs.insert(name, v);
+                            }
+                            (OP_DELETE, _) => {
+                                configs.remove(&name);
+                            }
+                            (OP_APPEND | OP_SUBTRACT, Some(v)) if def.ty == ConfigType::List => {
+                                let mut items = list_of(&current());
+                                for item in list_of(&v) {
+                                    if c.config_operation == OP_APPEND && !items.contains(&item) {
+                                        items.push(item);
+                                    } else if c.config_operation == OP_SUBTRACT {
+                                        items.retain(|i| *i != item);
+                                    }
+                                }
+                                configs.insert(name, items.join(","));
+                            }
+                            (OP_APPEND | OP_SUBTRACT, _) => {
+                                failed = Some((ResponseError::InvalidConfig, format!("Config value append/subtract is not allowed for config key {name} of type {:?}", def.ty)));
+                                break;
+                            }
+                            _ => {
+                                failed = Some((
+                                    ResponseError::InvalidRequest,
+                                    format!(
+                                        "Invalid operation {} or null value for {name}",
+                                        c.config_operation
+                                    ),
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    match failed {
+                        Some(f) => Err(f),
+                        None => {
+                            apply_topic(broker, &res.resource_name, configs, req.validate_only)
+                                .await
+                        }
+                    }
+                }
+            },
+            RESOURCE_BROKER => Err(broker_refusal(broker, &res.resource_name)),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        let r = alter_response(res.resource_type, &res.resource_name, result);
+        let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        out.resource_type = r.resource_type;
+        out.resource_name = r.resource_name;
+        out.error_code = r.error_code;
+        out.error_message = r.error_message;
+        resp.responses.push(out);
+    }
+    Some(resp)
+}
