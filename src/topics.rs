@@ -132,7 +132,7 @@ impl Topics {
                     key,
                     name.clone(),
                     dir,
-                    self.log_config.clone(),
+                    crate::config::topic::log_config(&self.log_config, &record.configs),
                     self.meta.clone(),
                     now_ms(),
                 )

@@ -5,99 +5,13 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
-use common::{batch, rss_kib, Client, TestBroker};
+use common::{
+    batch, create_topic, fetch, fetch_req, name, produce, produce_req, rss_kib, TestBroker,
+};
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-async fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
-    let mut t = CreatableTopic::default();
-    t.name = name(topic);
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    req.timeout_ms = 5000;
-    let resp: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req).await;
-    assert_eq!(
-        resp.topics[0].error_code, 0,
-        "{:?}",
-        resp.topics[0].error_message
-    );
-}
-
-fn produce_req(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
-    let mut p = PartitionProduceData::default();
-    p.index = partition;
-    p.records = Some(records);
-    let mut t = TopicProduceData::default();
-    t.name = name(topic);
-    t.partition_data = vec![p];
-    let mut req = ProduceRequest::default();
-    req.acks = acks;
-    req.timeout_ms = 5000;
-    req.topic_data = vec![t];
-    req
-}
-
-async fn produce(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
-    let resp: ProduceResponse = c
-        .request(
-            ApiKey::Produce,
-            9,
-            &produce_req(topic, partition, records, -1),
-        )
-        .await;
-    let p = &resp.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
-fn fetch_req(
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    max_wait_ms: i32,
-    min_bytes: i32,
-) -> FetchRequest {
-    let mut p = FetchPartition::default();
-    p.partition = partition;
-    p.fetch_offset = offset;
-    p.partition_max_bytes = 1 << 20;
-    let mut t = FetchTopic::default();
-    t.topic = name(topic);
-    t.partitions = vec![p];
-    let mut req = FetchRequest::default();
-    req.max_wait_ms = max_wait_ms;
-    req.min_bytes = min_bytes;
-    req.max_bytes = 50 << 20;
-    req.session_epoch = -1;
-    req.topics = vec![t];
-    req
-}
-
-async fn fetch(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> fetch_response::PartitionData {
-    let resp: FetchResponse = c
-        .request(
-            ApiKey::Fetch,
-            12,
-            &fetch_req(topic, partition, offset, 0, 0),
-        )
-        .await;
-    resp.responses[0].partitions[0].clone()
-}
 
 /// After a bad input, the broker still serves other connections.
 async fn still_serving(b: &TestBroker) {

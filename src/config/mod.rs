@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::group::GroupConfig;
+use crate::log::rewrite::TopicCompression;
 use crate::log::LogConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,8 @@ const HONOURED: &[&str] = &[
     "log.message.timestamp.before.max.ms",
     "gregor.produce.validate.compressed",
     "metrics.address",
+    "compression.type",
+    "log.message.timestamp.type",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
     "group.max.size",
@@ -211,6 +214,27 @@ impl Config {
                 i64::MAX,
             )?,
             validate_compressed: opt_bool(&raw, "gregor.produce.validate.compressed", true)?,
+            compression: match get("compression.type") {
+                Some(v) => TopicCompression::parse(v).ok_or_else(|| {
+                    invalid(
+                        "compression.type",
+                        v,
+                        "expected one of uncompressed, zstd, lz4, snappy, gzip, producer",
+                    )
+                })?,
+                None => TopicCompression::Producer,
+            },
+            log_append_time: match get("log.message.timestamp.type").map(str::trim) {
+                None | Some("CreateTime") => false,
+                Some("LogAppendTime") => true,
+                Some(v) => {
+                    return Err(invalid(
+                        "log.message.timestamp.type",
+                        v,
+                        "expected CreateTime or LogAppendTime",
+                    ))
+                }
+            },
             producer_id_expiration_ms: opt_int(
                 &raw,
                 "producer.id.expiration.ms",

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::log::rewrite::TopicCompression;
 use crate::log::LogConfig;
 
 /// DescribeConfigs `config_type` values.
@@ -232,6 +233,15 @@ pub fn log_config(base: &LogConfig, topic: &BTreeMap<String, String>) -> LogConf
     }
     if let Some(v) = num("message.timestamp.before.max.ms") {
         c.timestamp_before_max_ms = v;
+    }
+    if let Some(v) = topic
+        .get("compression.type")
+        .and_then(|v| TopicCompression::parse(v))
+    {
+        c.compression = v;
+    }
+    if let Some(v) = topic.get("message.timestamp.type") {
+        c.log_append_time = v.trim() == "LogAppendTime";
     }
     c
 }

@@ -142,7 +142,7 @@ pub async fn handle(
                     let mut r = PartitionProduceResponse::default();
                     r.index = p.index;
                     r.base_offset = a.base_offset;
-                    r.log_append_time_ms = -1;
+                    r.log_append_time_ms = a.log_append_time.unwrap_or(-1);
                     r.log_start_offset = a.log_start_offset;
                     r
                 }

@@ -20,6 +20,7 @@ mod partition;
 pub mod producer_state;
 pub mod records;
 mod recovery;
+pub mod rewrite;
 pub mod segment;
 mod validate;
 
@@ -57,6 +58,10 @@ pub struct LogConfig {
     pub validate_compressed: bool,
     /// `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
+    /// `compression.type`: keep the producer's codec, or recompress to this one.
+    pub compression: rewrite::TopicCompression,
+    /// `message.timestamp.type=LogAppendTime`: stamp batches with the broker's time.
+    pub log_append_time: bool,
 }
 
 impl Default for LogConfig {
@@ -72,6 +77,8 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             validate_compressed: true,
             producer_id_expiration_ms: 86_400_000,
+            compression: rewrite::TopicCompression::Producer,
+            log_append_time: false,
         }
     }
 }

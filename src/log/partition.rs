@@ -13,8 +13,10 @@ use tokio::sync::Notify;
 
 use super::producer_state::{ProducerStates, SeqCheck};
 
+use super::batch::BatchView;
+use super::rewrite;
 use super::segment::{Segment, SegmentSlice};
-use super::validate::{validate, ValidatedBatch};
+use super::validate::{decompress_limit, validate, ValidatedBatch};
 use super::{records, AppendError, Checkpoint, LogConfig, LogMetaStore, PartitionKey, ReadError};
 
 /// The result of a successful append (or of a retried duplicate, answered with its first offsets).
@@ -26,6 +28,8 @@ pub struct Appended {
     pub duplicate: bool,
     /// The flush policy asks for an fsync before this append is acknowledged.
     pub sync_needed: bool,
+    /// The broker's timestamp, for LogAppendTime topics.
+    pub log_append_time: Option<i64>,
 }
 
 /// Whole batches read from the log, and the partition's offsets at the time of the read.
@@ -117,11 +121,35 @@ impl Partition {
         self.lock().segments.values().map(Segment::size).sum()
     }
 
-    /// Validates `bytes` as exactly one record batch and appends it at the log end.
+    /// Validates `bytes` as exactly one record batch and appends it at the log end (rewritten only
+    /// for a LogAppendTime topic or one whose `compression.type` differs from the batch's).
     pub fn append(&self, bytes: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
         let config = self.config();
         let batch = validate(bytes, &config, now_ms)?;
-        let appended = self.append_validated(&batch, &config, now_ms)?;
+        let appended = if rewrite::needed(&batch.view, config.compression, config.log_append_time) {
+            let stamp = config.log_append_time.then_some(now_ms);
+            let rebuilt = rewrite::rewrite(
+                &batch.view,
+                config.compression,
+                stamp,
+                decompress_limit(&config),
+            )
+            .map_err(|m| AppendError::rejected(kafka_protocol::ResponseError::CorruptMessage, m))?;
+            let batch = ValidatedBatch {
+                view: BatchView::new(&rebuilt).map_err(|_| {
+                    AppendError::rejected(
+                        kafka_protocol::ResponseError::CorruptMessage,
+                        "rewritten batch is malformed",
+                    )
+                })?,
+                max_timestamp_delta: batch.max_timestamp_delta,
+            };
+            let mut a = self.append_validated(&batch, &config, now_ms)?;
+            a.log_append_time = stamp;
+            a
+        } else {
+            self.append_validated(&batch, &config, now_ms)?
+        };
         if !appended.duplicate {
             self.wake_waiters();
         }
@@ -145,6 +173,7 @@ impl Partition {
                     log_start_offset: self.log_start_offset(),
                     duplicate: true,
                     sync_needed: false,
+                    log_append_time: None,
                 })
             }
             SeqCheck::Reject(error) => {
@@ -203,6 +232,7 @@ impl Partition {
             log_start_offset: self.log_start_offset(),
             duplicate: false,
             sync_needed,
+            log_append_time: None,
         })
     }
 

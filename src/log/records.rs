@@ -171,6 +171,19 @@ pub fn walk(
     Ok(())
 }
 
+/// The records of a batch, uncompressed (borrowed when the batch is not compressed).
+pub fn decompressed<'a>(
+    batch: &BatchView<'a>,
+    max_decompressed: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, RecordError> {
+    match batch.compression() {
+        Some(Compression::None) => Ok(std::borrow::Cow::Borrowed(batch.records())),
+        Some(codec) => decompress_records(codec, batch.records(), max_decompressed)
+            .map(std::borrow::Cow::Owned),
+        None => Err(RecordError::batch("unknown compression codec")),
+    }
+}
+
 fn decompress_records(
     codec: Compression,
     data: &[u8],

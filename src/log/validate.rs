@@ -110,7 +110,7 @@ fn timestamp_ok(ts: i64, now_ms: i64, config: &LogConfig) -> bool {
 
 /// How far a compressed batch may expand while being validated: generous for real data, bounded
 /// so a decompression bomb cannot exhaust memory.
-fn decompress_limit(config: &LogConfig) -> usize {
+pub(super) fn decompress_limit(config: &LogConfig) -> usize {
     config
         .max_message_bytes
         .saturating_mul(64)
