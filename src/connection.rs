@@ -28,6 +28,7 @@ enum ReadEnd {
 async fn read_frames(
     mut rd: OwnedReadHalf,
     max_frame: usize,
+    idle: std::time::Duration,
     tx: mpsc::Sender<Bytes>,
     stop: CancellationToken,
 ) -> ReadEnd {
@@ -55,7 +56,13 @@ async fn read_frames(
             buf.reserve(READ_CHUNK);
         }
         let n = tokio::select! {
-            r = rd.read_buf(&mut buf) => r,
+            r = tokio::time::timeout(idle, rd.read_buf(&mut buf)) => match r {
+                Ok(r) => r,
+                Err(_) => {
+                    metrics::counter!("gregor_connections_closed_idle_total").increment(1);
+                    return ReadEnd::Closed(format!("idle for {} ms (connections.max.idle.ms)", idle.as_millis()));
+                }
+            },
             _ = stop.cancelled() => return ReadEnd::Eof,
         };
         match n {
@@ -88,6 +95,7 @@ pub async fn serve(
     let reader = tokio::spawn(read_frames(
         rd,
         broker.config.socket_request_max_bytes,
+        std::time::Duration::from_millis(broker.config.connections_max_idle_ms),
         tx,
         stop.clone(),
     ));

@@ -1,11 +1,15 @@
 //! The accept loop and the broker's lifetime: background maintenance, graceful shutdown (stop
 //! accepting, let in-flight requests finish, checkpoint and flush, return).
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,11 +30,43 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     tracker.spawn(broker.groups.clone().run_timers(stop.clone()));
     tracker.spawn(crate::metrics::sample(broker.clone(), stop.clone()));
     tokio::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(
+        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
+        // max.connections: stop accepting (as Kafka does) until a connection closes.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tracker.spawn(connection::serve(stream, peer, broker.clone(), stop.clone()));
+                    let ip = peer.ip();
+                    let admitted = {
+                        let mut counts = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+                        let n = counts.entry(ip).or_insert(0);
+                        (*n < broker.config.max_connections_per_ip).then(|| *n += 1).is_some()
+                    };
+                    if !admitted {
+                        metrics::counter!("gregor_connections_rejected_total", "reason" => "max.connections.per.ip").increment(1);
+                        tracing::warn!(%peer, limit = broker.config.max_connections_per_ip, "closing connection: too many connections from this address (max.connections.per.ip)");
+                        drop(stream);
+                        continue;
+                    }
+                    let (broker, stop, per_ip) = (broker.clone(), stop.clone(), per_ip.clone());
+                    tracker.spawn(async move {
+                        connection::serve(stream, peer, broker, stop).await;
+                        let mut counts = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(n) = counts.get_mut(&ip) {
+                            *n -= 1;
+                            if *n == 0 {
+                                counts.remove(&ip);
+                            }
+                        }
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.

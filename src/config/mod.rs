@@ -48,6 +48,12 @@ pub struct Config {
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
     pub socket_request_max_bytes: usize,
+    /// `connections.max.idle.ms`: a connection with no request for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// `max.connections`: accepting waits while this many connections are open.
+    pub max_connections: usize,
+    /// `max.connections.per.ip`: further connections from one address are closed at once.
+    pub max_connections_per_ip: usize,
     pub max_incremental_fetch_session_cache_slots: usize,
     pub log: LogConfig,
     pub group: GroupConfig,
@@ -82,6 +88,9 @@ const HONOURED: &[&str] = &[
     "log.message.timestamp.before.max.ms",
     "gregor.produce.validate.compressed",
     "metrics.address",
+    "connections.max.idle.ms",
+    "max.connections",
+    "max.connections.per.ip",
     "compression.type",
     "log.message.timestamp.type",
     "group.min.session.timeout.ms",
@@ -332,6 +341,22 @@ impl Config {
             None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9308))),
         };
         Ok(Config {
+            connections_max_idle_ms: opt_int(&raw, "connections.max.idle.ms", 600_000, 1, i64::MAX)?
+                as u64,
+            max_connections: opt_int(
+                &raw,
+                "max.connections",
+                i64::from(i32::MAX),
+                1,
+                i64::from(i32::MAX),
+            )? as usize,
+            max_connections_per_ip: opt_int(
+                &raw,
+                "max.connections.per.ip",
+                i64::from(i32::MAX),
+                0,
+                i64::from(i32::MAX),
+            )? as usize,
             metrics_address,
             group,
             listener,
