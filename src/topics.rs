@@ -15,7 +15,26 @@ use crate::meta::{Meta, TopicRecord};
 /// Kafka's limit on topic name length.
 const MAX_NAME_LEN: usize = 249;
 
+/// Per-topic counters, registered once so the hot paths don't look them up per request.
+#[derive(Clone)]
+pub struct TopicMetrics {
+    pub bytes_in: metrics::Counter,
+    pub messages_in: metrics::Counter,
+    pub bytes_out: metrics::Counter,
+}
+
+impl TopicMetrics {
+    fn new(topic: &str) -> Self {
+        TopicMetrics {
+            bytes_in: metrics::counter!("kafka_server_brokertopicmetrics_bytesin_total", "topic" => topic.to_string()),
+            messages_in: metrics::counter!("kafka_server_brokertopicmetrics_messagesin_total", "topic" => topic.to_string()),
+            bytes_out: metrics::counter!("kafka_server_brokertopicmetrics_bytesout_total", "topic" => topic.to_string()),
+        }
+    }
+}
+
 pub struct Topic {
+    pub metrics: TopicMetrics,
     pub name: Arc<str>,
     pub id: Uuid,
     pub partitions: Vec<Arc<Partition>>,
@@ -140,6 +159,7 @@ impl Topics {
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Topic {
+            metrics: TopicMetrics::new(&record.name),
             name,
             id: record.id,
             partitions,
@@ -224,6 +244,7 @@ impl Topics {
         }
         if validate_only {
             return Ok(Arc::new(Topic {
+                metrics: TopicMetrics::new(name),
                 name: Arc::from(name),
                 id: Uuid::nil(),
                 partitions: Vec::new(),
@@ -305,6 +326,7 @@ impl Topics {
             p.set_config(config.clone());
         }
         self.insert(Topic {
+            metrics: current.metrics.clone(),
             name: current.name.clone(),
             id: current.id,
             partitions: current.partitions.clone(),
@@ -366,6 +388,7 @@ impl Topics {
         self.meta.put_topic(&record).map_err(TopicError::storage)?;
         self.meta.flush().await.map_err(TopicError::storage)?;
         self.insert(Topic {
+            metrics: current.metrics.clone(),
             name: current.name.clone(),
             id: current.id,
             partitions,

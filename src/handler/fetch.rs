@@ -216,9 +216,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Optio
             continue;
         }
         sent.push((t.spec.topic.clone(), t.spec.partition, o.hw, o.log_start));
-        if let Some(p) = &t.partition {
+        if let Some(topic) = &t.topic {
             if !o.records.is_empty() {
-                metrics::counter!("kafka_server_brokertopicmetrics_bytesout_total", "topic" => p.topic.to_string()).increment(o.records.len() as u64);
+                topic.metrics.bytes_out.increment(o.records.len() as u64);
             }
         }
         let mut pd = PartitionData::default();

@@ -103,10 +103,13 @@ pub async fn handle(
                         let records = p.records.as_ref().expect("checked");
                         match part.append(records, now) {
                             Ok(a) => {
-                                metrics::counter!("kafka_server_brokertopicmetrics_bytesin_total", "topic" => part.topic.to_string()).increment(records.len() as u64);
-                                if !a.duplicate {
-                                    metrics::counter!("kafka_server_brokertopicmetrics_messagesin_total", "topic" => part.topic.to_string())
-                                        .increment((a.last_offset - a.base_offset + 1) as u64);
+                                if let Some(t) = &topic {
+                                    t.metrics.bytes_in.increment(records.len() as u64);
+                                    if !a.duplicate {
+                                        t.metrics
+                                            .messages_in
+                                            .increment((a.last_offset - a.base_offset + 1) as u64);
+                                    }
                                 }
                                 if a.sync_needed {
                                     pending.push(Pending {
