@@ -326,7 +326,9 @@ class Broker:
             raise BrokerError(f"Kafka jars missing in {JARS_DIR}: run compat-tests/install.sh")
         props = self.workdir / "server.properties"
         props.write_text("".join(f"{k}={v}\n" for k, v in self._kafka_config().items()))
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # StorageTool would take "-..." for an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = java_cmd("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
                        "-c", str(props), heap=["-Xmx256M"])
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
