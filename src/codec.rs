@@ -8,9 +8,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable};
+
+use crate::wire::ChunkedBuf;
 
 /// Why a request frame could not be decoded; the connection is closed with this reason.
 #[derive(Debug, thiserror::Error)]
@@ -81,13 +83,15 @@ pub struct EncodeError {
     pub reason: String,
 }
 
-/// Encodes a response frame (length prefix, response header, body).
+/// Encodes a response frame (length prefix, response header, body) as chunks: `payloads` (record
+/// sets the body carries) are referenced rather than copied (see `wire`).
 pub fn encode_response<T: Encodable>(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &T,
-) -> Result<Bytes, EncodeError> {
+    payloads: Vec<Bytes>,
+) -> Result<Vec<Bytes>, EncodeError> {
     let err = |e: anyhow::Error| EncodeError {
         api,
         version,
@@ -103,11 +107,12 @@ pub fn encode_response<T: Encodable>(
     header.correlation_id = correlation_id;
     let size = header.compute_size(header_version).map_err(err)?
         + body.compute_size(version).map_err(err)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
+    let referenced: usize = payloads.iter().map(Bytes::len).sum();
+    let mut buf = ChunkedBuf::new((4 + size).saturating_sub(referenced), payloads);
     buf.put_i32(size as i32);
     header.encode(&mut buf, header_version).map_err(err)?;
     body.encode(&mut buf, version).map_err(err)?;
-    Ok(buf.freeze())
+    Ok(buf.into_chunks())
 }
 
 #[cfg(test)]

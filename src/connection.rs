@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
+use std::io::IoSlice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -79,6 +81,23 @@ async fn read_frames(
     }
 }
 
+/// Writes a response's chunks in order with as few (vectored) writes as the socket allows.
+async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::io::Result<()> {
+    if let [one] = chunks {
+        return wr.write_all(one).await;
+    }
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = wr.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
 /// Serves one connection until the client leaves, a bad frame closes it, or shutdown.
 pub async fn serve(
     stream: TcpStream,
@@ -102,8 +121,8 @@ pub async fn serve(
     let mut close_reason = None;
     while let Some(frame) = rx.recv().await {
         match dispatch::dispatch(&broker, peer, frame).await {
-            Outcome::Respond(bytes) => {
-                if let Err(e) = wr.write_all(&bytes).await {
+            Outcome::Respond(chunks) => {
+                if let Err(e) = write_chunks(&mut wr, &chunks).await {
                     close_reason = Some(format!("write error: {e}"));
                     break;
                 }

@@ -16,7 +16,8 @@ use crate::handler;
 
 /// What the connection does with a request.
 pub enum Outcome {
-    Respond(Bytes),
+    /// A response frame, as chunks to write in order.
+    Respond(Vec<Bytes>),
     /// acks=0 produce: nothing is sent back.
     NoResponse,
     /// Close the connection, logging the reason.
@@ -116,12 +117,31 @@ pub fn supported(api: ApiKey, version: i16) -> bool {
         .any(|s| s.key == api && (s.min..=s.max).contains(&version))
 }
 
-fn encode<T: kafka_protocol::protocol::Encodable>(
+/// Record sets a response carries, to be sent without copying (only Fetch has them).
+fn payloads<T: 'static>(response: &T) -> Vec<Bytes> {
+    match (response as &dyn std::any::Any).downcast_ref::<FetchResponse>() {
+        Some(f) => f
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.records.clone())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+fn encode<T: kafka_protocol::protocol::Encodable + 'static>(
     api: ApiKey,
     header: &RequestHeader,
     body: &T,
 ) -> Outcome {
-    match codec::encode_response(api, header.request_api_version, header.correlation_id, body) {
+    match codec::encode_response(
+        api,
+        header.request_api_version,
+        header.correlation_id,
+        body,
+        payloads(body),
+    ) {
         Ok(bytes) => Outcome::Respond(bytes),
         Err(e) => {
             tracing::error!(error = %e, "response encoding failed");

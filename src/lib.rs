@@ -31,6 +31,7 @@ pub mod meta;
 pub mod metrics;
 pub mod server;
 pub mod topics;
+pub mod wire;
 
 #[global_allocator]
 static GLOBAL: alloc::LazyReserve = alloc::LazyReserve;
