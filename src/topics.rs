@@ -88,19 +88,19 @@ impl TopicError {
 pub fn validate_name(name: &str) -> Result<(), TopicError> {
     let bad = |m: String| Err(TopicError::new(ResponseError::InvalidTopicException, m));
     if name.is_empty() {
-        return bad("Topic name is illegal, it can't be empty".into());
+        return bad("Topic name is invalid: the empty string is not allowed".into());
     }
     if name == "." || name == ".." {
-        return bad("Topic name cannot be \".\" or \"..\"".into());
+        return bad(format!("Topic name is invalid: '{name}' is not allowed"));
     }
     if name.len() > MAX_NAME_LEN {
-        return bad(format!("Topic name is illegal, it can't be longer than {MAX_NAME_LEN} characters, topic name: {name}"));
+        return bad(format!("Topic name is invalid: the length of '{name}' is longer than the max allowed length {MAX_NAME_LEN}"));
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
     {
-        return bad(format!("Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"));
+        return bad(format!("Topic name is invalid: '{name}' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'"));
     }
     Ok(())
 }
@@ -354,7 +354,11 @@ impl Topics {
         if count <= have {
             return Err(TopicError::new(
                 ResponseError::InvalidPartitions,
-                format!("Topic currently has {have} partitions, which is higher than the requested {count}."),
+                if count == have {
+                    format!("Topic already has {have} partition(s).")
+                } else {
+                    format!("The topic {name} currently has {have} partition(s); {count} would not be an increase.")
+                },
             ));
         }
         if validate_only {

@@ -2,6 +2,7 @@
 //! Honoured keys are validated (an invalid value fails start-up naming the key and the value);
 //! other Kafka keys are accepted with one warning each; keys Kafka does not know are warned about.
 
+pub mod broker_defaults;
 mod kafka_keys;
 pub mod topic;
 

@@ -22,6 +22,7 @@ pub enum ConfigType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic = 1,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
 }
@@ -92,6 +93,31 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("unclean.leader.election.enable", Boolean, "false", ["unclean.leader.election.enable"], Rule::Bool, "Whether replicas not in the ISR may be elected leader as a last resort."),
 ];
 
+/// Topic configs whose broker key has no default of its own in Kafka (or that have no broker key):
+/// Kafka lists no DEFAULT_CONFIG synonym for them.
+const NO_DEFAULT_SYNONYM: &[&str] = &[
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "retention.ms",
+    "segment.jitter.ms",
+    "segment.ms",
+];
+
+impl TopicConfigDef {
+    /// Whether DescribeConfigs lists Kafka's default among the synonyms.
+    pub fn default_synonym(&self) -> bool {
+        !NO_DEFAULT_SYNONYM.contains(&self.name)
+    }
+}
+
+/// A new Kafka 4.x cluster stores `min.insync.replicas=1` as a cluster-wide dynamic default
+/// (with eligible leader replicas); gregor reports the same.
+pub const CLUSTER_DYNAMIC_DEFAULTS: &[(&str, &str)] = &[("min.insync.replicas", "1")];
+
 pub fn find(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
@@ -151,10 +177,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                     .filter(|s| !s.is_empty())
                     .collect();
                 match items.iter().find(|i| !allowed.contains(i)) {
-                    Some(i) => bad(format!(
-                        "Invalid value {i}; valid values are: {}",
-                        allowed.join(", ")
-                    )),
+                    Some(_) => bad(format!("String must be one of: {}", allowed.join(", "))),
                     None => Ok(()),
                 }
             }
@@ -188,6 +211,16 @@ pub fn resolve(
     let mut chain = Vec::new();
     if let Some(v) = topic.get(def.name) {
         chain.push((def.name.to_string(), v.clone(), ConfigSource::DynamicTopic));
+    }
+    for (k, v) in CLUSTER_DYNAMIC_DEFAULTS
+        .iter()
+        .filter(|(k, _)| *k == def.name)
+    {
+        chain.push((
+            k.to_string(),
+            v.to_string(),
+            ConfigSource::DynamicDefaultBroker,
+        ));
     }
     for syn in def.synonyms {
         if let Some(v) = broker_value(syn, broker) {

@@ -23,9 +23,10 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
 
-/// Kafka's bit set of cluster operations, reported with no authorizer.
+/// Kafka's bit set of cluster operations with no authorizer: CREATE, ALTER, DESCRIBE,
+/// CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
 const ALL_CLUSTER_OPERATIONS: i32 =
-    (1 << 4) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub async fn create_partitions(
     broker: &Arc<Broker>,

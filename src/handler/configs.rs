@@ -13,6 +13,7 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::config::broker_defaults::BROKER_DEFAULTS;
 use crate::config::topic::{self, ConfigSource, ConfigType, TOPIC_CONFIGS};
 use crate::dispatch::Ctx;
 
@@ -27,6 +28,8 @@ const OP_SUBTRACT: i8 = 3;
 
 struct Entry {
     name: String,
+    /// Whether the last element of `chain` (Kafka's default) is reported as a synonym.
+    default_synonym: bool,
     chain: Vec<(String, String, ConfigSource)>,
     ty: ConfigType,
     doc: &'static str,
@@ -38,6 +41,7 @@ fn topic_entries(broker: &Broker, configs: &BTreeMap<String, String>) -> Vec<Ent
         .iter()
         .map(|d| Entry {
             name: d.name.to_string(),
+            default_synonym: d.default_synonym(),
             chain: topic::resolve(d, configs, &broker.config.raw),
             ty: d.ty,
             doc: d.doc,
@@ -46,49 +50,77 @@ fn topic_entries(broker: &Broker, configs: &BTreeMap<String, String>) -> Vec<Ent
         .collect()
 }
 
-/// The broker's configs: every key of its config file, then Kafka's defaults for the keys behind
-/// topic configs; all read-only (gregor has no dynamic broker configs yet).
-fn broker_entries(broker: &Broker) -> Vec<Entry> {
-    let mut out: BTreeMap<String, Entry> = BTreeMap::new();
-    for (k, v) in &broker.config.raw {
-        out.insert(
-            k.clone(),
-            Entry {
-                name: k.clone(),
-                chain: vec![(k.clone(), v.clone(), ConfigSource::StaticBroker)],
-                ty: ConfigType::String,
-                doc: "",
-                read_only: true,
-            },
-        );
+/// The broker's configs: its config file's keys and Kafka's defaults for common broker keys (with
+/// Kafka's default listed as a synonym); all read-only (gregor's broker configs are static).
+/// `entity_default` is the cluster-wide dynamic default resource (name ""), which holds only what a
+/// new Kafka 4.x cluster stores there.
+fn broker_entries(broker: &Broker, entity_default: bool) -> Vec<Entry> {
+    let entry =
+        |name: &str, chain: Vec<(String, String, ConfigSource)>, default_synonym: bool| Entry {
+            name: name.to_string(),
+            default_synonym,
+            chain,
+            ty: ConfigType::String,
+            doc: "",
+            read_only: true,
+        };
+    if entity_default {
+        return topic::CLUSTER_DYNAMIC_DEFAULTS
+            .iter()
+            .map(|(k, v)| {
+                entry(
+                    k,
+                    vec![(
+                        k.to_string(),
+                        v.to_string(),
+                        ConfigSource::DynamicDefaultBroker,
+                    )],
+                    false,
+                )
+            })
+            .collect();
     }
-    for d in TOPIC_CONFIGS {
-        if let Some(key) = d.synonyms.first() {
-            out.entry(key.to_string()).or_insert_with(|| Entry {
-                name: key.to_string(),
-                chain: vec![(
-                    key.to_string(),
-                    d.default.to_string(),
-                    ConfigSource::Default,
-                )],
-                ty: d.ty,
-                doc: d.doc,
-                read_only: true,
-            });
+    let mut raw = broker.config.raw.clone();
+    raw.entry("broker.id".into())
+        .or_insert_with(|| broker.config.node_id.to_string());
+    let mut out: BTreeMap<String, Entry> = BTreeMap::new();
+    for (k, default) in BROKER_DEFAULTS {
+        let mut chain = Vec::new();
+        if let Some((_, v)) = topic::CLUSTER_DYNAMIC_DEFAULTS.iter().find(|(d, _)| d == k) {
+            chain.push((
+                k.to_string(),
+                v.to_string(),
+                ConfigSource::DynamicDefaultBroker,
+            ));
         }
+        if let Some(v) = raw.get(*k) {
+            chain.push((k.to_string(), v.clone(), ConfigSource::StaticBroker));
+        }
+        if let Some(d) = default {
+            chain.push((k.to_string(), d.to_string(), ConfigSource::Default));
+        }
+        out.insert(k.to_string(), entry(k, chain, true));
+    }
+    for (k, v) in &raw {
+        out.entry(k.clone()).or_insert_with(|| {
+            entry(
+                k,
+                vec![(k.clone(), v.clone(), ConfigSource::StaticBroker)],
+                true,
+            )
+        });
     }
     out.into_values().collect()
 }
 
 fn describe_entry(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
-    let (_, value, source) = e
-        .chain
-        .first()
-        .cloned()
-        .expect("a chain ends with the default");
+    let (value, source) = match e.chain.first() {
+        Some((_, v, s)) => (Some(v.clone()), *s),
+        None => (None, ConfigSource::Default),
+    };
     let mut r = DescribeConfigsResourceResult::default();
     r.name = str_bytes(&e.name);
-    r.value = Some(str_bytes(&value));
+    r.value = value.as_deref().map(str_bytes);
     r.read_only = e.read_only;
     r.config_source = source as i8;
     r.is_sensitive = false;
@@ -99,8 +131,15 @@ fn describe_entry(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResour
         None
     };
     if synonyms {
-        r.synonyms = e
-            .chain
+        let mut chain = e.chain;
+        if !e.default_synonym
+            && chain
+                .last()
+                .is_some_and(|(_, _, s)| *s == ConfigSource::Default)
+        {
+            chain.pop();
+        }
+        r.synonyms = chain
             .into_iter()
             .map(|(n, v, s)| {
                 let mut syn = DescribeConfigsSynonym::default();
@@ -127,16 +166,13 @@ pub async fn describe(
         let entries = match res.resource_type {
             RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
                 Some(t) => Ok(topic_entries(broker, &t.configs)),
-                None => Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("The topic '{}' does not exist.", &*res.resource_name),
-                )),
+                None => Err((ResponseError::UnknownTopicOrPartition, String::new())),
             },
             RESOURCE_BROKER
                 if res.resource_name.is_empty()
                     || *res.resource_name == broker.config.node_id.to_string() =>
             {
-                Ok(broker_entries(broker))
+                Ok(broker_entries(broker, res.resource_name.is_empty()))
             }
             RESOURCE_BROKER => Err((
                 ResponseError::InvalidRequest,
@@ -223,10 +259,7 @@ pub async fn alter(
     for res in req.resources {
         let result = match res.resource_type {
             RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
-                None => Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("The topic '{}' does not exist.", &*res.resource_name),
-                )),
+                None => Err((ResponseError::UnknownTopicOrPartition, String::new())),
                 Some(_) => {
                     let configs = res
                         .configs
@@ -268,10 +301,7 @@ pub async fn incremental_alter(
     for res in req.resources {
         let result = match res.resource_type {
             RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
-                None => Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("The topic '{}' does not exist.", &*res.resource_name),
-                )),
+                None => Err((ResponseError::UnknownTopicOrPartition, String::new())),
                 Some(t) => {
                     let mut configs = t.configs.clone();
                     let mut failed = None;

@@ -20,3 +20,13 @@ use kafka_protocol::protocol::StrBytes;
 pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
+
+/// Kafka's default message for an error code, where clients print it (as Java's `Errors` does).
+pub(crate) fn default_message(e: kafka_protocol::ResponseError) -> &'static str {
+    use kafka_protocol::ResponseError as E;
+    match e {
+        E::UnknownTopicOrPartition => "This server does not host this topic-partition.",
+        E::UnknownTopicId => "This server does not host this topic ID.",
+        _ => "",
+    }
+}

@@ -126,6 +126,7 @@ pub async fn create(
                 .await
             {
                 Ok(topic) => {
+                    r.error_message = None;
                     r.topic_id = topic.id;
                     r.num_partitions = partitions;
                     r.replication_factor = rf;
@@ -172,6 +173,7 @@ pub async fn delete(
     let mut resp = DeleteTopicsResponse::default();
     for (name, id) in wanted {
         let mut r = DeletableTopicResult::default();
+        r.error_message = None;
         r.name = name.as_deref().map(|n| TopicName(str_bytes(n)));
         r.topic_id = id;
         let topic = match &name {
@@ -194,7 +196,7 @@ pub async fn delete(
                     ResponseError::UnknownTopicId
                 };
                 r.error_code = e.code();
-                r.error_message = Some(str_bytes(&e.to_string()));
+                r.error_message = Some(str_bytes(super::default_message(e)));
             }
         }
         resp.responses.push(r);
