@@ -206,3 +206,46 @@ async fn delete_records_moves_the_log_start_and_create_partitions_grows_a_topic(
         ResponseError::InvalidPartitions.code()
     );
 }
+
+#[tokio::test]
+async fn colliding_names_are_refused_and_topic_partitions_page_with_a_cursor() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    assert_eq!(create_with(&mut c, "a.b", &[]).await.topics[0].error_code, 0);
+    let clash = create_with(&mut c, "a_b", &[]).await;
+    assert_eq!(clash.topics[0].error_code, ResponseError::InvalidTopicException.code());
+    assert!(clash.topics[0].error_message.as_ref().unwrap().contains("collides with existing topic: a.b"));
+
+    let mut t = create_partitions_request::CreatePartitionsTopic::default();
+    t.name = name("a.b");
+    t.count = 3;
+    let mut grow = CreatePartitionsRequest::default();
+    grow.topics = vec![t];
+    let _: CreatePartitionsResponse = c.request(ApiKey::CreatePartitions, 3, &grow).await;
+    create_with(&mut c, "z", &[]).await;
+    // 4 partitions in all (a.b: 3, z: 1), two per page.
+    let mut req = DescribeTopicPartitionsRequest::default();
+    req.response_partition_limit = 2;
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r: DescribeTopicPartitionsResponse = c.request(ApiKey::DescribeTopicPartitions, 0, &req).await;
+        pages += 1;
+        for t in &r.topics {
+            for p in &t.partitions {
+                seen.push((t.name.as_ref().unwrap().0.to_string(), p.partition_index));
+            }
+        }
+        match r.next_cursor {
+            Some(cursor) => {
+                let mut next = describe_topic_partitions_request::Cursor::default();
+                next.topic_name = cursor.topic_name;
+                next.partition_index = cursor.partition_index;
+                req.cursor = Some(next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(seen, vec![("a.b".into(), 0), ("a.b".into(), 1), ("a.b".into(), 2), ("z".into(), 0)]);
+}
