@@ -211,10 +211,20 @@ async fn delete_records_moves_the_log_start_and_create_partitions_grows_a_topic(
 async fn colliding_names_are_refused_and_topic_partitions_page_with_a_cursor() {
     let b = TestBroker::start(&[]).await;
     let mut c = b.client().await;
-    assert_eq!(create_with(&mut c, "a.b", &[]).await.topics[0].error_code, 0);
+    assert_eq!(
+        create_with(&mut c, "a.b", &[]).await.topics[0].error_code,
+        0
+    );
     let clash = create_with(&mut c, "a_b", &[]).await;
-    assert_eq!(clash.topics[0].error_code, ResponseError::InvalidTopicException.code());
-    assert!(clash.topics[0].error_message.as_ref().unwrap().contains("collides with existing topic: a.b"));
+    assert_eq!(
+        clash.topics[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+    assert!(clash.topics[0]
+        .error_message
+        .as_ref()
+        .unwrap()
+        .contains("collides with existing topic: a.b"));
 
     let mut t = create_partitions_request::CreatePartitionsTopic::default();
     t.name = name("a.b");
@@ -229,7 +239,8 @@ async fn colliding_names_are_refused_and_topic_partitions_page_with_a_cursor() {
     let mut seen = Vec::new();
     let mut pages = 0;
     loop {
-        let r: DescribeTopicPartitionsResponse = c.request(ApiKey::DescribeTopicPartitions, 0, &req).await;
+        let r: DescribeTopicPartitionsResponse =
+            c.request(ApiKey::DescribeTopicPartitions, 0, &req).await;
         pages += 1;
         for t in &r.topics {
             for p in &t.partitions {
@@ -247,5 +258,13 @@ async fn colliding_names_are_refused_and_topic_partitions_page_with_a_cursor() {
         }
     }
     assert_eq!(pages, 2);
-    assert_eq!(seen, vec![("a.b".into(), 0), ("a.b".into(), 1), ("a.b".into(), 2), ("z".into(), 0)]);
+    assert_eq!(
+        seen,
+        vec![
+            ("a.b".into(), 0),
+            ("a.b".into(), 1),
+            ("a.b".into(), 2),
+            ("z".into(), 0)
+        ]
+    );
 }

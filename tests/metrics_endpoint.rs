@@ -7,19 +7,10 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{batch, Client};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use common::{batch, create_topic, free_port, Client};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn scrape(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -56,13 +47,7 @@ async fn counters_and_gauges_match_what_was_produced() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut c = Client::connect(([127, 0, 0, 1], port).into()).await;
-    let mut t = CreatableTopic::default();
-    t.name = TopicName(StrBytes::from_static_str("m"));
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    let _: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req).await;
+    create_topic(&mut c, "m", 1).await;
     let records = batch(&[b"one", b"two", b"three"], None);
     let mut p = PartitionProduceData::default();
     p.records = Some(records.clone());

@@ -2,20 +2,16 @@
 //! warning per key not honoured yet), invalid values stop it naming key and value, a newer storage
 //! format is refused, and SIGTERM exits 0.
 
+mod common;
+
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gregor");
+use common::free_port;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_gregor");
 
 fn spawn(args: &[String]) -> Child {
     Command::new(BIN)

@@ -218,6 +218,15 @@ pub fn batch(values: &[&[u8]], producer: Option<(i64, i16, i32)>) -> Bytes {
     buf.freeze()
 }
 
+/// A port nothing listens on right now (for brokers started as separate processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Current resident set size of this process in KiB.
 pub fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
