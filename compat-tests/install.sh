@@ -18,3 +18,22 @@ if [ ! -f .jars/kafka-tools-4.1.1.jar ] || [ ! -f .jars/kafka_2.13-4.1.1.jar ] \
    || [ ! -f .jars/kafka-clients-4.1.1.jar ] || [ ! -f .jars/log4j-slf4j-impl-2.24.3.jar ]; then
   mvn -q -B dependency:copy-dependencies -DoutputDirectory="$HERE/.jars"
 fi
+
+# Prometheus + promtool for tests/test_monitoring.py (Debian package; optional: the test skips if
+# the binary cannot be installed). Only installs the binaries: a temporary policy-rc.d stops the
+# package from starting its daemon, and nothing here ever runs it.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    policy_rc=/usr/sbin/policy-rc.d
+    added_policy=
+    if [ ! -e "$policy_rc" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy_rc" && chmod +x "$policy_rc" && added_policy=1
+    fi
+    ( apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus ) \
+      >/dev/null 2>&1 || echo "install.sh: could not install prometheus (test_monitoring will skip its Prometheus test)" >&2
+    if [ -n "$added_policy" ]; then rm -f "$policy_rc"; fi
+  else
+    echo "install.sh: prometheus not found and cannot apt-get install it (not root or no apt-get)" >&2
+  fi
+fi
