@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::io::IoSlice;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -31,7 +32,7 @@ async fn read_frames(
     mut rd: OwnedReadHalf,
     max_frame: usize,
     idle: std::time::Duration,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<(Instant, Bytes)>,
     stop: CancellationToken,
 ) -> ReadEnd {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -50,7 +51,7 @@ async fn read_frames(
             }
             buf.advance(4);
             let frame = buf.split_to(len).freeze();
-            if tx.send(frame).await.is_err() {
+            if tx.send((Instant::now(), frame)).await.is_err() {
                 return ReadEnd::Eof;
             }
         }
@@ -110,7 +111,7 @@ pub async fn serve(
     metrics::gauge!("gregor_connections_open").increment(1.0);
     tracing::debug!(%peer, "connection opened");
     let (rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(READ_AHEAD);
+    let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(READ_AHEAD);
     let reader = tokio::spawn(read_frames(
         rd,
         broker.config.socket_request_max_bytes,
@@ -119,13 +120,22 @@ pub async fn serve(
         stop.clone(),
     ));
     let mut close_reason = None;
-    while let Some(frame) = rx.recv().await {
-        match dispatch::dispatch(&broker, peer, frame).await {
+    while let Some((arrived, frame)) = rx.recv().await {
+        let api = dispatch::api_label(&frame);
+        metrics::histogram!("gregor_request_queue_seconds", "api" => api)
+            .record(arrived.elapsed().as_secs_f64());
+        metrics::gauge!("gregor_requests_in_flight").increment(1.0);
+        let outcome = dispatch::dispatch(&broker, peer, frame).await;
+        metrics::gauge!("gregor_requests_in_flight").decrement(1.0);
+        match outcome {
             Outcome::Respond(chunks) => {
+                let sending = Instant::now();
                 if let Err(e) = write_chunks(&mut wr, &chunks).await {
                     close_reason = Some(format!("write error: {e}"));
                     break;
                 }
+                metrics::histogram!("gregor_response_send_seconds", "api" => api)
+                    .record(sending.elapsed().as_secs_f64());
             }
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {
@@ -150,4 +160,5 @@ pub async fn serve(
         None => tracing::debug!(%peer, "connection closed"),
     }
     metrics::gauge!("gregor_connections_open").decrement(1.0);
+    metrics::counter!("gregor_connections_closed_total").increment(1);
 }

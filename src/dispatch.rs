@@ -187,6 +187,13 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
     outcome
 }
 
+/// The API label of a frame, from its header (before decoding it).
+pub fn api_label(frame: &[u8]) -> &'static str {
+    codec::peek_header(frame)
+        .and_then(|(key, _, _)| ApiKey::try_from(key).ok())
+        .map_or("unknown", api_name)
+}
+
 /// A static label for metrics and logs.
 pub fn api_name(api: ApiKey) -> &'static str {
     match api {

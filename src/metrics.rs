@@ -65,6 +65,29 @@ fn describe() {
         "Time from decoding a request to its response being ready, per API"
     );
     describe_histogram!(
+        "gregor_request_queue_seconds",
+        Unit::Seconds,
+        "Time a request waited after being read until its handling began, per API"
+    );
+    describe_histogram!(
+        "gregor_response_send_seconds",
+        Unit::Seconds,
+        "Time to write a response to the socket, per API"
+    );
+    describe_gauge!("gregor_requests_in_flight", "Requests being handled");
+    describe_counter!(
+        "gregor_fetch_errors_total",
+        "Partitions answered with an error in fetch responses, per error code"
+    );
+    describe_counter!(
+        "gregor_connections_closed_total",
+        "Client connections closed"
+    );
+    describe_histogram!(
+        "gregor_log_flush_messages",
+        "Messages made durable by one fsync (group commit size)"
+    );
+    describe_histogram!(
         "gregor_log_flush_seconds",
         Unit::Seconds,
         "fsync latency of partition logs"

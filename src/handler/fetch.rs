@@ -224,6 +224,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Optio
         let mut pd = PartitionData::default();
         pd.partition_index = t.spec.partition;
         pd.error_code = o.error.map_or(0, |e| e.code());
+        if let Some(e) = o.error {
+            metrics::counter!("gregor_fetch_errors_total", "error" => format!("{e:?}"))
+                .increment(1);
+        }
         pd.high_watermark = o.hw;
         pd.last_stable_offset = o.hw;
         pd.log_start_offset = o.log_start;

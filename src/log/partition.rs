@@ -339,6 +339,8 @@ impl Partition {
             .await
             .map_err(io::Error::other)??;
         metrics::histogram!("gregor_log_flush_seconds").record(started.elapsed().as_secs_f64());
+        // Group commit: how many messages this one fsync made durable.
+        metrics::histogram!("gregor_log_flush_messages").record((target - *synced).max(0) as f64);
         *synced = target;
         Ok(())
     }
