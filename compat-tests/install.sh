@@ -37,3 +37,13 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     echo "install.sh: prometheus not found and cannot apt-get install it (not root or no apt-get)" >&2
   fi
 fi
+
+# docker-compose (Debian package) validates docker/compose.yml without a Docker engine.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    ( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose ) \
+      >/dev/null 2>&1 || echo "install.sh: could not install docker-compose" >&2
+  else
+    echo "install.sh: docker-compose not found and cannot apt-get install it" >&2
+  fi
+fi

@@ -262,3 +262,20 @@ def test_dashboards_against_prometheus(load_broker, tmp_path):
     finally:
         load.close()
         p.close()
+
+
+def test_compose_file_and_dockerfile_are_valid():
+    """No Docker engine here: the compose file is checked with Debian's docker-compose (installed by
+    install.sh), and the Dockerfile must build the binary exactly as the README's run command does
+    (`cargo build --release --locked` of this crate) and start it with the compose stack's ports."""
+    compose = REPO_DIR / "docker" / "compose.yml"
+    r = subprocess.run(["docker-compose", "-f", str(compose), "config"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for service in ("gregor:", "prometheus:", "grafana:"):
+        assert service in r.stdout, r.stdout
+    assert "9308" in r.stdout and "9092" in r.stdout
+    dockerfile = (REPO_DIR / "docker" / "Dockerfile").read_text()
+    assert "cargo build --release --locked" in dockerfile
+    assert "metrics.address=0.0.0.0:9308" in dockerfile
+    assert re.search(r"^USER\s+\S+", dockerfile, re.M), "the runtime image must not run as root"
+    assert "HEALTHCHECK" in dockerfile
