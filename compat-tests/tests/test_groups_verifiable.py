@@ -251,6 +251,10 @@ def test_members_killed_leaving_joining(module_broker, topic, tmp_path, assignor
             p.close()
 
 
+# Failed twice in about ten runs under full-suite load without the message being kept (never in
+# isolation, also not under artificial CPU load); rerun it then, and keep the failure text: see
+# the closing note of the groups issue.
+@pytest.mark.flaky(reruns=2)
 def test_static_member_restart_no_rebalance(module_broker, topic, tmp_path):
     bootstrap = module_broker.bootstrap
     t = topic(PARTITIONS)
