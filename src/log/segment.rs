@@ -285,9 +285,7 @@ impl SegmentSlice {
             return Ok(buf.freeze());
         }
         match self.header_at(position)? {
-            Some(h) => {
-                Ok(read_uninit(&self.file, h.size() as usize, position)?.freeze())
-            }
+            Some(h) => Ok(read_uninit(&self.file, h.size() as usize, position)?.freeze()),
             None => Ok(Bytes::new()),
         }
     }
@@ -313,7 +311,14 @@ fn read_uninit(file: &File, len: usize, position: u64) -> io::Result<BytesMut> {
         // (`with_capacity(len)`), through a pointer to that capacity; nothing reads it before the
         // bytes pread reports written are marked initialised by `set_len` below.
         #[allow(unsafe_code)]
-        let n = unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), len - filled, offset) };
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                len - filled,
+                offset,
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
