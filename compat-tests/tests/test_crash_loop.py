@@ -19,46 +19,11 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from harness import clients as C
+from harness.load import ContinuousProducer
 from harness.broker import is_kafka
 
 PARTITIONS = 3
 ITERATIONS = int(os.environ.get("COMPAT_CRASH_ITERATIONS", "3" if is_kafka() else "20"))
-
-
-class Producer(threading.Thread):
-    def __init__(self, bootstrap, topic, tag):
-        super().__init__(daemon=True)
-        self.p = C.ck_producer(bootstrap, **{"acks": "all", "enable.idempotence": True, "linger.ms": 2,
-                                             "message.timeout.ms": 60000, "log_level": 0})
-        self.topic, self.tag = topic, tag
-        self.acked, self.sent = [], set()
-        self.stop = threading.Event()
-
-    def _cb(self, err, msg):
-        if err is None:
-            self.acked.append((msg.partition(), msg.offset(), msg.value()))
-
-    def run(self):
-        i = 0
-        while not self.stop.is_set():
-            v = f"{self.tag}-{i}".encode()
-            try:
-                self.p.produce(self.topic, value=v, partition=i % PARTITIONS, on_delivery=self._cb)
-                self.sent.add(v)
-                i += 1
-            except BufferError:
-                self.p.poll(0.01)
-                continue
-            self.p.poll(0)
-            if i % 100 == 0:
-                time.sleep(0.002)
-
-    def finish(self):
-        self.stop.set()
-        self.join(10)
-        self.p.purge(in_queue=True, in_flight=True, blocking=False)
-        self.p.flush(5)
-        self.p.poll(0)
 
 
 class Committer(threading.Thread):
@@ -137,7 +102,7 @@ def test_sigkill_loop_keeps_acked_data_offsets_and_topics(broker, topic):
     commit_next = 0
     topics_present, topics_gone = set(), set()
     for rnd in range(ITERATIONS):
-        prod = Producer(broker.bootstrap, t, f"r{rnd}")
+        prod = ContinuousProducer(broker.bootstrap, t, f"r{rnd}", idempotent=True, partitions=PARTITIONS)
         comm = Committer(broker.bootstrap, group, t, commit_next)
         churn = TopicChurner(broker.bootstrap, rnd)
         for th in (prod, comm, churn):

@@ -7,7 +7,6 @@ idempotence. (Unacked sends are purged, not retried into the restarted broker, s
 non-idempotent retry cannot legitimately duplicate an acked value.)
 """
 
-import threading
 import time
 from collections import Counter
 
@@ -15,62 +14,10 @@ import pytest
 from confluent_kafka import KafkaError
 
 from harness import clients as C
+from harness.load import ContinuousProducer
 
 PARTITIONS = 3
 ROUNDS = 3
-
-
-class ContinuousProducer(threading.Thread):
-    def __init__(self, bootstrap, topic, tag, idempotent):
-        super().__init__(daemon=True)
-        self.topic, self.tag = topic, tag
-        self.p = C.ck_producer(bootstrap, **{
-            "acks": "all",
-            "enable.idempotence": idempotent,
-            "linger.ms": 2,
-            "message.timeout.ms": 60000,
-            "log_level": 0,
-        })
-        self.acked = []  # (partition, offset, value)
-        self.sent = set()
-        self.failed = Counter()
-        self.stop_flag = threading.Event()
-        self.error = None
-
-    def _cb(self, err, msg):
-        if err is None:
-            self.acked.append((msg.partition(), msg.offset(), msg.value()))
-        else:
-            self.failed[err.code()] += 1
-
-    def run(self):
-        i = 0
-        try:
-            while not self.stop_flag.is_set():
-                v = f"{self.tag}-{i}".encode()
-                try:
-                    self.p.produce(self.topic, value=v, partition=i % PARTITIONS,
-                                   on_delivery=self._cb)
-                    self.sent.add(v)
-                    i += 1
-                except BufferError:
-                    self.p.poll(0.01)
-                    continue
-                self.p.poll(0)
-                if i % 200 == 0:
-                    time.sleep(0.002)  # keep the broker busy but not CPU-starved
-        except Exception as e:  # pragma: no cover
-            self.error = e
-
-    def finish(self):
-        self.stop_flag.set()
-        self.join(10)
-        assert not self.is_alive()
-        # drop whatever is queued or in flight: those sends are simply not acked
-        self.p.purge(in_queue=True, in_flight=True, blocking=False)
-        self.p.flush(5)
-        self.p.poll(0)
-        assert self.error is None, self.error
 
 
 @pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
