@@ -135,6 +135,7 @@ fn describe() {
         "gregor_fetch_waiting",
         "Fetch requests parked waiting for data"
     );
+    describe_gauge!("gregor_alloc_lazy_reserved_bytes", Unit::Bytes, "Address space reserved (untouched) for huge allocations, e.g. requests with lying array counts");
     describe_gauge!(
         "gregor_meta_disk_bytes",
         Unit::Bytes,
@@ -206,4 +207,6 @@ async fn sample_once(broker: &Broker) {
         metrics::gauge!("gregor_groups", "state" => state.name()).set(f64::from(n));
     }
     metrics::gauge!("gregor_meta_disk_bytes").set(broker.meta.size_on_disk() as f64);
+    metrics::gauge!("gregor_alloc_lazy_reserved_bytes")
+        .set(crate::alloc::LAZY_RESERVED.load(std::sync::atomic::Ordering::Relaxed) as f64);
 }

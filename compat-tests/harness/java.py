@@ -37,8 +37,9 @@ class ToolResult:
         return self
 
 
-def _run(cmd, timeout, input=None):
-    """Run in its own process group; on timeout kill the whole group and raise."""
+def _run(cmd, timeout, input=None, raw_stdout=False):
+    """Run in its own process group; on timeout kill the whole group and raise. With `raw_stdout`
+    the stdout stays bytes (for byte-exact comparisons)."""
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -58,8 +59,9 @@ def _run(cmd, timeout, input=None):
             pass
         p.wait()
         raise
-    return ToolResult(cmd, p.returncode, out.decode("utf-8", "replace") if isinstance(out, bytes) else out,
-                      err.decode("utf-8", "replace") if isinstance(err, bytes) else err)
+    if not raw_stdout:
+        out = out.decode("utf-8", "replace")
+    return ToolResult(cmd, p.returncode, out, err.decode("utf-8", "replace"))
 
 
 def java_tool(main_class, *args, timeout=120, input=None, heap=None) -> ToolResult:
@@ -78,21 +80,4 @@ def kafka_script(name, *args, timeout=120, input=None) -> ToolResult:
 
 def kafka_script_bytes(name, *args, timeout=120, input=None):
     """Like kafka_script but returns raw stdout bytes (for byte-exact comparisons)."""
-    cmd = [str(BIN_DIR / name)] + [str(a) for a in args]
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = p.communicate(input=input, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        raise AssertionError(f"{name} timed out after {timeout}s; stderr:\n"
-                             f"{err.decode('utf-8', 'replace')[-5000:]}")
-    except BaseException:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
-        raise
-    return ToolResult(cmd, p.returncode, out, err.decode("utf-8", "replace"))
+    return _run([str(BIN_DIR / name)] + [str(a) for a in args], timeout, input, raw_stdout=True)

@@ -81,7 +81,8 @@ impl FetchSessions {
         }
     }
 
-    pub fn open_sessions(&self) -> usize {
+    #[cfg(test)]
+    fn open_sessions(&self) -> usize {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.len()
     }
 

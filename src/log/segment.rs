@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::batch::{self, BatchView, HEADER_LEN};
+use super::batch::{self, HEADER_LEN};
 
 /// One sparse index entry: a batch starting at `position` whose base offset is `base + rel_offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -338,11 +338,6 @@ fn read_uninit(file: &File, len: usize, position: u64) -> io::Result<BytesMut> {
     Ok(buf)
 }
 
-/// Checks that `bytes` holds a whole, CRC-valid batch (used by recovery scans).
-pub fn valid_batch(bytes: &[u8]) -> bool {
-    BatchView::checked(bytes).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::batch::tests::build_batch;
@@ -391,7 +386,7 @@ mod tests {
         // Budget smaller than one batch: still one whole batch.
         let one = slice.read_batches(h.position, 10, true).unwrap();
         assert_eq!(one.len() as u64, pos[6].1);
-        assert!(valid_batch(&one));
+        assert!(batch::BatchView::checked(&one).is_ok());
         assert!(slice
             .read_batches(h.position, 10, false)
             .unwrap()
