@@ -5,7 +5,8 @@
 //!   [`codec`] turns frames into typed requests on kafka-protocol; [`dispatch`] routes by API key
 //!   (and generates the ApiVersions table); [`handler`] holds one module per API family.
 //! - [`broker`] is the shared state: [`config`], the [`meta`] store (sled), the [`topics`] registry.
-//! - [`log`] is the partition store: segment files of record batches, indexes, recovery.
+//! - [`log`] is the partition store: segment files of record batches, indexes, recovery,
+//!   retention and compaction; [`housekeeping`] runs retention passes and the log cleaner.
 //!
 //! # The two paths
 //! - **Produce**: `server` → `connection` reads a frame → `codec` decodes header and body →
@@ -26,6 +27,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod group;
 pub mod handler;
+pub mod housekeeping;
 pub mod log;
 pub mod meta;
 pub mod metrics;

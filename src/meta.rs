@@ -17,6 +17,7 @@ use crate::log::{Checkpoint, LogMetaStore, PartitionKey, PersistedLog, SegmentIn
 const KIND_CHECKPOINT: u8 = 0;
 const KIND_SEGMENT: u8 = 1;
 const KIND_LOG_START: u8 = 2;
+const KIND_CLEANER: u8 = 3;
 
 /// A topic as persisted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +252,7 @@ impl LogMetaStore for Meta {
                 KIND_CHECKPOINT => out.checkpoint = Some(decode::<Checkpoint>(&v)?),
                 KIND_SEGMENT => out.segments.push((base, decode::<SegmentIndex>(&v)?)),
                 KIND_LOG_START => out.log_start_offset = Some(decode::<i64>(&v)?),
+                KIND_CLEANER => out.cleaner_checkpoint = Some(decode::<i64>(&v)?),
                 _ => {}
             }
         }
@@ -271,16 +273,37 @@ impl LogMetaStore for Meta {
         self.logs.apply_batch(batch).map_err(to_io)
     }
 
-    fn save_log_start(&self, key: PartitionKey, offset: i64) -> io::Result<()> {
+    fn remove_segment(&self, key: PartitionKey, base_offset: i64) -> io::Result<()> {
         self.logs
-            .insert(&log_key(key, KIND_LOG_START, 0)[..], encode(&offset)?)
+            .remove(&log_key(key, KIND_SEGMENT, base_offset)[..])
             .map_err(to_io)?;
         Ok(())
     }
 
-    fn remove_segment(&self, key: PartitionKey, base_offset: i64) -> io::Result<()> {
+    fn replace_segments(
+        &self,
+        key: PartitionKey,
+        removed: &[i64],
+        added: &[(i64, &SegmentIndex)],
+        log_start: Option<i64>,
+    ) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        if let Some(offset) = log_start {
+            batch.insert(&log_key(key, KIND_LOG_START, 0)[..], encode(&offset)?);
+        }
+        for base in removed {
+            batch.remove(&log_key(key, KIND_SEGMENT, *base)[..]);
+        }
+        for (base, index) in added {
+            batch.insert(&log_key(key, KIND_SEGMENT, *base)[..], encode(index)?);
+        }
+        self.logs.apply_batch(batch).map_err(to_io)?;
+        self.flush_blocking()
+    }
+
+    fn save_cleaner_checkpoint(&self, key: PartitionKey, offset: i64) -> io::Result<()> {
         self.logs
-            .remove(&log_key(key, KIND_SEGMENT, base_offset)[..])
+            .insert(&log_key(key, KIND_CLEANER, 0)[..], encode(&offset)?)
             .map_err(to_io)?;
         Ok(())
     }

@@ -111,6 +111,11 @@ fn describe() {
         "Bytes of segment files, per partition"
     );
     describe_gauge!(
+        "kafka_log_log_numlogsegments",
+        "Segment files, per partition"
+    );
+    describe_log_maintenance();
+    describe_gauge!(
         "gregor_partition_high_watermark",
         "High watermark, per partition"
     );
@@ -143,6 +148,85 @@ fn describe() {
     );
 }
 
+/// Retention and the log cleaner (registered at start so dashboards see them before the first pass).
+fn describe_log_maintenance() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "gregor_log_segments_deleted_total",
+        "Segments deleted by retention, per reason (retention_ms, retention_bytes, log_start_offset)"
+    );
+    describe_counter!(
+        "gregor_log_reclaimed_bytes_total",
+        Unit::Bytes,
+        "Disk bytes given back, per reason (retention: unlinked after file.delete.delay.ms; compaction)"
+    );
+    describe_counter!(
+        "gregor_log_retention_passes_total",
+        "Retention passes over all partitions"
+    );
+    describe_counter!(
+        "gregor_log_retention_errors_total",
+        "Partitions whose retention pass failed"
+    );
+    describe_counter!("gregor_log_cleaner_passes_total", "Log cleanings completed");
+    describe_histogram!(
+        "gregor_log_cleaner_pass_seconds",
+        Unit::Seconds,
+        "Duration of one log cleaning"
+    );
+    describe_counter!(
+        "gregor_log_cleaner_read_bytes_total",
+        Unit::Bytes,
+        "Bytes the cleaner read (mapping and copying)"
+    );
+    describe_counter!(
+        "gregor_log_cleaner_written_bytes_total",
+        Unit::Bytes,
+        "Bytes the cleaner wrote to cleaned segments"
+    );
+    describe_counter!(
+        "gregor_log_cleaner_records_removed_total",
+        "Records the cleaner removed (superseded, expired tombstones, keyless)"
+    );
+    describe_histogram!(
+        "gregor_log_cleaner_throttle_seconds",
+        Unit::Seconds,
+        "Time the cleaner slept to honour log.cleaner.io.max.bytes.per.second"
+    );
+    describe_gauge!(
+        "kafka_log_logcleaner_cleaner_recopy_percent",
+        "Bytes written over bytes read by the last cleaning, in percent"
+    );
+    describe_gauge!(
+        "kafka_log_logcleaner_max_clean_time_secs",
+        "Duration of the last cleaning"
+    );
+    describe_gauge!(
+        "kafka_log_logcleaner_max_buffer_utilization_percent",
+        "Offset map use of the last cleaning, in percent of its share of log.cleaner.dedupe.buffer.size"
+    );
+    describe_gauge!(
+        "kafka_log_logcleanermanager_max_dirty_percent",
+        "Dirty ratio of the dirtiest compacted log, in percent"
+    );
+    describe_gauge!(
+        "kafka_log_logcleanermanager_uncleanable_partitions_count",
+        "Partitions the cleaner gave up on after an error"
+    );
+    for reason in ["retention", "compaction"] {
+        metrics::counter!("gregor_log_reclaimed_bytes_total", "reason" => reason).increment(0);
+    }
+    for name in [
+        "gregor_log_cleaner_passes_total",
+        "gregor_log_cleaner_read_bytes_total",
+        "gregor_log_cleaner_written_bytes_total",
+        "gregor_log_cleaner_records_removed_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::counter!("gregor_log_retention_passes_total").increment(0);
+}
+
 /// Samples partition offsets and sizes, group states, committed offsets and lag until `stop`.
 pub async fn sample(broker: Arc<Broker>, stop: CancellationToken) {
     let collector = metrics_process::Collector::default();
@@ -171,6 +255,7 @@ async fn sample_once(broker: &Broker) {
             metrics::gauge!("gregor_partition_high_watermark", &labels)
                 .set(p.high_watermark() as f64);
             metrics::gauge!("kafka_log_log_size", &labels).set(p.size_bytes() as f64);
+            metrics::gauge!("kafka_log_log_numlogsegments", &labels).set(p.segment_count() as f64);
         }
     }
     let mut by_state = [

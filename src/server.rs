@@ -29,6 +29,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     tracker.spawn(maintenance(broker.clone(), stop.clone()));
     tracker.spawn(broker.groups.clone().run_timers(stop.clone()));
     tracker.spawn(crate::metrics::sample(broker.clone(), stop.clone()));
+    tracker.spawn(crate::housekeeping::run(broker.clone(), stop.clone()));
     tokio::pin!(shutdown);
     let slots = Arc::new(Semaphore::new(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),

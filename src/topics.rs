@@ -284,6 +284,10 @@ impl Topics {
             .delete_topic(&record)
             .map_err(TopicError::storage)?;
         self.meta.flush().await.map_err(TopicError::storage)?;
+        // Stop retention and the cleaner on its partitions before their files go.
+        let partitions = topic.partitions.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || partitions.iter().for_each(|p| p.retire())).await;
         for p in 0..record.partitions {
             let dir = partition_dir(&self.data_dir, &record.name, p);
             let doomed =

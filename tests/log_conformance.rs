@@ -2,56 +2,12 @@
 //! written in `src/log/mod.rs`, exercised through append, read, log start/end, delete-before,
 //! truncate-to, reopen (recovery) and torn-tail handling.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use gregor::log::{batch, LogConfig, Partition, PartitionKey, ReadError};
-use gregor::meta::Meta;
-use uuid::Uuid;
+use gregor::log::{batch, LogConfig, Partition, ReadError};
 
 mod common;
 
-struct Store {
-    dir: tempfile::TempDir,
-    meta: Arc<Meta>,
-    key: PartitionKey,
-    config: LogConfig,
-}
-
-impl Store {
-    fn new(config: LogConfig) -> Store {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = Arc::new(Meta::open(&dir.path().join("meta")).unwrap());
-        Store {
-            dir,
-            meta,
-            key: PartitionKey {
-                topic_id: Uuid::new_v4(),
-                partition: 0,
-            },
-            config,
-        }
-    }
-    fn open(&self) -> Partition {
-        Partition::open(
-            self.key,
-            Arc::from("t"),
-            self.dir.path().join("t-0"),
-            self.config.clone(),
-            self.meta.clone(),
-            gregor::log::now_ms(),
-        )
-        .unwrap()
-    }
-    fn segment_files(&self) -> Vec<std::path::PathBuf> {
-        let mut v: Vec<_> = std::fs::read_dir(self.dir.path().join("t-0"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        v.sort();
-        v
-    }
-}
+use common::store::Store;
 
 fn small_segments() -> LogConfig {
     LogConfig {
@@ -189,10 +145,23 @@ fn delete_before_moves_the_log_start_and_removes_whole_segments() {
     let s = Store::new(small_segments());
     let p = s.open();
     append_n(&p, 100, "a");
-    let files = s.segment_files().len();
+    let files = s.log_files().len();
     p.delete_before(120).unwrap();
     assert_eq!(p.log_start_offset(), 120);
-    assert!(s.segment_files().len() < files);
+    // The segments below leave the log at once; their files wait for file.delete.delay.ms.
+    let gone = files - s.log_files().len();
+    assert!(gone > 0);
+    let deleted = |s: &Store| {
+        s.segment_files()
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with(".log.deleted"))
+            .count()
+    };
+    assert_eq!(deleted(&s), gone);
+    let delay = s.config.file_delete_delay_ms;
+    assert_eq!(p.delete_due_files(gregor::log::now_ms() + delay - 1000), 0);
+    assert!(p.delete_due_files(gregor::log::now_ms() + delay) > 0);
+    assert_eq!(deleted(&s), 0);
     assert!(matches!(
         p.read(119, 100, true),
         Err(ReadError::OffsetOutOfRange)

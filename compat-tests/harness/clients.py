@@ -6,7 +6,7 @@ Everything is normalized to `Rec` so tests compare byte-for-byte.
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -170,6 +170,46 @@ def ck_read(bootstrap, topic, partition=0, start=0, count=None, end=None, timeou
     finally:
         c.close()
     return out[:count] if end is None else [r for r in out if r.offset < end]
+
+
+def ck_expect_out_of_range(bootstrap, topic, offset, partition=0):
+    """A librdkafka consumer (auto.offset.reset=error) at `offset` reports Offset out of range."""
+    c = ck_consumer(bootstrap, **{"auto.offset.reset": "error"})
+    try:
+        c.assign([TopicPartition(topic, partition, offset)])
+        msg = None
+        for _ in range(30):
+            msg = c.poll(1.0)
+            if msg is not None:
+                break
+        assert msg is not None and msg.error() is not None, "no error reported"
+        assert msg.error().code() == KafkaError._AUTO_OFFSET_RESET, msg.error()
+        assert "Offset out of range" in msg.error().str(), msg.error()
+        return msg
+    finally:
+        c.close()
+
+
+def kp_expect_out_of_range(bootstrap, topic, offset, partition=0):
+    """A kafka-python consumer (auto_offset_reset=none) at `offset` raises
+    OffsetOutOfRangeError naming that position."""
+    from kafka import TopicPartition as KTP
+    from kafka.errors import OffsetOutOfRangeError
+
+    kc = kp_consumer(bootstrap, auto_offset_reset="none")
+    try:
+        tp = KTP(topic, partition)
+        kc.assign([tp])
+        kc.seek(tp, offset)
+        try:
+            for _ in range(20):
+                kc.poll(timeout_ms=500)
+        except OffsetOutOfRangeError as e:
+            assert e.args[0] == {tp: offset}, e.args
+            return
+        raise AssertionError("kafka-python: no OffsetOutOfRangeError")
+    finally:
+        kc.close()
 
 
 def watermarks(bootstrap, topic, partition=0, timeout=10.0):

@@ -10,9 +10,11 @@ PARTITIONS = 3
 
 
 class ContinuousProducer(threading.Thread):
-    def __init__(self, bootstrap, topic, tag, idempotent, partitions=PARTITIONS):
+    def __init__(self, bootstrap, topic, tag, idempotent, partitions=PARTITIONS, keys=None):
         super().__init__(daemon=True)
         self.partitions = partitions
+        # With `keys`, record i has key key_of(i): a compacted topic's workload.
+        self.keys = keys
         self.topic, self.tag = topic, tag
         self.p = C.ck_producer(bootstrap, **{
             "acks": "all",
@@ -40,7 +42,7 @@ class ContinuousProducer(threading.Thread):
                 v = f"{self.tag}-{i}".encode()
                 try:
                     self.p.produce(self.topic, value=v, partition=i % self.partitions,
-                                   on_delivery=self._cb)
+                                   key=self.key_of(i), on_delivery=self._cb)
                     self.sent.add(v)
                     i += 1
                 except BufferError:
@@ -51,6 +53,12 @@ class ContinuousProducer(threading.Thread):
                     time.sleep(0.002)  # keep the broker busy but not CPU-starved
         except Exception as e:  # pragma: no cover
             self.error = e
+
+    def key_of(self, i):
+        return None if self.keys is None else f"k{i % self.keys}".encode()
+
+    def key_of_value(self, v):
+        return self.key_of(int(v.rsplit(b"-", 1)[1]))
 
     def finish(self):
         self.stop_flag.set()

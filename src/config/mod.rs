@@ -4,6 +4,7 @@
 
 pub mod broker_defaults;
 mod kafka_keys;
+pub mod retention;
 pub mod topic;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::group::GroupConfig;
 use crate::log::rewrite::TopicCompression;
 use crate::log::LogConfig;
+pub use retention::CleanerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -58,6 +60,8 @@ pub struct Config {
     pub max_incremental_fetch_session_cache_slots: usize,
     pub log: LogConfig,
     pub group: GroupConfig,
+    /// The log cleaner and retention checker.
+    pub cleaner: CleanerConfig,
     /// `metrics.address`: where `/metrics` is served; `None` when set empty (disabled).
     pub metrics_address: Option<std::net::SocketAddr>,
     /// Every key given, after overrides (for describing configs and for warnings).
@@ -178,7 +182,7 @@ impl Config {
             _ => 168 * 3_600_000,
         };
         let defaults = LogConfig::default();
-        let log = LogConfig {
+        let mut log = LogConfig {
             segment_bytes: opt_int(
                 &raw,
                 "log.segment.bytes",
@@ -252,7 +256,10 @@ impl Config {
                 1,
                 i64::MAX,
             )?,
+            ..defaults
         };
+        retention::apply_broker(&raw, &mut log)?;
+        let cleaner = retention::cleaner(&raw)?;
         let node_id = match get("node.id").or(get("broker.id")) {
             Some(v) => int(&raw, "node.id", v, 0, i64::from(i32::MAX))? as i32,
             None => 1,
@@ -382,13 +389,14 @@ impl Config {
                 i64::from(i32::MAX),
             )? as usize,
             log,
+            cleaner,
             raw,
         })
     }
 
     fn warn_unhonoured(&self) {
         for key in self.raw.keys() {
-            if HONOURED.contains(&key.as_str()) {
+            if HONOURED.contains(&key.as_str()) || retention::HONOURED.contains(&key.as_str()) {
                 continue;
             }
             let kafka = kafka_keys::KAFKA_BROKER_KEYS.contains(&key.as_str())

@@ -276,6 +276,7 @@ pub fn log_config(base: &LogConfig, topic: &BTreeMap<String, String>) -> LogConf
     if let Some(v) = topic.get("message.timestamp.type") {
         c.log_append_time = v.trim() == "LogAppendTime";
     }
+    super::retention::apply_topic(&mut c, topic);
     c
 }
 

@@ -232,11 +232,16 @@ pub async fn delete_records(
                     if target < 0 || target > hw {
                         rp.error_code = ResponseError::OffsetOutOfRange.code();
                     } else {
-                        let moved = part.delete_before(target);
+                        let part = part.clone();
+                        let moved = tokio::task::spawn_blocking(move || {
+                            part.delete_before(target).map(|_| part.log_start_offset())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
                         match moved {
-                            Ok(()) => rp.low_watermark = part.log_start_offset(),
+                            Ok(start) => rp.low_watermark = start,
                             Err(e) => {
-                                tracing::error!(topic = %part.topic, partition = p.partition_index, error = %e, "delete records failed");
+                                tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "delete records failed");
                                 rp.error_code = ResponseError::KafkaStorageError.code();
                             }
                         }

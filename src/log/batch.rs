@@ -256,14 +256,7 @@ pub(crate) mod tests {
         b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
-    pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    }
+    pub(crate) use super::super::records::put_varlong;
 
     #[test]
     fn reads_header_fields_and_checks_crc() {

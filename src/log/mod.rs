@@ -14,12 +14,19 @@
 //!   `partitionLeaderEpoch`, which the CRC does not cover.
 //! - Segment indexes are persisted only after their segment is fsynced, so the meta store never
 //!   claims bytes a power loss could take; recovery rescans every byte beyond what it indexes.
+//! - Retention (`retention`) removes whole segments from the head only, after the new log start
+//!   offset is durable; reads below the log start fail with OFFSET_OUT_OF_RANGE.
+//! - Compaction (`cleaner`) rewrites sealed segments only and never moves a record: offsets stay
+//!   increasing but may have gaps, the latest record of every key below the cleaner checkpoint
+//!   survives, and a crash leaves each cleaned group either wholly old or wholly new.
 
 pub mod batch;
+pub mod cleaner;
 mod partition;
 pub mod producer_state;
 pub mod records;
 mod recovery;
+mod retention;
 pub mod rewrite;
 pub mod segment;
 mod validate;
@@ -31,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use partition::{Appended, FetchData, Partition};
+pub use retention::RetentionOutcome;
 pub use segment::SegmentIndex;
 
 use producer_state::ProducerStates;
@@ -62,6 +70,24 @@ pub struct LogConfig {
     pub compression: rewrite::TopicCompression,
     /// `message.timestamp.type=LogAppendTime`: stamp batches with the broker's time.
     pub log_append_time: bool,
+    /// `retention.ms` / `log.retention.{ms,minutes,hours}`; negative: no time limit.
+    pub retention_ms: i64,
+    /// `retention.bytes` / `log.retention.bytes` per partition; negative: no size limit.
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`: retention deletes old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key.
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a tombstone survives after its first cleaning.
+    pub delete_retention_ms: i64,
+    /// `file.delete.delay.ms` / `log.segment.delete.delay.ms`.
+    pub file_delete_delay_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: records older than this make the log due for cleaning.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -79,6 +105,15 @@ impl Default for LogConfig {
             producer_id_expiration_ms: 86_400_000,
             compression: rewrite::TopicCompression::Producer,
             log_append_time: false,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 86_400_000,
+            file_delete_delay_ms: 60_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_ratio: 0.5,
         }
     }
 }
@@ -105,6 +140,8 @@ pub struct PersistedLog {
     pub log_start_offset: Option<i64>,
     /// Segment base offset → its index, for segments fsynced and indexed so far.
     pub segments: Vec<(i64, SegmentIndex)>,
+    /// Offset below which the log is compacted (Kafka's cleaner-offset-checkpoint).
+    pub cleaner_checkpoint: Option<i64>,
 }
 
 /// The durable metadata side of the store (implemented on sled by `meta::Meta`).
@@ -117,8 +154,20 @@ pub trait LogMetaStore: Send + Sync {
         segments: &[(i64, &SegmentIndex)],
         checkpoint: &Checkpoint,
     ) -> io::Result<()>;
-    fn save_log_start(&self, key: PartitionKey, offset: i64) -> io::Result<()>;
+    /// Forgets one segment's index (not flushed: recovery rescans a segment it has no index for).
     fn remove_segment(&self, key: PartitionKey, base_offset: i64) -> io::Result<()>;
+    /// Removes the indexes of `removed`, records those of `added` and, if given, the log start
+    /// offset, in one atomic step that is durable when this returns (deletion relies on the log
+    /// start being durable before files go; the cleaner's swap on no stale index surviving a crash).
+    fn replace_segments(
+        &self,
+        key: PartitionKey,
+        removed: &[i64],
+        added: &[(i64, &SegmentIndex)],
+        log_start: Option<i64>,
+    ) -> io::Result<()>;
+    /// Records the cleaner's checkpoint (not flushed: losing it only means cleaning again).
+    fn save_cleaner_checkpoint(&self, key: PartitionKey, offset: i64) -> io::Result<()>;
     fn remove_log(&self, key: PartitionKey) -> io::Result<()>;
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, IoSlice};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
@@ -16,7 +16,7 @@ use super::producer_state::{ProducerStates, SeqCheck};
 use super::batch::BatchView;
 use super::rewrite;
 use super::segment::{Segment, SegmentSlice};
-use super::validate::{decompress_limit, validate, ValidatedBatch};
+use super::validate::{decompress_limit, validate, PartitionName, ValidatedBatch};
 use super::{records, AppendError, Checkpoint, LogConfig, LogMetaStore, PartitionKey, ReadError};
 
 /// The result of a successful append (or of a retried duplicate, answered with its first offsets).
@@ -48,6 +48,12 @@ pub(super) struct State {
     pub(super) first_unflushed_ms: Option<i64>,
 }
 
+/// The offsets recovery establishes besides the log end.
+pub(super) struct Marks {
+    pub(super) log_start: i64,
+    pub(super) cleaner_checkpoint: Option<i64>,
+}
+
 pub struct Partition {
     pub key: PartitionKey,
     pub topic: Arc<str>,
@@ -59,9 +65,23 @@ pub struct Partition {
     waiters: Mutex<Vec<Arc<Notify>>>,
     /// Offset up to which the log is known fsynced; held while syncing so syncs group-commit.
     synced: tokio::sync::Mutex<i64>,
-    /// Serialises persisting of checkpoints so an older one never overwrites a newer one.
-    persist: Arc<Mutex<i64>>,
+    /// Serialises persisting of checkpoints so an older one never overwrites a newer one; holds
+    /// the offset below which every sealed segment's persisting is done (the cleaner touches only
+    /// those, and holds this while swapping so no index is written for a replaced file).
+    pub(super) persist: Arc<Mutex<i64>>,
     pub(super) meta: Arc<dyn LogMetaStore>,
+    /// Held by whoever removes or replaces sealed segments (retention, the cleaner, delete-records,
+    /// retirement), so they never work on the same segments at once. Appends don't take it: they
+    /// only touch the active segment.
+    pub(super) maintenance: Mutex<()>,
+    /// Serialises writes of the log start offset so a smaller one never overwrites a larger one.
+    pub(super) start_writer: Mutex<()>,
+    /// Set when the partition's topic is deleted: background work on it stops.
+    pub(super) retired: AtomicBool,
+    /// Offset below which the log is compacted (-1: never cleaned).
+    pub(super) cleaner_checkpoint: AtomicI64,
+    /// Segment files removed from the log, waiting for `file.delete.delay.ms` before unlinking.
+    pub(super) pending_deletes: Mutex<Vec<super::retention::PendingDelete>>,
 }
 
 impl Partition {
@@ -71,10 +91,12 @@ impl Partition {
         dir: PathBuf,
         config: LogConfig,
         state: State,
-        log_start: i64,
+        marks: Marks,
         meta: Arc<dyn LogMetaStore>,
     ) -> Self {
         let next = state.next_offset;
+        // No sealing is being persisted yet: every sealed segment counts as done.
+        let active_base = state.segments.keys().next_back().copied().unwrap_or(next);
         Partition {
             key,
             topic,
@@ -82,11 +104,16 @@ impl Partition {
             config: RwLock::new(Arc::new(config)),
             state: Mutex::new(state),
             high_watermark: AtomicI64::new(next),
-            log_start: AtomicI64::new(log_start),
+            log_start: AtomicI64::new(marks.log_start),
             waiters: Mutex::new(Vec::new()),
             synced: tokio::sync::Mutex::new(next),
-            persist: Arc::new(Mutex::new(-1)),
+            persist: Arc::new(Mutex::new(active_base)),
             meta,
+            maintenance: Mutex::new(()),
+            start_writer: Mutex::new(()),
+            retired: AtomicBool::new(false),
+            cleaner_checkpoint: AtomicI64::new(marks.cleaner_checkpoint.unwrap_or(-1)),
+            pending_deletes: Mutex::new(Vec::new()),
         }
     }
 
@@ -120,12 +147,20 @@ impl Partition {
     pub fn size_bytes(&self) -> u64 {
         self.lock().segments.values().map(Segment::size).sum()
     }
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
 
     /// Validates `bytes` as exactly one record batch and appends it at the log end (rewritten only
     /// for a LogAppendTime topic or one whose `compression.type` differs from the batch's).
     pub fn append(&self, bytes: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
         let config = self.config();
-        let batch = validate(bytes, &config, now_ms)?;
+        let batch = validate(
+            bytes,
+            &config,
+            now_ms,
+            PartitionName(&self.topic, self.key.partition),
+        )?;
         let appended = if rewrite::needed(&batch.view, config.compression, config.log_append_time) {
             let stamp = config.log_append_time.then_some(now_ms);
             let rebuilt = rewrite::rewrite(
@@ -185,7 +220,7 @@ impl Partition {
         }
         let base = st.next_offset;
         let count = i64::from(view.last_offset_delta()) + 1;
-        self.maybe_roll(&mut st, config, view.size() as u64, count, now_ms)
+        self.maybe_roll(&mut st, config, view, now_ms)
             .map_err(AppendError::Storage)?;
         let mut header = [0u8; 16];
         header[..8].copy_from_slice(&base.to_be_bytes());
@@ -236,22 +271,32 @@ impl Partition {
         })
     }
 
+    /// Rolls a new active segment before `batch` when the active one is full (`segment.bytes`),
+    /// old (`segment.ms`, as Kafka: the batch's timestamp minus the segment's first batch's, or the
+    /// segment's age when it has no timestamp) or out of 32-bit relative offsets.
     fn maybe_roll(
         &self,
         st: &mut State,
         config: &LogConfig,
-        len: u64,
-        count: i64,
+        batch: &BatchView<'_>,
         now_ms: i64,
     ) -> io::Result<()> {
         let next = st.next_offset;
+        let (len, count) = (
+            batch.size() as u64,
+            i64::from(batch.last_offset_delta()) + 1,
+        );
         let active = st
             .segments
             .values()
             .next_back()
             .expect("a partition always has a segment");
         let full = active.size() + len > config.segment_bytes;
-        let old = now_ms.saturating_sub(active.created_ms) >= config.roll_ms;
+        let waited = match active.first_batch_timestamp {
+            Some(first) if first >= 0 => batch.max_timestamp().saturating_sub(first),
+            _ => now_ms.saturating_sub(active.created_ms),
+        };
+        let old = waited > config.roll_ms;
         let offsets_overflow = next + count - active.base_offset > i64::from(u32::MAX);
         if active.size() == 0 || !(full || old || offsets_overflow) {
             return Ok(());
@@ -354,28 +399,19 @@ impl Partition {
             if offset < start || offset > hw {
                 return Err(ReadError::OffsetOutOfRange);
             }
+            // The segment holding `offset` (compaction may have left it without any batch at or
+            // after `offset`) and the first non-empty segment after it, whose first batch is then
+            // the answer: every offset in it is above `offset`.
             let mut slices = Vec::new();
             let mut from = 0;
             if offset < hw {
-                for (i, seg) in st
-                    .segments
-                    .range(..=offset)
-                    .next_back()
-                    .into_iter()
-                    .chain(st.segments.range(offset + 1..))
-                    .enumerate()
-                {
+                let holding = st.segments.range(..=offset).next_back();
+                let next = st.segments.range(offset + 1..).find(|(_, s)| s.size() > 0);
+                for (i, seg) in holding.into_iter().chain(next).enumerate() {
                     if i == 0 {
                         from = seg.1.lookup(offset);
                     }
-                    slices.push(SegmentSlice {
-                        base_offset: *seg.0,
-                        file: seg.1.file().clone(),
-                        limit: seg.1.size(),
-                    });
-                    if slices.len() == 2 {
-                        break;
-                    }
+                    slices.push(seg.1.slice());
                 }
             }
             (slices, from, hw, start)
@@ -403,16 +439,7 @@ impl Partition {
             st.segments
                 .values()
                 .filter(|s| s.index.max_timestamp >= ts)
-                .map(|s| {
-                    (
-                        SegmentSlice {
-                            base_offset: s.base_offset,
-                            file: s.file().clone(),
-                            limit: s.size(),
-                        },
-                        s.lookup_time(ts),
-                    )
-                })
+                .map(|s| (s.slice(), s.lookup_time(ts)))
                 .collect()
         };
         let start = self.log_start_offset();
@@ -430,7 +457,7 @@ impl Partition {
                 };
                 let mut found = None;
                 let limit = config.max_message_bytes.saturating_mul(64).max(64 << 20);
-                let _ = records::walk(&view, true, limit, |r| {
+                let _ = records::walk_stored(&view, limit, |r| {
                     if found.is_none()
                         && r.timestamp >= ts
                         && view.base_offset() + i64::from(r.offset_delta) >= start
@@ -483,6 +510,8 @@ impl Partition {
 
     /// Fsyncs the active segment and persists every index and the checkpoint (clean shutdown).
     pub fn close(&self) -> io::Result<()> {
+        // `persist` before the state lock, as the cleaner's swap takes them.
+        let mut last = self.persist.lock().unwrap_or_else(|p| p.into_inner());
         let st = self.lock();
         for seg in st.segments.values() {
             seg.sync()?;
@@ -493,39 +522,9 @@ impl Partition {
             snapshot_offset: st.next_offset,
             producers: st.producers.clone(),
         };
-        let mut last = self.persist.lock().unwrap_or_else(|p| p.into_inner());
         self.meta.save_log(self.key, &indexes, &checkpoint)?;
         *last = checkpoint.snapshot_offset;
         Ok(())
-    }
-
-    /// Makes `offset` the new log start: earlier offsets become unreadable and whole segments
-    /// below it are deleted.
-    pub fn delete_before(&self, offset: i64) -> io::Result<()> {
-        let removed: Vec<Segment> = {
-            let mut st = self.lock();
-            let offset = offset.min(st.next_offset);
-            if offset <= self.log_start_offset() {
-                return Ok(());
-            }
-            self.log_start.store(offset, Ordering::Release);
-            let keep_from = st
-                .segments
-                .range(..=offset)
-                .next_back()
-                .map(|(b, _)| *b)
-                .unwrap_or(offset);
-            let doomed: Vec<i64> = st.segments.range(..keep_from).map(|(b, _)| *b).collect();
-            doomed
-                .into_iter()
-                .filter_map(|b| st.segments.remove(&b))
-                .collect()
-        };
-        for seg in removed {
-            self.meta.remove_segment(self.key, seg.base_offset)?;
-            std::fs::remove_file(seg.path())?;
-        }
-        self.meta.save_log_start(self.key, self.log_start_offset())
     }
 
     /// Removes every batch at or above the one holding `offset`; the log end becomes that batch's
@@ -538,11 +537,7 @@ impl Partition {
         let Some((&base, seg)) = st.segments.range(..=offset).next_back() else {
             return Ok(());
         };
-        let slice = SegmentSlice {
-            base_offset: base,
-            file: seg.file().clone(),
-            limit: seg.size(),
-        };
+        let slice = seg.slice();
         let (cut, new_end) = match slice.seek(seg.lookup(offset), offset)? {
             Some(h) => (h.position, h.base_offset()),
             None => (seg.size(), st.next_offset),

@@ -123,6 +123,15 @@ impl ProducerStates {
         before - self.producers.len()
     }
 
+    /// Producer id → last offset of its latest batch (the batches compaction must not remove
+    /// entirely, Kafka's `lastRecordsOfActiveProducers`).
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(pid, e)| e.batches.back().map(|b| (*pid, b.last_offset)))
+            .collect()
+    }
+
     pub fn producer_count(&self) -> usize {
         self.producers.len()
     }

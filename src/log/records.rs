@@ -22,7 +22,7 @@ impl RecordError {
             message: message.into(),
         }
     }
-    fn batch(message: impl Into<String>) -> Self {
+    pub(crate) fn batch(message: impl Into<String>) -> Self {
         RecordError {
             record_index: None,
             message: message.into(),
@@ -70,6 +70,18 @@ impl<'a> Cursor<'a> {
         }
         self.pos = end;
         Some(())
+    }
+    /// Reads a length-prefixed byte field; `-1` is null, other negatives are invalid.
+    fn bytes_slice(&mut self) -> Option<Option<&'a [u8]>> {
+        match self.varint()? {
+            -1 => Some(None),
+            n if n >= 0 => {
+                let start = self.pos;
+                self.skip(n as usize)?;
+                Some(Some(&self.buf[start..self.pos]))
+            }
+            _ => None,
+        }
     }
     /// Skips a length-prefixed byte field; `-1` is null, other negatives are invalid.
     fn bytes_field(&mut self, allow_null: bool) -> Option<bool> {
@@ -167,6 +179,108 @@ pub fn walk(
             "{} bytes left over after the last of {count} records",
             body.len() - cur.pos
         )));
+    }
+    Ok(())
+}
+
+/// Appends `v` as a zigzag varint (Kafka's `ByteUtils.writeVarlong`).
+pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// Appends a length-prefixed byte field, `-1` for null.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varlong(out, -1),
+        Some(b) => {
+            put_varlong(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// One record of a stored batch, borrowed from its uncompressed records section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub attributes: u8,
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The header count and the headers, exactly as stored.
+    pub headers: &'a [u8],
+}
+
+/// Parses the `count` records of an uncompressed records section as stored in the log, where
+/// compaction may have left gaps between offset deltas (they only have to increase). `None` when
+/// the framing is broken.
+pub fn parse_stored(body: &[u8], count: usize) -> Option<Vec<RecordRef<'_>>> {
+    let mut out = Vec::with_capacity(count.min(body.len()));
+    let mut cur = Cursor { buf: body, pos: 0 };
+    let mut last_delta = -1i64;
+    for _ in 0..count {
+        let len = usize::try_from(cur.varint()?).ok()?;
+        let end = cur.pos.checked_add(len).filter(|&e| e <= body.len())?;
+        let mut rec = Cursor {
+            buf: &body[..end],
+            pos: cur.pos,
+        };
+        let attributes = *rec.buf.get(rec.pos)?;
+        rec.pos += 1;
+        let timestamp_delta = rec.varlong()?;
+        let offset_delta = rec.varint()?;
+        if i64::from(offset_delta) <= last_delta {
+            return None;
+        }
+        last_delta = i64::from(offset_delta);
+        let key = rec.bytes_slice()?;
+        let value = rec.bytes_slice()?;
+        let headers_at = rec.pos;
+        let headers = rec.varint()?;
+        for _ in 0..headers.max(0) {
+            rec.bytes_field(false)?;
+            rec.bytes_field(true)?;
+        }
+        if headers < 0 || rec.pos != end {
+            return None;
+        }
+        out.push(RecordRef {
+            attributes,
+            timestamp_delta,
+            offset_delta,
+            key,
+            value,
+            headers: &body[headers_at..end],
+        });
+        cur.pos = end;
+    }
+    (cur.pos == body.len()).then_some(out)
+}
+
+/// Walks the records of a stored batch (see [`parse_stored`]); compressed batches are
+/// decompressed within `max_decompressed`.
+pub fn walk_stored(
+    batch: &BatchView<'_>,
+    max_decompressed: usize,
+    mut each: impl FnMut(RecordInfo),
+) -> Result<(), RecordError> {
+    let body = decompressed(batch, max_decompressed)?;
+    let count = usize::try_from(batch.record_count())
+        .map_err(|_| RecordError::batch("negative record count"))?;
+    let records =
+        parse_stored(&body, count).ok_or_else(|| RecordError::batch("invalid record structure"))?;
+    let base_ts = batch.base_timestamp();
+    for r in records {
+        each(RecordInfo {
+            timestamp: base_ts.wrapping_add(r.timestamp_delta),
+            offset_delta: r.offset_delta,
+            has_key: r.key.is_some(),
+        });
     }
     Ok(())
 }

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{BatchView, HEADER_LEN};
-use super::partition::State;
+use super::partition::{Marks, State};
 use super::producer_state::ProducerStates;
-use super::segment::{self, Segment, SegmentIndex, SegmentSlice};
-use super::{records, LogConfig, LogMetaStore, Partition, PartitionKey};
+use super::retention::DELETED_SUFFIX;
+use super::segment::{self, Segment, SegmentIndex};
+use super::{cleaner, records, LogConfig, LogMetaStore, Partition, PartitionKey};
 
 /// What a scan of the tail found.
 struct Scanned {
@@ -22,12 +23,16 @@ struct Scanned {
     torn: bool,
 }
 
+/// Lists the segment files, unlinking segments a deletion had renamed away.
 fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name();
-        if let Some(base) = name.to_str().and_then(segment::parse_file_name) {
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = segment::parse_file_name(name) {
             bases.push(base);
+        } else if name.ends_with(DELETED_SUFFIX) {
+            std::fs::remove_file(dir.join(name))?;
         }
     }
     bases.sort_unstable();
@@ -44,18 +49,14 @@ fn fresh_index(base: i64) -> SegmentIndex {
 }
 
 /// Scans `seg` from the end of its index, indexing every valid batch; stops at the first batch
-/// that is incomplete, fails its CRC or does not carry the expected base offset.
+/// that is incomplete, fails its CRC or goes back in offsets (compaction leaves gaps, so a batch
+/// may start above the previous one's end).
 fn scan_tail(seg: &mut Segment, config: &LogConfig) -> io::Result<Scanned> {
-    let slice = SegmentSlice {
-        base_offset: seg.base_offset,
-        file: seg.file().clone(),
-        limit: seg.size(),
-    };
+    let slice = seg.slice();
     let mut pos = seg.index.indexed_size;
     let mut headers = Vec::new();
     while let Some(h) = slice.header_at(pos)? {
-        let expected = seg.index.next_offset;
-        if h.base_offset() != expected {
+        if h.base_offset() < seg.index.next_offset {
             break;
         }
         let bytes = slice.read_batch(&h)?;
@@ -64,7 +65,7 @@ fn scan_tail(seg: &mut Segment, config: &LogConfig) -> io::Result<Scanned> {
         };
         let mut max_ts_offset = view.last_offset();
         let mut best = i64::MIN;
-        let _ = records::walk(&view, false, 0, |r| {
+        let _ = records::walk_stored(&view, 0, |r| {
             if r.timestamp > best {
                 best = r.timestamp;
                 max_ts_offset = view.base_offset() + i64::from(r.offset_delta);
@@ -92,11 +93,7 @@ fn scan_tail(seg: &mut Segment, config: &LogConfig) -> io::Result<Scanned> {
 fn rebuild_producers(segments: &BTreeMap<i64, Segment>, now_ms: i64) -> io::Result<ProducerStates> {
     let mut producers = ProducerStates::default();
     for seg in segments.values() {
-        let slice = SegmentSlice {
-            base_offset: seg.base_offset,
-            file: seg.file().clone(),
-            limit: seg.size(),
-        };
+        let slice = seg.slice();
         let mut pos = 0;
         while let Some(h) = slice.header_at(pos)? {
             producers.update(&BatchView::header_only(&h.bytes), h.base_offset(), now_ms);
@@ -117,6 +114,7 @@ impl Partition {
         now_ms: i64,
     ) -> io::Result<Partition> {
         std::fs::create_dir_all(&dir)?;
+        cleaner::finish_interrupted_swaps(&dir, key, meta.as_ref())?;
         let persisted = meta.load_log(key)?;
         let mut indexes: HashMap<i64, SegmentIndex> = persisted.segments.into_iter().collect();
         let mut bases = list_segments(&dir)?;
@@ -178,8 +176,13 @@ impl Partition {
             .values()
             .next_back()
             .map_or(hint, |s| s.index.next_offset);
+        // A persisted log start is the truth (it is durable before any segment below it is
+        // deleted; compaction may have emptied the first segments without moving it).
         let first_base = segments.keys().next().copied().unwrap_or(hint);
-        let log_start = hint.max(first_base).min(next_offset);
+        let log_start = persisted
+            .log_start_offset
+            .unwrap_or(first_base)
+            .min(next_offset);
         let producers = match (persisted.checkpoint, scan_start) {
             (Some(cp), Some(start)) if cp.snapshot_offset == start => {
                 let mut p = cp.producers;
@@ -202,7 +205,16 @@ impl Partition {
             first_unflushed_ms: None,
         };
         Ok(Partition::from_parts(
-            key, topic, dir, config, state, log_start, meta,
+            key,
+            topic,
+            dir,
+            config,
+            state,
+            Marks {
+                log_start,
+                cleaner_checkpoint: persisted.cleaner_checkpoint,
+            },
+            meta,
         ))
     }
 }

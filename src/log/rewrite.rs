@@ -42,7 +42,12 @@ fn codec_bits(c: Compression) -> i16 {
     }
 }
 
-fn compress(codec: Compression, records: &[u8], out: &mut BytesMut) -> anyhow::Result<()> {
+/// Appends `records` compressed with `codec` to `out`.
+pub(super) fn compress(
+    codec: Compression,
+    records: &[u8],
+    out: &mut BytesMut,
+) -> anyhow::Result<()> {
     let put = |b: &mut BytesMut| -> anyhow::Result<()> {
         b.put_slice(records);
         Ok(())
@@ -90,11 +95,16 @@ pub fn rewrite(
         out[35..43].copy_from_slice(&now.to_be_bytes());
     }
     out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    seal(&mut out);
+    Ok(out.to_vec())
+}
+
+/// Sets `batchLength` and the CRC of a rebuilt batch (after its other fields are final).
+pub(super) fn seal(out: &mut [u8]) {
     let batch_length = (out.len() - 12) as i32;
     out[8..12].copy_from_slice(&batch_length.to_be_bytes());
     let crc = crc32c::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
-    Ok(out.to_vec())
 }
 
 #[cfg(test)]

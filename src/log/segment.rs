@@ -60,13 +60,19 @@ pub struct Segment {
     size: u64,
     pub index: SegmentIndex,
     bytes_since_index: u64,
-    /// Wall-clock millis of the first append, for `log.roll.ms`.
+    /// Wall-clock millis of creation (or of opening), for `segment.ms` when no timestamp is known.
     pub created_ms: i64,
+    /// Largest timestamp of the first batch, for `segment.ms` (Kafka's `rollingBasedTimestamp`).
+    pub first_batch_timestamp: Option<i64>,
 }
 
 impl Segment {
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
-        let path = dir.join(file_name(base_offset));
+        Self::create_at(dir.join(file_name(base_offset)), base_offset, now_ms)
+    }
+
+    /// Creates a new, empty segment file at `path` (a cleaner's copy before it is swapped in).
+    pub fn create_at(path: PathBuf, base_offset: i64, now_ms: i64) -> io::Result<Self> {
         let file = OpenOptions::new()
             .create_new(true)
             .read(true)
@@ -85,6 +91,7 @@ impl Segment {
             },
             bytes_since_index: 0,
             created_ms: now_ms,
+            first_batch_timestamp: None,
         })
     }
 
@@ -99,7 +106,7 @@ impl Segment {
         // O_APPEND: every write lands at the end, whatever a reopen or truncation did to the position.
         let file = OpenOptions::new().read(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
-        Ok(Segment {
+        let mut seg = Segment {
             base_offset,
             path,
             file: Arc::new(file),
@@ -107,7 +114,10 @@ impl Segment {
             index,
             bytes_since_index: 0,
             created_ms: now_ms,
-        })
+            first_batch_timestamp: None,
+        };
+        seg.first_batch_timestamp = seg.slice().header_at(0)?.map(|h| h.max_timestamp());
+        Ok(seg)
     }
 
     pub fn size(&self) -> u64 {
@@ -118,6 +128,18 @@ impl Segment {
     }
     pub fn path(&self) -> &Path {
         &self.path
+    }
+    /// Records that the file was renamed to `path` (the open handle follows the file).
+    pub fn renamed(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+    /// A read-only handle on everything written so far.
+    pub fn slice(&self) -> SegmentSlice {
+        SegmentSlice {
+            base_offset: self.base_offset,
+            file: self.file.clone(),
+            limit: self.size,
+        }
     }
 
     /// Appends already-validated batch pieces in one vectored write. Called with the partition lock
@@ -150,6 +172,7 @@ impl Segment {
         len: u64,
         interval: u64,
     ) {
+        self.first_batch_timestamp.get_or_insert(max_ts);
         if self.index.offsets.is_empty() || self.bytes_since_index >= interval {
             self.index.offsets.push(OffsetEntry {
                 rel_offset: (base_offset - self.base_offset) as u32,
@@ -371,11 +394,7 @@ mod tests {
             pos.push((p, b.len() as u64));
         }
         assert!(seg.index.offsets.len() > 1 && seg.index.offsets.len() < 10);
-        let slice = SegmentSlice {
-            base_offset: 0,
-            file: seg.file().clone(),
-            limit: seg.size(),
-        };
+        let slice = seg.slice();
         let from = seg.lookup(13);
         let h = slice.seek(from, 13).unwrap().unwrap();
         assert_eq!(h.base_offset(), 12);

@@ -14,11 +14,21 @@ pub(super) struct ValidatedBatch<'a> {
     pub(super) max_timestamp_delta: i32,
 }
 
-/// Validates `bytes` as exactly one batch for this log.
+/// Names the partition in error messages (`topic-partition`, as Kafka's `TopicPartition` prints).
+pub(super) struct PartitionName<'a>(pub(super) &'a str, pub(super) i32);
+
+impl std::fmt::Display for PartitionName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+/// Validates `bytes` as exactly one batch for the log of `partition`.
 pub(super) fn validate<'a>(
     bytes: &'a [u8],
     config: &LogConfig,
     now_ms: i64,
+    partition: PartitionName<'_>,
 ) -> Result<ValidatedBatch<'a>, AppendError> {
     let view = BatchView::checked(bytes).map_err(|e| match e {
         HeaderError::Size => AppendError::rejected(ResponseError::CorruptMessage, "record batch size does not match its length field"),
@@ -59,10 +69,12 @@ pub(super) fn validate<'a>(
     }
     let (mut max_ts, mut max_delta) = (i64::MIN, view.last_offset_delta());
     let mut bad_ts: Option<(i32, i64)> = None;
+    let mut keyless: Vec<i32> = Vec::new();
     let check_ts = !view.is_log_append_time();
+    // A compacted topic needs every record's key, so its compressed batches are always walked.
     records::walk(
         &view,
-        config.validate_compressed,
+        config.validate_compressed || config.cleanup_compact,
         decompress_limit(config),
         |r| {
             if r.timestamp > max_ts {
@@ -75,6 +87,9 @@ pub(super) fn validate<'a>(
                 && !timestamp_ok(r.timestamp, now_ms, config)
             {
                 bad_ts = Some((r.offset_delta, r.timestamp));
+            }
+            if config.cleanup_compact && !r.has_key {
+                keyless.push(r.offset_delta);
             }
         },
     )
@@ -97,10 +112,34 @@ pub(super) fn validate<'a>(
             message,
         });
     }
+    if !keyless.is_empty() {
+        return Err(keyless_rejected(&keyless, &partition));
+    }
     Ok(ValidatedBatch {
         view,
         max_timestamp_delta: max_delta,
     })
+}
+
+/// INVALID_RECORD for records without a key on a compacted topic, worded as Kafka's
+/// `LogValidator` words it (one record error per record, the first three in the message).
+fn keyless_rejected(indexes: &[i32], partition: &PartitionName<'_>) -> AppendError {
+    let text =
+        format!("Compacted topic cannot accept message without key in topic partition {partition}");
+    let shown: Vec<String> = indexes
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{text}')"))
+        .collect();
+    AppendError::Rejected {
+        error: ResponseError::InvalidRecord,
+        message: format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+            indexes.len(),
+            shown.join(", ")
+        ),
+        record_errors: indexes.iter().map(|&i| (i, text.clone())).collect(),
+    }
 }
 
 fn timestamp_ok(ts: i64, now_ms: i64, config: &LogConfig) -> bool {
@@ -122,6 +161,8 @@ mod tests {
     use super::super::batch::tests::{build_batch, build_batch_with, fix_crc};
     use super::*;
 
+    const NAME: PartitionName<'static> = PartitionName("t", 0);
+
     fn code(r: Result<ValidatedBatch<'_>, AppendError>) -> ResponseError {
         r.err().map(|e| e.code()).expect("rejected")
     }
@@ -130,16 +171,16 @@ mod tests {
     fn accepts_good_batch_and_rejects_each_fault() {
         let cfg = LogConfig::default();
         let good = build_batch(0, &[(Some(b"k"), Some(b"v"))]);
-        assert!(validate(&good, &cfg, 1000).is_ok());
+        assert!(validate(&good, &cfg, 1000, NAME).is_ok());
         let mut crc = good.clone();
         let last = crc.len() - 1;
         crc[last] ^= 0xff;
         assert_eq!(
-            code(validate(&crc, &cfg, 1000)),
+            code(validate(&crc, &cfg, 1000, NAME)),
             ResponseError::CorruptMessage
         );
         assert_eq!(
-            code(validate(&good[..good.len() - 1], &cfg, 1000)),
+            code(validate(&good[..good.len() - 1], &cfg, 1000, NAME)),
             ResponseError::CorruptMessage
         );
         let small = LogConfig {
@@ -147,25 +188,55 @@ mod tests {
             ..LogConfig::default()
         };
         assert_eq!(
-            code(validate(&good, &small, 1000)),
+            code(validate(&good, &small, 1000, NAME)),
             ResponseError::MessageTooLarge
         );
         let mut control = good.clone();
         control[22] |= 0x20;
         fix_crc(&mut control);
         assert_eq!(
-            code(validate(&control, &cfg, 1000)),
+            code(validate(&control, &cfg, 1000, NAME)),
             ResponseError::InvalidRecord
         );
         let future = build_batch_with(0, 10_000_000, -1, -1, -1, &[(None, Some(b"v"))]);
         assert_eq!(
-            code(validate(&future, &cfg, 1000)),
+            code(validate(&future, &cfg, 1000, NAME)),
             ResponseError::InvalidTimestamp
         );
         let noseq = build_batch_with(0, 0, 5, 0, -1, &[(None, Some(b"v"))]);
         assert_eq!(
-            code(validate(&noseq, &cfg, 1000)),
+            code(validate(&noseq, &cfg, 1000, NAME)),
             ResponseError::InvalidRecord
         );
+    }
+
+    #[test]
+    fn compacted_topics_refuse_records_without_keys() {
+        let compact = LogConfig {
+            cleanup_compact: true,
+            ..LogConfig::default()
+        };
+        let keyed = build_batch(0, &[(Some(b"k"), Some(b"v")), (Some(b"k"), None)]);
+        assert!(validate(&keyed, &compact, 1000, NAME).is_ok());
+        let mixed = build_batch(
+            0,
+            &[(None, Some(b"a")), (Some(b"k"), Some(b"v")), (None, None)],
+        );
+        assert!(validate(&mixed, &LogConfig::default(), 1000, NAME).is_ok());
+        let Err(AppendError::Rejected {
+            error,
+            message,
+            record_errors,
+        }) = validate(&mixed, &compact, 1000, NAME)
+        else {
+            panic!("keyless records accepted on a compacted topic")
+        };
+        assert_eq!(error, ResponseError::InvalidRecord);
+        let text = "Compacted topic cannot accept message without key in topic partition t-0";
+        assert_eq!(
+            record_errors,
+            vec![(0, text.to_string()), (2, text.to_string())]
+        );
+        assert_eq!(message, format!("One or more records have been rejected due to 2 record errors in total, and only showing the first three errors at most: [RecordError(batchIndex=0, message='{text}'), RecordError(batchIndex=2, message='{text}')]"));
     }
 }

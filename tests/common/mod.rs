@@ -2,6 +2,8 @@
 //! client that speaks the Kafka protocol with kafka-protocol's request encoders.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod store;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -179,43 +181,20 @@ pub fn decode_response<Resp: Decodable>(
     resp
 }
 
-/// Builds an uncompressed v2 record batch with the given values (keys `k{i}`).
+/// Builds an uncompressed v2 record batch with the given values (keys `k{i}`, timestamps 1000+i).
 pub fn batch(values: &[&[u8]], producer: Option<(i64, i16, i32)>) -> Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
+    let keys: Vec<String> = (0..values.len()).map(|i| format!("k{i}")).collect();
+    let records: Vec<store::KeyValue<'_>> = keys
         .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence stays constant.
-            sequence: seq + i as i32,
-            timestamp: 1_000 + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
+        .zip(values)
+        .map(|(k, v)| (Some(k.as_bytes()), Some(*v)))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
+    store::keyed_batch(
         &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
+        1_000,
+        producer,
+        kafka_protocol::records::Compression::None,
     )
-    .unwrap();
-    buf.freeze()
 }
 
 /// A port nothing listens on right now (for brokers started as separate processes).

@@ -1,0 +1,394 @@
+//! The log cleaner on the partition store with injected time: the latest record per key survives
+//! at its offset, tombstones go after `delete.retention.ms`, `min.compaction.lag.ms` protects young
+//! segments, codecs are kept, an idempotent producer's last batch stays (emptied), an aborted or
+//! interrupted cleaning leaves the log whole, and start-up completes a committed swap.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gregor::config::CleanerConfig;
+use gregor::log::batch::{self, BatchView, Compression as Codec};
+use gregor::log::cleaner::{CleanStats, Cleaner};
+use gregor::log::{LogConfig, Partition};
+use kafka_protocol::records::Compression;
+
+mod common;
+
+use common::store::{keyed_batch, read_records, KeyValue, Rec, Store};
+
+const T0: i64 = 1_700_000_000_000;
+const DELETE_RETENTION: i64 = 10_000;
+
+fn compacted() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        cleanup_compact: true,
+        cleanup_delete: false,
+        delete_retention_ms: DELETE_RETENTION,
+        ..LogConfig::default()
+    }
+}
+
+fn cleaner() -> Cleaner {
+    Cleaner::new(CleanerConfig {
+        backoff_ms: 0,
+        dedupe_buffer_size: 1 << 20,
+        ..CleanerConfig::default()
+    })
+}
+
+/// Grabs and cleans `p` at `now`, if it is due.
+fn clean(c: &Cleaner, p: &Arc<Partition>, now: i64) -> Option<CleanStats> {
+    let (grabbed, _) = c.grab(std::slice::from_ref(p), now)?;
+    c.clean(&grabbed, now, &|| false).unwrap()
+}
+
+/// Appends `key=value` records one per batch at `ts`; `None` values are tombstones.
+fn put(p: &Partition, records: &[(&str, Option<String>)], ts: i64) -> Vec<Rec> {
+    records
+        .iter()
+        .map(|(k, v)| {
+            let b = keyed_batch(
+                &[(Some(k.as_bytes()), v.as_deref().map(str::as_bytes))],
+                ts,
+                None,
+                Compression::None,
+            );
+            let a = p.append(&b, ts).unwrap();
+            (
+                a.base_offset,
+                Some(k.as_bytes().to_vec()),
+                v.as_ref().map(|v| v.as_bytes().to_vec()),
+                ts,
+            )
+        })
+        .collect()
+}
+
+fn updates(keys: usize, rounds: usize, tag: &str) -> Vec<(String, Option<String>)> {
+    (0..rounds)
+        .flat_map(|r| (0..keys).map(move |k| (format!("key-{k}"), Some(format!("{tag}-{r}-{k}")))))
+        .collect()
+}
+
+fn refs(v: &[(String, Option<String>)]) -> Vec<(&str, Option<String>)> {
+    v.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+}
+
+/// What Kafka's cleaner leaves of `written` after cleaning below `end`: below it, only the last
+/// record of each key (tombstones included); from it on, everything.
+fn expected(written: &[Rec], end: i64) -> Vec<Rec> {
+    let mut last: HashMap<&Option<Vec<u8>>, i64> = HashMap::new();
+    for r in written.iter().filter(|r| r.0 < end) {
+        last.insert(&r.1, r.0);
+    }
+    written
+        .iter()
+        .filter(|r| r.0 >= end || last.get(&r.1) == Some(&r.0))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn the_latest_record_per_key_survives_at_its_offset() {
+    let s = Store::new(compacted());
+    let p = Arc::new(s.open_at(T0));
+    let written = put(&p, &refs(&updates(10, 30, "v")), T0);
+    let c = cleaner();
+    let stats = clean(&c, &p, T0 + 1).expect("due: never cleaned");
+    assert!(
+        stats.end_offset > 200 && stats.end_offset < 300,
+        "{stats:?}"
+    );
+    let want = expected(&written, stats.end_offset);
+    assert_eq!(read_records(&p, 0), want);
+    // Segments are grouped by their size before cleaning (as Kafka does), so the first cleaning
+    // keeps one segment per full segment; the bytes shrink.
+    assert!(stats.bytes_after < stats.bytes_before / 5, "{stats:?}");
+    assert_eq!(stats.records_removed, (written.len() - want.len()) as u64);
+    assert_eq!(p.log_start_offset(), 0);
+    assert_eq!(p.log_end_offset(), 300);
+    assert_eq!(p.cleaner_checkpoint(), Some(stats.end_offset));
+    // Nothing dirty is left below the active segment, so nothing is due.
+    assert!(clean(&c, &p, T0 + 2).is_none());
+    // More updates: the next cleaning merges the now small segments.
+    let mut written = written;
+    written.extend(put(&p, &refs(&updates(10, 30, "w")), T0 + 2));
+    let second = clean(&c, &p, T0 + 2).expect("dirty again");
+    // The small cleaned segments merge into one; the newly sealed full ones stay one each.
+    assert_eq!(
+        second.segments_after,
+        second.segments_before / 2 + 1,
+        "{second:?}"
+    );
+    let want = expected(&written, second.end_offset);
+    assert_eq!(read_records(&p, 0), want);
+    assert_eq!(p.cleaner_checkpoint(), Some(second.end_offset));
+    let stats = second;
+    // Appends go on at the log end; the cleaned log survives a restart.
+    assert_eq!(
+        put(&p, &[("key-0", Some("after".into()))], T0 + 3)[0].0,
+        600
+    );
+    drop(p);
+    let p = s.open_at(T0 + 4);
+    let mut want = want;
+    want.push((
+        600,
+        Some(b"key-0".to_vec()),
+        Some(b"after".to_vec()),
+        T0 + 3,
+    ));
+    assert_eq!(read_records(&p, 0), want);
+    assert_eq!(p.cleaner_checkpoint(), Some(stats.end_offset));
+}
+
+#[test]
+fn tombstones_survive_delete_retention_then_vanish() {
+    let s = Store::new(compacted());
+    let p = Arc::new(s.open_at(T0));
+    let c = cleaner();
+    put(
+        &p,
+        &[
+            ("a", Some("1".into())),
+            ("b", Some("1".into())),
+            ("a", None),
+        ],
+        T0,
+    );
+    put(&p, &refs(&updates(3, 10, "fill")), T0);
+    let t1 = T0 + 1_000;
+    clean(&c, &p, t1).expect("first cleaning");
+    let a = |p: &Partition| -> Vec<Rec> {
+        read_records(p, 0)
+            .into_iter()
+            .filter(|r| r.1.as_deref() == Some(b"a"))
+            .collect()
+    };
+    assert_eq!(
+        a(&p),
+        vec![(2, Some(b"a".to_vec()), None, T0)],
+        "only the tombstone"
+    );
+    // Cleanings before the horizon keep it; the first one at or after it removes it.
+    put(&p, &refs(&updates(3, 20, "more")), T0);
+    clean(&c, &p, t1 + DELETE_RETENTION - 1).expect("second cleaning");
+    assert_eq!(a(&p).len(), 1);
+    put(&p, &refs(&updates(3, 20, "again")), T0);
+    clean(&c, &p, t1 + DELETE_RETENTION).expect("third cleaning");
+    assert!(
+        a(&p).is_empty(),
+        "tombstone removed after delete.retention.ms"
+    );
+    let b: Vec<Rec> = read_records(&p, 0)
+        .into_iter()
+        .filter(|r| r.1.as_deref() == Some(b"b"))
+        .collect();
+    assert_eq!(b, vec![(1, Some(b"b".to_vec()), Some(b"1".to_vec()), T0)]);
+}
+
+#[test]
+fn min_compaction_lag_protects_young_records() {
+    let s = Store::new(LogConfig {
+        min_compaction_lag_ms: 60_000,
+        ..compacted()
+    });
+    let p = Arc::new(s.open_at(T0));
+    let written = put(&p, &refs(&updates(5, 40, "v")), T0);
+    let c = cleaner();
+    assert!(clean(&c, &p, T0 + 59_000).is_none(), "younger than the lag");
+    assert_eq!(read_records(&p, 0), written);
+    let stats = clean(&c, &p, T0 + 61_000).expect("old enough");
+    assert_eq!(read_records(&p, 0), expected(&written, stats.end_offset));
+}
+
+#[test]
+fn max_compaction_lag_forces_a_cleaning_below_the_dirty_ratio() {
+    let s = Store::new(LogConfig {
+        min_cleanable_ratio: 0.99,
+        max_compaction_lag_ms: 30_000,
+        ..compacted()
+    });
+    let p = Arc::new(s.open_at(T0));
+    put(&p, &refs(&updates(5, 40, "v")), T0);
+    let c = cleaner();
+    clean(&c, &p, T0 + 1).expect("a never-cleaned log is all dirty");
+    put(&p, &refs(&updates(5, 10, "w")), T0 + 2);
+    assert!(clean(&c, &p, T0 + 3).is_none(), "ratio below 0.99");
+    assert!(
+        clean(&c, &p, T0 + 40_000).is_some(),
+        "max.compaction.lag.ms passed"
+    );
+}
+
+#[test]
+fn compressed_batches_are_compacted_in_their_codec() {
+    let s = Store::new(compacted());
+    let p = Arc::new(s.open_at(T0));
+    let mut written = Vec::new();
+    for round in 0..30 {
+        let recs: Vec<(String, String)> = (0..5)
+            .map(|k| (format!("k{k}"), format!("r{round}-{k}")))
+            .collect();
+        let pairs: Vec<KeyValue<'_>> = recs
+            .iter()
+            .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_bytes())))
+            .collect();
+        let b = keyed_batch(&pairs, T0, None, Compression::Lz4);
+        let base = p.append(&b, T0).unwrap().base_offset;
+        for (i, (k, v)) in recs.iter().enumerate() {
+            written.push((
+                base + i as i64,
+                Some(k.clone().into_bytes()),
+                Some(v.clone().into_bytes()),
+                T0 + i as i64,
+            ));
+        }
+    }
+    let stats = clean(&cleaner(), &p, T0 + 1).unwrap();
+    assert_eq!(read_records(&p, 0), expected(&written, stats.end_offset));
+    let data = p.read(0, 1 << 20, true).unwrap().records;
+    for frame in batch::frames(&data) {
+        assert_eq!(
+            BatchView::checked(frame).unwrap().compression(),
+            Some(Codec::Lz4)
+        );
+    }
+}
+
+#[test]
+fn keyless_records_written_before_a_switch_to_compact_are_dropped() {
+    let s = Store::new(LogConfig {
+        cleanup_compact: false,
+        cleanup_delete: true,
+        ..compacted()
+    });
+    let p = Arc::new(s.open_at(T0));
+    for i in 0..40 {
+        let v = format!("keyless-{i}");
+        let b = keyed_batch(&[(None, Some(v.as_bytes()))], T0, None, Compression::None);
+        p.append(&b, T0).unwrap();
+    }
+    let keyed = put(&p, &refs(&updates(2, 20, "v")), T0);
+    let c = cleaner();
+    assert!(clean(&c, &p, T0 + 1).is_none(), "not compacted yet");
+    p.set_config(compacted());
+    let stats = clean(&c, &p, T0 + 1).unwrap();
+    let left = read_records(&p, 0);
+    assert!(
+        left.iter().all(|r| r.1.is_some()),
+        "no keyless record below the end"
+    );
+    assert_eq!(left, expected(&keyed, stats.end_offset));
+}
+
+#[test]
+fn an_idempotent_producers_last_batch_is_kept_empty() {
+    let s = Store::new(compacted());
+    let p = Arc::new(s.open_at(T0));
+    let b = keyed_batch(
+        &[(Some(b"k"), Some(b"from-pid"))],
+        T0,
+        Some((9, 0, 0)),
+        Compression::None,
+    );
+    assert_eq!(p.append(&b, T0).unwrap().base_offset, 0);
+    put(
+        &p,
+        &refs(
+            &updates(1, 60, "other")
+                .into_iter()
+                .map(|(_, v)| ("k".to_string(), v))
+                .collect::<Vec<_>>(),
+        ),
+        T0,
+    );
+    clean(&cleaner(), &p, T0 + 1).unwrap();
+    let first = p.read(0, 1 << 20, true).unwrap().records;
+    let view = BatchView::checked(batch::frames(&first).next().unwrap()).unwrap();
+    assert_eq!(
+        (view.base_offset(), view.record_count(), view.producer_id()),
+        (0, 0, 9)
+    );
+    // The producer's sequence carries on after a restart.
+    drop(p);
+    let p = s.open_at(T0 + 2);
+    let next = keyed_batch(
+        &[(Some(b"k"), Some(b"pid-again"))],
+        T0,
+        Some((9, 0, 1)),
+        Compression::None,
+    );
+    let a = p.append(&next, T0 + 2).unwrap();
+    assert!(!a.duplicate);
+    assert!(p.append(&next, T0 + 2).unwrap().duplicate);
+}
+
+#[test]
+fn an_aborted_cleaning_changes_nothing() {
+    let s = Store::new(compacted());
+    let p = Arc::new(s.open_at(T0));
+    let written = put(&p, &refs(&updates(10, 30, "v")), T0);
+    let files = s.segment_files();
+    let c = cleaner();
+    let (grabbed, _) = c.grab(std::slice::from_ref(&p), T0 + 1).unwrap();
+    let calls = std::cell::Cell::new(0);
+    let abort_later = || {
+        calls.set(calls.get() + 1);
+        calls.get() > 5
+    };
+    let err = c.clean(&grabbed, T0 + 1, &abort_later).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Interrupted);
+    assert_eq!(read_records(&p, 0), written);
+    assert_eq!(s.segment_files(), files, "no cleaned copy left behind");
+    // It is not marked uncleanable: the next pass cleans it.
+    assert!(clean(&c, &p, T0 + 2).is_some());
+}
+
+#[test]
+fn start_up_finishes_a_committed_swap_and_drops_an_unfinished_copy() {
+    let s = Store::new(compacted());
+    let p = Arc::new(s.open_at(T0));
+    put(&p, &refs(&updates(10, 30, "v")), T0);
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = s
+        .log_files()
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).unwrap();
+            (f, bytes)
+        })
+        .collect();
+    // With larger segments allowed, every sealed segment is cleaned into one.
+    p.set_config(LogConfig {
+        segment_bytes: 1 << 20,
+        ..compacted()
+    });
+    let stats = clean(&cleaner(), &p, T0 + 1).unwrap();
+    assert_eq!(stats.segments_after, 1, "one group: {stats:?}");
+    let cleaned = read_records(&p, 0);
+    let first = s.log_files()[0].clone();
+    let copy = std::fs::read(&first).unwrap();
+    let group_end = s.log_files()[1]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .parse::<i64>()
+        .unwrap();
+    drop(p);
+    // Put the old segments back, with the cleaned copy committed as a swap file beside them: the
+    // state after a crash between the commit and the install.
+    for (f, bytes) in &before {
+        std::fs::write(f, bytes).unwrap();
+    }
+    let swap = s
+        .partition_dir()
+        .join(format!("{:020}-{group_end:020}.swap", 0));
+    std::fs::write(&swap, &copy).unwrap();
+    let unfinished = s.partition_dir().join(format!("{:020}.log.cleaned", 7));
+    std::fs::write(&unfinished, b"partial").unwrap();
+    let p = s.open_at(T0 + 2);
+    assert_eq!(read_records(&p, 0), cleaned);
+    assert!(!swap.exists() && !unfinished.exists());
+    assert_eq!(p.log_end_offset(), 300);
+}
