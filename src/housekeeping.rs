@@ -108,7 +108,13 @@ fn cleaner_thread(id: usize, broker: &Broker, cleaner: &Cleaner, stopping: &Atom
         let cleaned = match cleaner.grab(&partitions(broker), now) {
             Some((p, _)) => {
                 let aborted = || stopped() || p.is_retired();
-                matches!(cleaner.clean(&p, now, &aborted), Ok(Some(_)))
+                let cleaned = matches!(cleaner.clean(&p, now, &aborted), Ok(Some(_)));
+                // As Kafka's cleaner threads do: retention for the log just cleaned (for
+                // `compact,delete`, and DeleteRecords), which a pass in progress made wait.
+                if let Err(e) = p.enforce_retention(now_ms()) {
+                    tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "retention after cleaning failed");
+                }
+                cleaned
             }
             None => false,
         };

@@ -280,14 +280,15 @@ impl Topics {
             maps.by_name.remove(&topic.name);
             maps.by_id.remove(&topic.id);
         }
+        // Stop appends, retention and the cleaner on its partitions before its metadata and files
+        // go, so nothing writes either again.
+        let partitions = topic.partitions.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || partitions.iter().for_each(|p| p.retire())).await;
         self.meta
             .delete_topic(&record)
             .map_err(TopicError::storage)?;
         self.meta.flush().await.map_err(TopicError::storage)?;
-        // Stop retention and the cleaner on its partitions before their files go.
-        let partitions = topic.partitions.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || partitions.iter().for_each(|p| p.retire())).await;
         for p in 0..record.partitions {
             let dir = partition_dir(&self.data_dir, &record.name, p);
             let doomed =

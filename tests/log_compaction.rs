@@ -392,3 +392,97 @@ fn start_up_finishes_a_committed_swap_and_drops_an_unfinished_copy() {
     assert!(!swap.exists() && !unfinished.exists());
     assert_eq!(p.log_end_offset(), 300);
 }
+
+/// Regression: sealing jobs (fsync + index of a rolled segment) queued behind a busy blocking pool
+/// while DeleteRecords removes the segment they were waiting behind must keep the cleaner off the
+/// segments they will index; otherwise they record old indexes over cleaned files and a restart
+/// truncates the log (found in review, reproduced: the log end went from 43 to 26).
+#[test]
+fn segments_whose_index_is_still_to_be_written_are_not_cleaned() {
+    let s = Store::new(compacted());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let p = Arc::new(s.open_at(T0));
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    rt.spawn_blocking(move || {
+        let _ = blocked.recv();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let entered = rt.enter();
+    let mut i = 0;
+    while p.segment_count() < 4 {
+        put(&p, &[(&format!("key-{i}"), None)], T0);
+        i += 1;
+    }
+    put(
+        &p,
+        &[
+            ("active-0", Some("v".into())),
+            ("active-1", Some("v".into())),
+        ],
+        T0,
+    );
+    let end = p.log_end_offset();
+    let second: i64 = s.log_files()[1]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .parse()
+        .unwrap();
+    p.delete_before(second).unwrap();
+    let c = cleaner();
+    let (grabbed, _) = c.grab(std::slice::from_ref(&p), T0 + 1).expect("due");
+    assert!(
+        c.clean(&grabbed, T0 + 1, &|| false).unwrap().is_none(),
+        "nothing may be cleaned while the sealed segments' indexes are pending"
+    );
+    release.send(()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(entered);
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    // Once they are written the log is cleaned, and a restart without a clean close keeps it all.
+    assert!(clean(&c, &p, T0 + 2).is_some());
+    let cleaned = read_records(&p, p.log_start_offset());
+    drop(grabbed);
+    drop(p);
+    let p = s.open_at(T0 + 3);
+    assert_eq!(
+        p.log_end_offset(),
+        end,
+        "acknowledged records lost after a restart"
+    );
+    assert_eq!(read_records(&p, p.log_start_offset()), cleaned);
+}
+
+/// After a power loss that kept a swap's final rename but not the unlinks before it, an old
+/// segment of the group is back beside the cleaned copy that replaced it: start-up drops it.
+#[test]
+fn an_old_segment_left_beside_its_cleaned_copy_is_dropped_at_start_up() {
+    let s = Store::new(compacted());
+    let p = Arc::new(s.open_at(T0));
+    put(&p, &refs(&updates(10, 30, "v")), T0);
+    let old: Vec<(std::path::PathBuf, Vec<u8>)> = s
+        .log_files()
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).unwrap();
+            (f, bytes)
+        })
+        .collect();
+    p.set_config(LogConfig {
+        segment_bytes: 1 << 20,
+        ..compacted()
+    });
+    clean(&cleaner(), &p, T0 + 1).unwrap();
+    let cleaned = read_records(&p, 0);
+    drop(p);
+    let (leftover, bytes) = &old[3];
+    assert!(!leftover.exists(), "merged into the first segment");
+    std::fs::write(leftover, bytes).unwrap();
+    let p = s.open_at(T0 + 2);
+    assert!(!leftover.exists());
+    assert_eq!(read_records(&p, 0), cleaned);
+}

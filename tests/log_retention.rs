@@ -166,3 +166,51 @@ fn a_crash_after_the_durable_log_start_finishes_the_deletion_on_recovery() {
     let _p = s.open_at(T0 + 27_000);
     assert!(!doomed.exists());
 }
+
+#[test]
+fn an_idempotent_producers_state_survives_a_crash_in_the_middle_of_a_deletion() {
+    let s = Store::new(config(10_000, -1));
+    let p = s.open_at(T0);
+    // Producer 7's batches are all in segments retention deletes.
+    for seq in 0..20 {
+        let v = format!("pid-{seq}-{}", "x".repeat(100));
+        let b = keyed_batch(
+            &[(Some(b"k"), Some(v.as_bytes()))],
+            T0,
+            Some((7, 0, seq)),
+            Compression::None,
+        );
+        p.append(&b, T0).unwrap();
+    }
+    append(&p, 20, T0 + 20_000);
+    p.enforce_retention(T0 + 25_000).unwrap();
+    drop(p);
+    for f in s.segment_files() {
+        let name = f.to_string_lossy().to_string();
+        if let Some(orig) = name.strip_suffix(".deleted") {
+            std::fs::rename(&f, orig).unwrap();
+        }
+    }
+    let p = s.open_at(T0 + 26_000);
+    // A retry of its last batch is still recognised; its next batch is accepted.
+    let v = format!("pid-19-{}", "x".repeat(100));
+    let retry = keyed_batch(
+        &[(Some(b"k"), Some(v.as_bytes()))],
+        T0,
+        Some((7, 0, 19)),
+        Compression::None,
+    );
+    let a = p.append(&retry, T0 + 26_000).unwrap();
+    assert!(
+        a.duplicate,
+        "a retry appended twice: the producer's state was lost"
+    );
+    assert_eq!(a.base_offset, 19);
+    let next = keyed_batch(
+        &[(Some(b"k"), Some(b"seq 20"))],
+        T0 + 26_000,
+        Some((7, 0, 20)),
+        Compression::None,
+    );
+    assert!(!p.append(&next, T0 + 26_000).unwrap().duplicate);
+}

@@ -240,6 +240,9 @@ pub async fn delete_records(
                         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
                         match moved {
                             Ok(start) => rp.low_watermark = start,
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                                rp.error_code = ResponseError::UnknownTopicOrPartition.code();
+                            }
                             Err(e) => {
                                 tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "delete records failed");
                                 rp.error_code = ResponseError::KafkaStorageError.code();

@@ -48,6 +48,14 @@ pub(super) struct State {
     pub(super) first_unflushed_ms: Option<i64>,
 }
 
+/// A sealed segment whose fsync and index are to be persisted, with the checkpoint of its roll.
+pub(super) struct SealJob {
+    pub(super) base: i64,
+    pub(super) file: Arc<std::fs::File>,
+    pub(super) index: super::SegmentIndex,
+    pub(super) checkpoint: Checkpoint,
+}
+
 /// The offsets recovery establishes besides the log end.
 pub(super) struct Marks {
     pub(super) log_start: i64,
@@ -77,7 +85,7 @@ pub struct Partition {
     /// Serialises writes of the log start offset so a smaller one never overwrites a larger one.
     pub(super) start_writer: Mutex<()>,
     /// Set when the partition's topic is deleted: background work on it stops.
-    pub(super) retired: AtomicBool,
+    pub(super) retired: Arc<AtomicBool>,
     /// Offset below which the log is compacted (-1: never cleaned).
     pub(super) cleaner_checkpoint: AtomicI64,
     /// Segment files removed from the log, waiting for `file.delete.delay.ms` before unlinking.
@@ -111,7 +119,7 @@ impl Partition {
             meta,
             maintenance: Mutex::new(()),
             start_writer: Mutex::new(()),
-            retired: AtomicBool::new(false),
+            retired: Arc::new(AtomicBool::new(false)),
             cleaner_checkpoint: AtomicI64::new(marks.cleaner_checkpoint.unwrap_or(-1)),
             pending_deletes: Mutex::new(Vec::new()),
         }
@@ -197,8 +205,30 @@ impl Partition {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Appended, AppendError> {
+        let mut sealed = None;
+        let result = self.append_locked(&mut self.lock(), batch, config, now_ms, &mut sealed);
+        // Persisted outside the state lock (`persist` is taken before it everywhere else).
+        if let Some(job) = sealed {
+            self.persist_sealed(job);
+        }
+        result
+    }
+
+    fn append_locked(
+        &self,
+        st: &mut State,
+        batch: &ValidatedBatch<'_>,
+        config: &LogConfig,
+        now_ms: i64,
+        sealed: &mut Option<SealJob>,
+    ) -> Result<Appended, AppendError> {
         let view = &batch.view;
-        let mut st = self.lock();
+        if self.is_retired() {
+            return Err(AppendError::rejected(
+                kafka_protocol::ResponseError::UnknownTopicOrPartition,
+                "the topic is being deleted",
+            ));
+        }
         match st.producers.check(view) {
             SeqCheck::Append => {}
             SeqCheck::Duplicate(m) => {
@@ -220,7 +250,8 @@ impl Partition {
         }
         let base = st.next_offset;
         let count = i64::from(view.last_offset_delta()) + 1;
-        self.maybe_roll(&mut st, config, view, now_ms)
+        *sealed = self
+            .maybe_roll(st, config, view, now_ms)
             .map_err(AppendError::Storage)?;
         let mut header = [0u8; 16];
         header[..8].copy_from_slice(&base.to_be_bytes());
@@ -280,7 +311,7 @@ impl Partition {
         config: &LogConfig,
         batch: &BatchView<'_>,
         now_ms: i64,
-    ) -> io::Result<()> {
+    ) -> io::Result<Option<SealJob>> {
         let next = st.next_offset;
         let (len, count) = (
             batch.size() as u64,
@@ -299,7 +330,7 @@ impl Partition {
         let old = waited > config.roll_ms;
         let offsets_overflow = next + count - active.base_offset > i64::from(u32::MAX);
         if active.size() == 0 || !(full || old || offsets_overflow) {
-            return Ok(());
+            return Ok(None);
         }
         let new = Segment::create(&self.dir, next, now_ms)?;
         tracing::debug!(topic = %self.topic, partition = self.key.partition, base_offset = next, "rolled segment");
@@ -313,26 +344,29 @@ impl Partition {
             snapshot_offset: next,
             producers: st.producers.clone(),
         };
-        if let Some((base, file, index)) = sealed {
-            self.persist_sealed(base, file, index, checkpoint);
-        }
-        Ok(())
+        Ok(sealed.map(|(base, file, index)| SealJob {
+            base,
+            file,
+            index,
+            checkpoint,
+        }))
     }
 
     /// Fsyncs a sealed segment, then records its index and the checkpoint (off the append path).
-    fn persist_sealed(
-        &self,
-        base: i64,
-        file: Arc<std::fs::File>,
-        index: super::SegmentIndex,
-        checkpoint: Checkpoint,
-    ) {
+    pub(super) fn persist_sealed(&self, job: SealJob) {
+        let SealJob {
+            base,
+            file,
+            index,
+            checkpoint,
+        } = job;
         let meta = self.meta.clone();
         let key = self.key;
         let persist = self.persist.clone();
+        let retired = self.retired.clone();
         let job = move || {
             let mut last = persist.lock().unwrap_or_else(|p| p.into_inner());
-            if *last >= checkpoint.snapshot_offset {
+            if *last >= checkpoint.snapshot_offset || retired.load(Ordering::Acquire) {
                 return; // a newer checkpoint (clean shutdown) already covers this segment
             }
             let saved = file

@@ -123,11 +123,32 @@ impl Partition {
             Segment::create(&dir, hint, now_ms)?;
             bases.push(hint);
         }
-        let mut segments = BTreeMap::new();
+        if persisted.log_start_offset.is_some() {
+            // Wholly below the durable log start (the next segment starts at or before it): a
+            // deletion that did not finish. Removed unread, so the producer snapshot still lines up.
+            while bases.len() > 1 && bases[1] <= hint {
+                let base = bases.remove(0);
+                tracing::info!(topic = %topic, partition = key.partition, base_offset = base, "removing a segment below the log start offset");
+                meta.remove_segment(key, base)?;
+                indexes.remove(&base);
+                std::fs::remove_file(dir.join(segment::file_name(base)))?;
+            }
+        }
+        let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
         let mut tail_headers = Vec::new();
         let mut scan_start: Option<i64> = None;
         let mut stop_after = None;
         for (i, &base) in bases.iter().enumerate() {
+            let prev_end = segments.values().next_back().map(|s| s.index.next_offset);
+            if prev_end.is_some_and(|end| base < end) {
+                // Overlaps the segment before it: a cleaned group's old segment that an interrupted
+                // swap left behind (the cleaned copy before it already holds its records).
+                tracing::warn!(topic = %topic, partition = key.partition, base_offset = base, "removing a segment overlapping the one before it");
+                meta.remove_segment(key, base)?;
+                indexes.remove(&base);
+                std::fs::remove_file(dir.join(segment::file_name(base)))?;
+                continue;
+            }
             let index = indexes.remove(&base).unwrap_or_else(|| fresh_index(base));
             let mut seg = Segment::open(&dir, base, index, now_ms)?;
             if seg.index.indexed_size > seg.size() {

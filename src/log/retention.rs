@@ -15,7 +15,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use super::partition::State;
+use super::partition::{SealJob, State};
 use super::segment::Segment;
 use super::{Checkpoint, LogConfig, Partition};
 
@@ -155,6 +155,9 @@ impl Partition {
     /// durably; the whole segments below it are deleted now, or by the next retention pass if the
     /// cleaner is working on the partition.
     pub fn delete_before(&self, offset: i64) -> io::Result<()> {
+        if self.is_retired() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "partition deleted"));
+        }
         let target = offset.min(self.lock().next_offset);
         if target <= self.log_start_offset() {
             return Ok(());
@@ -188,6 +191,9 @@ impl Partition {
         now_ms: i64,
         log_start_only: bool,
     ) -> io::Result<RetentionOutcome> {
+        if self.is_retired() {
+            return Ok(RetentionOutcome::default());
+        }
         // Planned under the state lock so no append can land in a segment judged deletable.
         let (doomed, new_start, rolled) = {
             let mut st = self.lock();
@@ -203,12 +209,18 @@ impl Partition {
             }
             let rolled = if reasons.len() == st.segments.len() {
                 let next = st.next_offset;
+                let old = st.segments.values().next_back().map(|s| SealJob {
+                    base: s.base_offset,
+                    file: s.file().clone(),
+                    index: s.index.clone(),
+                    checkpoint: Checkpoint {
+                        snapshot_offset: next,
+                        producers: st.producers.clone(),
+                    },
+                });
                 st.segments
                     .insert(next, Segment::create(&self.dir, next, now_ms)?);
-                Some(Checkpoint {
-                    snapshot_offset: next,
-                    producers: st.producers.clone(),
-                })
+                old
             } else {
                 None
             };
@@ -225,10 +237,9 @@ impl Partition {
                 .expect("a segment is always kept");
             (doomed, new_start, rolled)
         };
-        if let Some(checkpoint) = rolled {
-            let mut last = self.persist.lock().unwrap_or_else(|p| p.into_inner());
-            self.meta.save_log(self.key, &[], &checkpoint)?;
-            *last = (*last).max(checkpoint.snapshot_offset);
+        // The old active segment is sealed like any other (its fsync, index and checkpoint).
+        if let Some(job) = rolled {
+            self.persist_sealed(job);
         }
         let bases: Vec<i64> = doomed.iter().map(|(b, _)| *b).collect();
         self.advance_log_start(new_start, &bases)?;
@@ -311,11 +322,14 @@ impl Partition {
         self.retired.load(Ordering::Acquire)
     }
 
-    /// Stops background work on the partition (its topic is being deleted), waiting for a pass in
-    /// progress to end. Blocking: call from a blocking thread.
+    /// Stops all work on the partition (its topic is being deleted): appends are refused and
+    /// background work stops. Returns once no maintenance pass, persisting job or append that
+    /// started before is still running, so its files and metadata can go. Blocking.
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Release);
-        drop(self.maintenance.lock().unwrap_or_else(|p| p.into_inner()));
+        let _maintenance = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let _persist = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        drop(self.lock());
     }
 }
 

@@ -70,8 +70,18 @@ pub(super) fn filter_batch(
         max_timestamp: view.max_timestamp(),
         max_timestamp_offset: view.last_offset(),
     };
-    if view.is_control() || view.is_transactional() || view.record_count() == 0 {
+    let producer_last = view.producer_id() >= 0
+        && ctx.last_batch_of_producer.get(&view.producer_id()) == Some(&view.last_offset());
+    if view.is_control() || view.is_transactional() {
         return Ok(keep_all(0));
+    }
+    if view.record_count() == 0 {
+        // An emptied batch stays while its producer's sequence may still be needed.
+        let mut f = keep_all(0);
+        if !producer_last {
+            f.outcome = Outcome::Drop;
+        }
+        return Ok(f);
     }
     let body = records::decompressed(view, ctx.max_decompressed)?;
     let count = usize::try_from(view.record_count()).unwrap_or(0);
@@ -118,8 +128,6 @@ pub(super) fn filter_batch(
     if view.is_log_append_time() {
         max_ts = view.max_timestamp();
     }
-    let producer_last = view.producer_id() >= 0
-        && ctx.last_batch_of_producer.get(&view.producer_id()) == Some(&view.last_offset());
     let outcome = if kept.is_empty() && producer_last {
         Outcome::Rewrite(empty_batch(view))
     } else if kept.is_empty() {
@@ -352,6 +360,9 @@ mod tests {
         );
         assert_eq!(v.compression(), Some(Compression::None));
         assert_eq!(v.size(), HEADER_LEN);
+        // It stays while it is the producer's last batch, and goes once it is not.
+        assert_eq!(run_with(&v, &m, T0, 0, &last).outcome, Outcome::Keep);
+        assert_eq!(run(&v, &m, T0, 0).outcome, Outcome::Drop);
     }
 
     #[test]

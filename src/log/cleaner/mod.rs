@@ -224,8 +224,10 @@ impl Partition {
         };
         let checkpoint = self.cleaner_checkpoint.load(Ordering::Acquire);
         let checkpoint = (checkpoint >= 0).then_some(checkpoint);
-        for (f, slice) in segments.iter_mut().zip(&slices) {
-            if checkpoint.is_some_and(|c| slice.base_offset < c) {
+        let nexts: Vec<i64> = segments.iter().skip(1).map(|f| f.base_offset).collect();
+        for ((f, slice), next) in segments.iter_mut().zip(&slices).zip(nexts) {
+            // Dirty segments are those ending above the checkpoint.
+            if checkpoint.is_some_and(|c| next <= c) {
                 continue;
             }
             f.first_batch_timestamp = slice.header_at(0).ok().flatten().map(|h| h.max_timestamp());

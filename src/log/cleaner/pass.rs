@@ -80,7 +80,7 @@ fn for_each_batch(
                 slice.base_offset
             )));
         }
-        env.throttle.consume(chunk.len() as u64);
+        env.throttle.consume(chunk.len() as u64, env.aborted);
         stats.bytes_read += chunk.len() as u64;
         for frame in batch::frames(&chunk) {
             let view = BatchView::checked(frame).map_err(|e| {
@@ -113,11 +113,13 @@ fn snapshot(p: &Partition, first_dirty: i64) -> Snapshot {
     let persisted = *p.persist.lock().unwrap_or_else(|p| p.into_inner());
     let st = p.lock();
     let active = *st.segments.keys().next_back().expect("a segment");
+    let first = *st.segments.keys().next().expect("a segment");
+    // No segment at or below the boundary: none is known persisted, so none is touched.
     let active_base = st
         .segments
         .range(..=persisted.min(active))
         .next_back()
-        .map_or(active, |(b, _)| *b);
+        .map_or(first, |(b, _)| *b);
     Snapshot {
         sealed: st
             .segments
@@ -252,7 +254,7 @@ fn copy_group(
             return Ok(());
         }
         out.append(&mut [IoSlice::new(buf)])?;
-        env.throttle.consume(buf.len() as u64);
+        env.throttle.consume(buf.len() as u64, env.aborted);
         stats.bytes_written += buf.len() as u64;
         buf.clear();
         io::Result::Ok(())
@@ -288,18 +290,33 @@ fn copy_group(
     out.index.next_offset = group_end;
     out.index.indexed_size = out.size();
     out.sync()?;
+    // Keep the group's modification time (retention falls back to it for untimestamped data).
+    if let Some(mtime) = group
+        .last()
+        .and_then(|s| s.file.metadata().and_then(|m| m.modified()).ok())
+    {
+        let _ = out.file().set_modified(mtime);
+    }
     Ok(out)
 }
 
 /// Swaps the cleaned copy `out` in for the segments based at `bases` (see `swap` for the steps).
+/// Once the swap is committed on disk, memory follows it whatever fails next: the old segments are
+/// never served, checkpointed or deleted again in place of the new file.
 fn swap_in(p: &Partition, mut out: Segment, bases: &[i64], group_end: i64) -> io::Result<u64> {
     let base = out.base_offset;
     // Held throughout, so a clean shutdown's checkpoint cannot record the replaced indexes.
     let _persist = p.persist.lock().unwrap_or_else(|p| p.into_inner());
     p.forget_segments(bases)?;
     let committed = swap::commit(&p.dir, base, group_end)?;
-    swap::install(&p.dir, &committed, base, &bases[1..])?;
-    out.renamed(p.dir.join(file_name(base)));
+    let installed = swap::install(&p.dir, &committed, base, &bases[1..]);
+    // The open file follows a rename; until it is installed it is the `.swap` file, which
+    // start-up completes (forgetting every index in the group's range).
+    out.renamed(if committed.exists() {
+        committed
+    } else {
+        p.dir.join(file_name(base))
+    });
     let index = out.index.clone();
     let before = {
         let mut st = p.lock();
@@ -311,6 +328,7 @@ fn swap_in(p: &Partition, mut out: Segment, bases: &[i64], group_end: i64) -> io
         st.segments.insert(base, out);
         before
     };
+    installed?;
     p.meta
         .replace_segments(p.key, &[], &[(base, &index)], None)?;
     Ok(before)

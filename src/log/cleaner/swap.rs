@@ -46,13 +46,17 @@ pub(super) fn commit(dir: &Path, base: i64, end: i64) -> io::Result<PathBuf> {
     Ok(swap)
 }
 
-/// Step 4: installs the committed swap file as `<base>.log`, removing the group's other segments.
+/// Step 4: installs the committed swap file as `<base>.log`, removing the group's other segments
+/// first, durably (the swap file is what tells start-up to finish the job, so it goes last).
 pub(super) fn install(dir: &Path, swap: &Path, base: i64, others: &[i64]) -> io::Result<()> {
     for b in others {
         match std::fs::remove_file(dir.join(file_name(*b))) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
+    }
+    if !others.is_empty() {
+        sync_dir(dir)?;
     }
     std::fs::rename(swap, dir.join(file_name(base)))?;
     sync_dir(dir)

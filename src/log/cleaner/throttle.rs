@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 /// How often the measured rate is reset, so an idle period does not bank unlimited credit.
 const WINDOW: Duration = Duration::from_millis(300);
+/// Longest sleep between checks for an abort.
+const NAP: Duration = Duration::from_millis(50);
 
 pub(super) struct Throttle {
     bytes_per_second: f64,
@@ -20,8 +22,9 @@ impl Throttle {
         }
     }
 
-    /// Accounts `bytes` of cleaner I/O, sleeping as long as the cap requires.
-    pub(super) fn consume(&self, bytes: u64) {
+    /// Accounts `bytes` of cleaner I/O, sleeping as long as the cap requires, in short naps that
+    /// end early once `aborted` says so (the caller then stops its pass).
+    pub(super) fn consume(&self, bytes: u64, aborted: &dyn Fn() -> bool) {
         if !self.bytes_per_second.is_finite() || self.bytes_per_second >= f64::MAX / 2.0 {
             return;
         }
@@ -37,7 +40,12 @@ impl Throttle {
         };
         if wait > 0.0 {
             metrics::histogram!("gregor_log_cleaner_throttle_seconds").record(wait);
-            std::thread::sleep(Duration::from_secs_f64(wait));
+            let mut left = Duration::from_secs_f64(wait.min(3600.0));
+            while !left.is_zero() && !aborted() {
+                let nap = left.min(NAP);
+                std::thread::sleep(nap);
+                left -= nap;
+            }
         }
     }
 }
@@ -51,7 +59,7 @@ mod tests {
         let capped = Throttle::new(1_000_000.0);
         let t = Instant::now();
         for _ in 0..4 {
-            capped.consume(50_000);
+            capped.consume(50_000, &|| false);
         }
         // 200 kB at 1 MB/s: about 0.2 s of pacing.
         assert!(
