@@ -351,14 +351,7 @@ fn start_up_finishes_a_committed_swap_and_drops_an_unfinished_copy() {
     let s = Store::new(compacted());
     let p = Arc::new(s.open_at(T0));
     put(&p, &refs(&updates(10, 30, "v")), T0);
-    let before: Vec<(std::path::PathBuf, Vec<u8>)> = s
-        .log_files()
-        .into_iter()
-        .map(|f| {
-            let bytes = std::fs::read(&f).unwrap();
-            (f, bytes)
-        })
-        .collect();
+    let before = s.copy_log_files();
     // With larger segments allowed, every sealed segment is cleaned into one.
     p.set_config(LogConfig {
         segment_bytes: 1 << 20,
@@ -464,14 +457,7 @@ fn an_old_segment_left_beside_its_cleaned_copy_is_dropped_at_start_up() {
     let s = Store::new(compacted());
     let p = Arc::new(s.open_at(T0));
     put(&p, &refs(&updates(10, 30, "v")), T0);
-    let old: Vec<(std::path::PathBuf, Vec<u8>)> = s
-        .log_files()
-        .into_iter()
-        .map(|f| {
-            let bytes = std::fs::read(&f).unwrap();
-            (f, bytes)
-        })
-        .collect();
+    let old = s.copy_log_files();
     p.set_config(LogConfig {
         segment_bytes: 1 << 20,
         ..compacted()

@@ -145,12 +145,7 @@ fn a_crash_after_the_durable_log_start_finishes_the_deletion_on_recovery() {
     let start = p.log_start_offset();
     drop(p);
     // As if the broker died right after recording the new log start: the files are back.
-    for f in s.segment_files() {
-        let name = f.to_string_lossy().to_string();
-        if let Some(orig) = name.strip_suffix(".deleted") {
-            std::fs::rename(&f, orig).unwrap();
-        }
-    }
+    s.undelete();
     let p = s.open_at(T0 + 26_000);
     assert_eq!(p.log_start_offset(), start);
     assert_eq!(read_records(&p, start).first().unwrap().0, start);
@@ -185,12 +180,7 @@ fn an_idempotent_producers_state_survives_a_crash_in_the_middle_of_a_deletion() 
     append(&p, 20, T0 + 20_000);
     p.enforce_retention(T0 + 25_000).unwrap();
     drop(p);
-    for f in s.segment_files() {
-        let name = f.to_string_lossy().to_string();
-        if let Some(orig) = name.strip_suffix(".deleted") {
-            std::fs::rename(&f, orig).unwrap();
-        }
-    }
+    s.undelete();
     let p = s.open_at(T0 + 26_000);
     // A retry of its last batch is still recognised; its next batch is accepted.
     let v = format!("pid-19-{}", "x".repeat(100));

@@ -63,6 +63,28 @@ impl Store {
         v
     }
 
+    /// Each `.log` file with its bytes (to put back later, as a crash would have left them).
+    pub fn copy_log_files(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        self.log_files()
+            .into_iter()
+            .map(|f| {
+                let bytes = std::fs::read(&f).unwrap();
+                (f, bytes)
+            })
+            .collect()
+    }
+
+    /// Renames every `*.deleted` file back: the state of a crash right after a deletion recorded
+    /// the new log start and before it renamed the files.
+    pub fn undelete(&self) {
+        for f in self.segment_files() {
+            let name = f.to_string_lossy().to_string();
+            if let Some(orig) = name.strip_suffix(".deleted") {
+                std::fs::rename(&f, orig).unwrap();
+            }
+        }
+    }
+
     /// The `.log` segment files only.
     pub fn log_files(&self) -> Vec<std::path::PathBuf> {
         self.segment_files()
