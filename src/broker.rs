@@ -6,9 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::disk_space::DiskSpace;
 use crate::group::Coordinator;
 use crate::handler::fetch_session::FetchSessions;
 use crate::meta::Meta;
+use crate::request_memory::RequestMemory;
 use crate::topics::Topics;
 
 /// The storage format this build writes; a data dir with a newer one is refused.
@@ -34,6 +36,10 @@ pub struct Broker {
     pub topics: Topics,
     pub fetch_sessions: FetchSessions,
     pub groups: Arc<Coordinator>,
+    /// `queued.max.request.bytes` across all connections.
+    pub request_memory: RequestMemory,
+    /// Free space of the data directory (`gregor.log.dir.min.free.bytes`).
+    pub disk: DiskSpace,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
@@ -120,6 +126,8 @@ impl Broker {
             }
         })?;
         Ok(Broker {
+            request_memory: RequestMemory::new(config.queued_max_request_bytes),
+            disk: DiskSpace::new(dir.clone(), config.log_dir_min_free_bytes),
             config,
             cluster_id,
             meta,

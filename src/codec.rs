@@ -8,7 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use bytes::{BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable};
 
@@ -29,6 +29,39 @@ pub enum DecodeError {
         version: i16,
         reason: String,
     },
+}
+
+/// Why the byte stream of a connection cannot be split into frames; the connection is closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds socket.request.max.bytes ({1})")]
+    TooLarge(i64, usize),
+}
+
+/// Splits the next complete frame (without its 4-byte length prefix) off the front of `buf`;
+/// `None` until one has fully arrived. A length prefix over `max_frame` (or negative) is an error
+/// as soon as it is seen, before any of the frame is buffered.
+pub fn split_frame(buf: &mut BytesMut, max_frame: usize) -> Result<Option<Bytes>, FrameError> {
+    let Some(len) = frame_len(buf, max_frame)? else {
+        return Ok(None);
+    };
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    buf.advance(4);
+    Ok(Some(buf.split_to(len).freeze()))
+}
+
+/// The announced length of the frame at the front of `buf`, once its prefix has arrived.
+pub fn frame_len(buf: &[u8], max_frame: usize) -> Result<Option<usize>, FrameError> {
+    let Some(prefix) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = i32::from_be_bytes(prefix.try_into().expect("4 bytes"));
+    match usize::try_from(len) {
+        Ok(n) if n <= max_frame => Ok(Some(n)),
+        _ => Err(FrameError::TooLarge(i64::from(len), max_frame)),
+    }
 }
 
 /// The fixed part every request header starts with: api key, api version, correlation id.
@@ -137,6 +170,24 @@ mod tests {
         // Metadata v1 header with a client id length that lies.
         let mut b = Bytes::from_static(&[0, 3, 0, 1, 0, 0, 0, 1, 0x7f, 0xff]);
         assert!(matches!(decode_header(&mut b), Err(DecodeError::Header(_))));
+    }
+
+    #[test]
+    fn frames_split_only_when_complete_and_lengths_are_bounded() {
+        let mut buf = BytesMut::from(&[0, 0, 0, 3, b'a', b'b'][..]);
+        assert_eq!(split_frame(&mut buf, 10), Ok(None));
+        buf.extend_from_slice(&[b'c', 0, 0, 0, 0, 0, 0]);
+        assert_eq!(split_frame(&mut buf, 10).unwrap().unwrap(), &b"abc"[..]);
+        assert_eq!(split_frame(&mut buf, 10).unwrap().unwrap(), &b""[..]);
+        assert_eq!(split_frame(&mut buf, 10), Ok(None));
+        assert_eq!(&buf[..], &[0, 0]);
+        let mut big = BytesMut::from(&[0, 0, 0, 11][..]);
+        assert_eq!(split_frame(&mut big, 10), Err(FrameError::TooLarge(11, 10)));
+        let mut negative = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        assert_eq!(
+            split_frame(&mut negative, 10),
+            Err(FrameError::TooLarge(-1, 10))
+        );
     }
 
     #[test]

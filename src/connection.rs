@@ -4,10 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::io::IoSlice;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -15,12 +15,22 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use crate::codec;
 use crate::dispatch::{self, Outcome};
+use crate::request_memory::Held;
 
 /// Requests read ahead of the one being handled.
 const READ_AHEAD: usize = 8;
-/// Initial read buffer; it grows with the frames actually arriving, never with a claimed length.
-const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes of the frame being assembled read from the socket at once (its budget is held).
+const READ_CHUNK: usize = 16 << 20;
+/// Bytes read beyond the frame being assembled (the starts of pipelined requests): the only
+/// buffered bytes not covered by `queued.max.request.bytes`.
+const SLACK: usize = 16 * 1024;
+
+/// A request frame as it leaves the reader: when it arrived, its bytes, and the share of
+/// `queued.max.request.bytes` it holds until it has been handled. Boxed, so the channel's slots
+/// (allocated for every connection, idle or not) stay small.
+type Queued = Box<(Instant, Bytes, Held)>;
 
 /// Why the reader stopped.
 enum ReadEnd {
@@ -28,47 +38,60 @@ enum ReadEnd {
     Closed(String),
 }
 
+/// Reads frames off the socket. As Kafka does, a frame takes its whole size from
+/// `queued.max.request.bytes` once its length prefix has arrived, waiting while the budget is
+/// spent (the bytes stay in the socket: back-pressure), and then is read to its end without
+/// waiting again, so frames being assembled always complete.
 async fn read_frames(
-    mut rd: OwnedReadHalf,
+    rd: OwnedReadHalf,
     max_frame: usize,
     idle: std::time::Duration,
-    tx: mpsc::Sender<(Instant, Bytes)>,
+    tx: mpsc::Sender<Queued>,
     stop: CancellationToken,
+    broker: Arc<Broker>,
 ) -> ReadEnd {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let memory = &broker.request_memory;
+    let mut buf = BytesMut::new();
+    // The budget of the frame at the front of `buf`, once its length is known.
+    let mut held: Option<Held> = None;
     loop {
-        while buf.len() >= 4 {
-            let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            if len < 0 || len as usize > max_frame {
-                return ReadEnd::Closed(format!(
-                    "frame of {len} bytes exceeds socket.request.max.bytes ({max_frame})"
-                ));
+        let want = loop {
+            let len = match codec::frame_len(&buf, max_frame) {
+                Ok(Some(len)) => len,
+                Ok(None) => break SLACK,
+                Err(e) => return ReadEnd::Closed(e.to_string()),
+            };
+            if held.is_none() {
+                held = Some(tokio::select! {
+                    h = memory.reserve(4 + len) => h,
+                    _ = stop.cancelled() => return ReadEnd::Eof,
+                });
             }
-            let len = len as usize;
             if buf.len() < 4 + len {
-                buf.reserve((4 + len - buf.len()).min(16 << 20));
-                break;
+                break (4 + len - buf.len()).min(READ_CHUNK) + SLACK;
             }
-            buf.advance(4);
-            let frame = buf.split_to(len).freeze();
-            if tx.send((Instant::now(), frame)).await.is_err() {
+            let frame = codec::split_frame(&mut buf, max_frame)
+                .ok()
+                .flatten()
+                .expect("a whole frame is buffered");
+            let h = held.take().expect("reserved above");
+            if tx.send(Box::new((Instant::now(), frame, h))).await.is_err() {
                 return ReadEnd::Eof;
             }
-        }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(READ_CHUNK);
-        }
-        let n = tokio::select! {
-            r = tokio::time::timeout(idle, rd.read_buf(&mut buf)) => match r {
-                Ok(r) => r,
+        };
+        tokio::select! {
+            r = tokio::time::timeout(idle, rd.readable()) => match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return ReadEnd::Closed(format!("read error: {e}")),
                 Err(_) => {
                     metrics::counter!("gregor_connections_closed_idle_total").increment(1);
                     return ReadEnd::Closed(format!("idle for {} ms (connections.max.idle.ms)", idle.as_millis()));
                 }
             },
             _ = stop.cancelled() => return ReadEnd::Eof,
-        };
-        match n {
+        }
+        buf.reserve(want);
+        match rd.try_read_buf(&mut (&mut buf).limit(want)) {
             Ok(0) if buf.is_empty() => return ReadEnd::Eof,
             Ok(0) => {
                 return ReadEnd::Closed(format!(
@@ -77,6 +100,7 @@ async fn read_frames(
                 ))
             }
             Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return ReadEnd::Closed(format!("read error: {e}")),
         }
     }
@@ -111,21 +135,26 @@ pub async fn serve(
     metrics::gauge!("gregor_connections_open").increment(1.0);
     tracing::debug!(%peer, "connection opened");
     let (rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(READ_AHEAD);
+    let (tx, mut rx) = mpsc::channel::<Queued>(READ_AHEAD);
     let reader = tokio::spawn(read_frames(
         rd,
         broker.config.socket_request_max_bytes,
         std::time::Duration::from_millis(broker.config.connections_max_idle_ms),
         tx,
         stop.clone(),
+        broker.clone(),
     ));
     let mut close_reason = None;
-    while let Some((arrived, frame)) = rx.recv().await {
+    while let Some(queued) = rx.recv().await {
+        let (arrived, frame, held) = *queued;
         let api = dispatch::api_label(&frame);
         metrics::histogram!("gregor_request_queue_seconds", "api" => api)
             .record(arrived.elapsed().as_secs_f64());
         metrics::gauge!("gregor_requests_in_flight").increment(1.0);
-        let outcome = dispatch::dispatch(&broker, peer, frame).await;
+        // Boxed: the largest handler future is then allocated while a request runs, not for the
+        // life of every (mostly idle) connection.
+        let outcome = Box::pin(dispatch::dispatch(&broker, peer, frame)).await;
+        drop(held);
         metrics::gauge!("gregor_requests_in_flight").decrement(1.0);
         match outcome {
             Outcome::Respond(chunks) => {

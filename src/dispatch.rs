@@ -59,6 +59,15 @@ macro_rules! apis {
         /// Every API gregor handles, with the versions it advertises.
         pub const SUPPORTED: &[ApiSupport] = &[ $( ApiSupport { key: ApiKey::$key, min: $min, max: $max }, )* ];
 
+        /// Decodes (and drops) the body of a request whose api and version are supported; the
+        /// request decoders' fuzzing entry point.
+        pub fn decode_request_body(api: ApiKey, version: i16, body: &mut Bytes) -> Result<(), DecodeError> {
+            match api {
+                $( ApiKey::$key => codec::decode_body::<$req>(api, version, body).map(drop), )*
+                other => Err(DecodeError::UnknownApiKey(other as i16)),
+            }
+        }
+
         async fn route(broker: &Arc<Broker>, api: ApiKey, ctx: &Ctx, body: &mut Bytes) -> Result<Outcome, DecodeError> {
             let version = ctx.header.request_api_version;
             match api {

@@ -105,7 +105,13 @@ fn cleaner_thread(id: usize, broker: &Broker, cleaner: &Cleaner, stopping: &Atom
     let stopped = || stopping.load(Ordering::Acquire);
     while !stopped() {
         let now = now_ms();
-        let cleaned = match cleaner.grab(&partitions(broker), now) {
+        // Cleaned copies need room beside the segments they replace.
+        let grabbed = if broker.disk.low() {
+            None
+        } else {
+            cleaner.grab(&partitions(broker), now)
+        };
+        let cleaned = match grabbed {
             Some((p, _)) => {
                 let aborted = || stopped() || p.is_retired();
                 let cleaned = matches!(cleaner.clean(&p, now, &aborted), Ok(Some(_)));

@@ -22,8 +22,10 @@
 pub mod alloc;
 pub mod broker;
 pub mod codec;
+pub mod condition;
 pub mod config;
 pub mod connection;
+pub mod disk_space;
 pub mod dispatch;
 pub mod group;
 pub mod handler;
@@ -31,6 +33,7 @@ pub mod housekeeping;
 pub mod log;
 pub mod meta;
 pub mod metrics;
+pub mod request_memory;
 pub mod server;
 pub mod topics;
 pub mod wire;

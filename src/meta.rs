@@ -127,7 +127,11 @@ impl Meta {
     /// Makes every change so far durable.
     pub async fn flush(&self) -> io::Result<()> {
         let started = std::time::Instant::now();
-        self.db.flush_async().await.map_err(to_io)?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(to_io)?;
         metrics::histogram!("gregor_meta_flush_seconds").record(started.elapsed().as_secs_f64());
         Ok(())
     }

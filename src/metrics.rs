@@ -116,6 +116,28 @@ fn describe() {
     );
     describe_log_maintenance();
     describe_gauge!(
+        "gregor_request_memory_bytes",
+        Unit::Bytes,
+        "Request bytes buffered or being handled, of queued.max.request.bytes"
+    );
+    describe_counter!(
+        "gregor_connection_accept_waits_total",
+        "Times accepting waited because max.connections were open"
+    );
+    describe_gauge!(
+        "gregor_log_dir_free_bytes",
+        Unit::Bytes,
+        "Free space of the data directory"
+    );
+    describe_counter!(
+        "gregor_storage_errors_total",
+        "Failed storage operations, per op (append, fsync, read, meta; disk_low: produce refused for want of free space)"
+    );
+    describe_counter!(
+        "gregor_request_memory_waits_total",
+        "Times a connection waited for queued.max.request.bytes before reading more"
+    );
+    describe_gauge!(
         "gregor_partition_high_watermark",
         "High watermark, per partition"
     );
@@ -292,6 +314,8 @@ async fn sample_once(broker: &Broker) {
         metrics::gauge!("gregor_groups", "state" => state.name()).set(f64::from(n));
     }
     metrics::gauge!("gregor_meta_disk_bytes").set(broker.meta.size_on_disk() as f64);
+    metrics::gauge!("gregor_request_memory_bytes").set(broker.request_memory.in_use() as f64);
+    metrics::gauge!("gregor_log_dir_free_bytes").set(broker.disk.measure() as f64);
     metrics::gauge!("gregor_alloc_lazy_reserved_bytes")
         .set(crate::alloc::LAZY_RESERVED.load(std::sync::atomic::Ordering::Relaxed) as f64);
 }

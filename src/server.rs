@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::condition::Condition;
 use crate::connection;
 use crate::log::now_ms;
 
@@ -21,6 +22,9 @@ use crate::log::now_ms;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often idle producer ids are expired and time-based flushes are checked.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+static AT_MAX_CONNECTIONS: Condition = Condition::new("max.connections reached");
+static PER_IP_LIMIT: Condition = Condition::new("max.connections.per.ip exceeded");
 
 /// Serves `listener` until `shutdown` completes, then drains and closes the broker.
 pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
@@ -37,9 +41,24 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         // max.connections: stop accepting (as Kafka does) until a connection closes.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = &mut shutdown => break,
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => {
+                AT_MAX_CONNECTIONS.cleared();
+                p
+            }
+            Err(_) => {
+                metrics::counter!("gregor_connection_accept_waits_total").increment(1);
+                AT_MAX_CONNECTIONS.occurred(|| {
+                    format!(
+                        "{} connections open (max.connections): accepting waits for one to close",
+                        broker.config.max_connections
+                    )
+                });
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                    _ = &mut shutdown => break,
+                }
+            }
         };
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -52,7 +71,10 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
                     };
                     if !admitted {
                         metrics::counter!("gregor_connections_rejected_total", "reason" => "max.connections.per.ip").increment(1);
-                        tracing::warn!(%peer, limit = broker.config.max_connections_per_ip, "closing connection: too many connections from this address (max.connections.per.ip)");
+                        PER_IP_LIMIT.occurred(|| format!(
+                            "closing connections from {ip}: more than max.connections.per.ip ({})",
+                            broker.config.max_connections_per_ip
+                        ));
                         drop(stream);
                         continue;
                     }

@@ -79,7 +79,9 @@ impl TopicError {
         }
     }
     fn storage(e: io::Error) -> Self {
-        tracing::error!(error = %e, "topic storage operation failed");
+        crate::condition::storage_error(&crate::condition::META_WRITES, "meta", || {
+            format!("topic metadata write failed: {e}")
+        });
         TopicError::new(ResponseError::KafkaStorageError, e.to_string())
     }
 }

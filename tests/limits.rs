@@ -66,3 +66,61 @@ async fn at_max_connections_accepting_waits_for_a_free_slot() {
         "not served after a slot freed"
     );
 }
+
+/// `queued.max.request.bytes`: partly sent requests hold only the bytes that arrived; once the
+/// budget is spent reading waits (a small request waits too, as in Kafka), and it resumes as soon
+/// as bytes come back — memory never grows past the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_request_bytes_bound_buffered_requests_and_apply_back_pressure() {
+    const MIB: usize = 1 << 20;
+    let b = TestBroker::start(&[
+        ("queued.max.request.bytes", "4194304"),
+        ("socket.request.max.bytes", "2097152"),
+    ])
+    .await;
+    // Twelve clients each announce a 2 MiB request and send 512 KiB of it: 6 MiB would be buffered.
+    let mut partial = Vec::new();
+    for _ in 0..12 {
+        let mut c = b.client().await;
+        let mut head = (2 * MIB as i32 - 1).to_be_bytes().to_vec();
+        head.extend(std::iter::repeat_n(0u8, MIB / 2));
+        let _ = tokio::time::timeout(Duration::from_millis(300), c.send_raw(&head)).await;
+        partial.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_use = b.broker.request_memory.in_use();
+    assert!(in_use <= 4 * MIB, "{in_use} bytes buffered");
+    assert!(in_use >= 3 * MIB, "the budget is in use: {in_use}");
+    // A small request now waits for the budget...
+    let mut small = b.client().await;
+    let (_, frame) = small.frame(ApiKey::ApiVersions, 3, &api_versions());
+    small.send_raw(&frame).await;
+    assert!(
+        small.try_read_frame(300).await.is_none(),
+        "read past the budget"
+    );
+    // ...and is served once the partial requests' bytes come back (their clients go away).
+    partial.clear();
+    assert!(
+        matches!(small.try_read_frame(5000).await, Some(Some(_))),
+        "not served after the budget came back"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(b.broker.request_memory.in_use(), 0);
+}
+
+#[test]
+fn queued_request_bytes_must_hold_the_largest_request() {
+    let raw = [
+        ("queued.max.request.bytes", "1000"),
+        ("socket.request.max.bytes", "2000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let e = gregor::Config::from_map(raw).unwrap_err().to_string();
+    assert!(
+        e.contains("queued.max.request.bytes must be larger than socket.request.max.bytes"),
+        "{e}"
+    );
+}

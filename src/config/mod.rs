@@ -51,6 +51,11 @@ pub struct Config {
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
     pub socket_request_max_bytes: usize,
+    /// `queued.max.request.bytes`: request bytes buffered across all connections before reading
+    /// from sockets waits (back-pressure); `None` is unbounded.
+    pub queued_max_request_bytes: Option<usize>,
+    /// `gregor.log.dir.min.free.bytes`: produce is refused while less is free (0: never).
+    pub log_dir_min_free_bytes: u64,
     /// `connections.max.idle.ms`: a connection with no request for this long is closed.
     pub connections_max_idle_ms: u64,
     /// `max.connections`: accepting waits while this many connections are open.
@@ -68,6 +73,9 @@ pub struct Config {
     pub raw: BTreeMap<String, String>,
 }
 
+/// gregor's default for `queued.max.request.bytes` (Kafka's is -1, unbounded): 512 MiB.
+const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 << 20;
+
 /// Keys gregor honours (Kafka names and gregor's own).
 const HONOURED: &[&str] = &[
     "listeners",
@@ -81,6 +89,7 @@ const HONOURED: &[&str] = &[
     "auto.create.topics.enable",
     "message.max.bytes",
     "socket.request.max.bytes",
+    "queued.max.request.bytes",
     "log.segment.bytes",
     "log.roll.ms",
     "log.roll.hours",
@@ -92,6 +101,7 @@ const HONOURED: &[&str] = &[
     "log.message.timestamp.after.max.ms",
     "log.message.timestamp.before.max.ms",
     "gregor.produce.validate.compressed",
+    "gregor.log.dir.min.free.bytes",
     "metrics.address",
     "connections.max.idle.ms",
     "max.connections",
@@ -348,7 +358,36 @@ impl Config {
             })?),
             None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9308))),
         };
+        let socket_request_max_bytes = opt_int(
+            &raw,
+            "socket.request.max.bytes",
+            104_857_600,
+            1,
+            i64::from(i32::MAX),
+        )? as usize;
+        let queued = opt_int(
+            &raw,
+            "queued.max.request.bytes",
+            DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            i64::MIN,
+            i64::MAX,
+        )?;
+        if queued > 0 && (queued as u64) < socket_request_max_bytes as u64 {
+            return Err(invalid(
+                "queued.max.request.bytes",
+                &queued.to_string(),
+                "queued.max.request.bytes must be larger than socket.request.max.bytes",
+            ));
+        }
         Ok(Config {
+            log_dir_min_free_bytes: opt_int(
+                &raw,
+                "gregor.log.dir.min.free.bytes",
+                64 << 20,
+                0,
+                i64::MAX,
+            )? as u64,
+            queued_max_request_bytes: usize::try_from(queued).ok().filter(|&q| q > 0),
             connections_max_idle_ms: opt_int(&raw, "connections.max.idle.ms", 600_000, 1, i64::MAX)?
                 as u64,
             max_connections: opt_int(
@@ -374,13 +413,7 @@ impl Config {
             num_partitions: opt_int(&raw, "num.partitions", 1, 1, i64::from(i32::MAX))? as i32,
             default_replication_factor: 1,
             auto_create_topics: opt_bool(&raw, "auto.create.topics.enable", true)?,
-            socket_request_max_bytes: opt_int(
-                &raw,
-                "socket.request.max.bytes",
-                104_857_600,
-                1,
-                i64::from(i32::MAX),
-            )? as usize,
+            socket_request_max_bytes,
             max_incremental_fetch_session_cache_slots: opt_int(
                 &raw,
                 "max.incremental.fetch.session.cache.slots",

@@ -127,7 +127,12 @@ impl Coordinator {
             match effect {
                 Effect::Persist => {
                     if let Err(err) = self.persist(e).await {
-                        tracing::error!(group = %e.group.id, error = %err, "cannot persist group metadata");
+                        let id = &e.group.id;
+                        crate::condition::storage_error(
+                            &crate::condition::META_WRITES,
+                            "meta",
+                            || format!("cannot persist the metadata of group {id}: {err}"),
+                        );
                     }
                 }
                 Effect::Join(id, r) => {
@@ -419,6 +424,8 @@ impl Coordinator {
 }
 
 fn storage(e: io::Error) -> ResponseError {
-    tracing::error!(error = %e, "group storage failed");
+    crate::condition::storage_error(&crate::condition::META_WRITES, "meta", || {
+        format!("group storage failed: {e}")
+    });
     ResponseError::KafkaStorageError
 }

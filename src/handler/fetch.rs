@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::fetch_session::{Resolved, SessionPartition, TopicRef};
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::condition::{storage_error, STORAGE_READS};
 use crate::dispatch::Ctx;
 use crate::log::{Partition, ReadError};
 use crate::topics::Topic;
@@ -79,7 +80,9 @@ fn read_one(t: &Target, budget: u64, min_one: bool, leader_epoch: i32, version: 
             log_start: p.log_start_offset(),
         },
         Err(ReadError::Storage(e)) => {
-            tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "read failed");
+            storage_error(&STORAGE_READS, "read", || {
+                format!("read of {}-{} failed: {e}", p.topic, p.key.partition)
+            });
             Outcome {
                 error: Some(ResponseError::KafkaStorageError),
                 records: Bytes::new(),

@@ -36,7 +36,9 @@ pub async fn handle(
             metrics::counter!("gregor_producer_ids_allocated_total").increment(1);
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot allocate a producer id");
+            crate::condition::storage_error(&crate::condition::META_WRITES, "meta", || {
+                format!("cannot allocate a producer id: {e}")
+            });
             resp.error_code = ResponseError::KafkaStorageError.code();
         }
     }

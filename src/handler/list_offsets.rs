@@ -10,6 +10,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::condition::{storage_error, STORAGE_READS};
 use crate::dispatch::Ctx;
 use crate::log::Partition;
 
@@ -28,7 +29,12 @@ pub fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError
             Ok(Some(found)) => Ok(found),
             Ok(None) => Ok((-1, -1)),
             Err(e) => {
-                tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "timestamp lookup failed");
+                storage_error(&STORAGE_READS, "read", || {
+                    format!(
+                        "timestamp lookup in {}-{} failed: {e}",
+                        p.topic, p.key.partition
+                    )
+                });
                 Err(ResponseError::KafkaStorageError)
             }
         },

@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::condition::{storage_error, STORAGE_WRITES};
 use crate::dispatch::{Ctx, Outcome, Reply};
 use crate::log::batch::{self, BatchView, Compression};
 use crate::log::{now_ms, AppendError, Partition};
@@ -88,6 +89,8 @@ pub async fn handle(
     let mut resp = ProduceResponse::default();
     let mut pending = Vec::new();
     let mut any_error = false;
+    // A nearly full data dir refuses appends before the disk is actually full (see disk_space).
+    let disk_low = broker.disk.low().then(|| broker.disk.refusal());
     for (ti, t) in req.topic_data.into_iter().enumerate() {
         let topic = broker.topics.get(t.name.0.as_str());
         let mut tr = TopicProduceResponse::default();
@@ -96,6 +99,12 @@ pub async fn handle(
             let part = topic.as_ref().and_then(|t| t.partition(p.index)).cloned();
             let result = if !acks_ok {
                 Err((ResponseError::InvalidRequiredAcks, None, Vec::new()))
+            } else if let (Some(message), Some(_)) = (&disk_low, &part) {
+                Err((
+                    ResponseError::KafkaStorageError,
+                    Some(message.clone()),
+                    Vec::new(),
+                ))
             } else if let Some(part) = part {
                 match check_single_batch(&p.records, version) {
                     Err((e, m)) => Err((e, Some(m), Vec::new())),
@@ -103,6 +112,7 @@ pub async fn handle(
                         let records = p.records.as_ref().expect("checked");
                         match part.append(records, now) {
                             Ok(a) => {
+                                STORAGE_WRITES.cleared();
                                 if let Some(t) = &topic {
                                     t.metrics.bytes_in.increment(records.len() as u64);
                                     if !a.duplicate {
@@ -127,7 +137,9 @@ pub async fn handle(
                                 record_errors,
                             }) => Err((error, Some(message), record_errors)),
                             Err(AppendError::Storage(e)) => {
-                                tracing::error!(topic = %part.topic, partition = p.index, error = %e, "append failed");
+                                storage_error(&STORAGE_WRITES, "append", || {
+                                    format!("append to {}-{} failed: {e}", part.topic, p.index)
+                                });
                                 Err((
                                     ResponseError::KafkaStorageError,
                                     Some(e.to_string()),
@@ -172,7 +184,12 @@ pub async fn handle(
     }
     for p in pending {
         if let Err(e) = p.partition.sync_to(p.last_offset).await {
-            tracing::error!(topic = %p.partition.topic, partition = p.partition.key.partition, error = %e, "fsync failed");
+            storage_error(&STORAGE_WRITES, "fsync", || {
+                format!(
+                    "fsync of {}-{} failed: {e}",
+                    p.partition.topic, p.partition.key.partition
+                )
+            });
             any_error = true;
             let index = resp.responses[p.topic].partition_responses[p.index].index;
             resp.responses[p.topic].partition_responses[p.index] =

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 pub struct TestBroker {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    pub broker: Arc<gregor::Broker>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -45,12 +46,13 @@ impl TestBroker {
                 .unwrap(),
         );
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(gregor::run(broker, listener, async move {
+        let task = tokio::spawn(gregor::run(broker.clone(), listener, async move {
             let _ = rx.await;
         }));
         TestBroker {
             addr,
             dir,
+            broker,
             stop: Some(tx),
             task: Some(task),
         }

@@ -120,12 +120,20 @@ impl Cleaner {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 tracing::info!(topic = %p.topic, partition = p.key.partition, "log cleaning aborted");
             }
-            Err(e) => {
-                tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "log cleaning failed; the partition is left uncleaned until restart");
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "log cleaning failed on corrupt data; the partition is left uncleaned until restart");
                 self.uncleanable
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(p.key);
+            }
+            Err(e) => {
+                crate::condition::storage_error(&crate::condition::STORAGE_WRITES, "clean", || {
+                    format!(
+                        "cleaning {}-{} failed (retried after log.cleaner.backoff.ms): {e}",
+                        p.topic, p.key.partition
+                    )
+                });
             }
             Ok(_) => {}
         }

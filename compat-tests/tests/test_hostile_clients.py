@@ -1,0 +1,152 @@
+"""Clients that misbehave must not cost anyone else (against gregor and Apache Kafka alike):
+
+- 10,000 idle connections are held open (none closed early) while a normal producer and
+  consumer move 20,000 records exactly, at a throughput that stays within a factor of three of
+  the same run without them; the broker's memory per idle connection is printed (and bounded on
+  gregor: under 64 KiB each);
+- a client that pipelines 200 large fetches and never reads a response does not stall another
+  client producing and consuming meanwhile;
+- a consumer that reads slowly (a 4 KiB socket buffer, a pause per poll) does not slow a producer
+  writing to the same partition beyond the same factor.
+"""
+
+import resource
+import socket
+import struct
+import threading
+import time
+
+from harness import clients as C
+from harness import logs as L
+from harness.broker import is_kafka
+
+IDLE = 10_000
+RECORDS = 20_000
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def raise_fd_limit(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def round_trip(bootstrap, topic, tag):
+    """Produces RECORDS records and reads them back; returns the seconds the produce took."""
+    recs = [C.Rec(None, f"{tag}-{i:06d}".encode() + b"v" * 200, partition=0) for i in range(RECORDS)]
+    t = time.monotonic()
+    acked = C.ck_produce(bootstrap, topic, recs, conf={"acks": "all", "linger.ms": 5})
+    took = time.monotonic() - t
+    first = acked[0].offset
+    assert [r.offset for r in acked] == list(range(first, first + RECORDS))
+    got = C.ck_read(bootstrap, topic, 0, first, count=RECORDS)
+    assert [r.value for r in got] == [r.value for r in recs]
+    return took
+
+
+def test_ten_thousand_idle_connections_cost_a_normal_client_little(broker_factory, topic):
+    limit = raise_fd_limit(IDLE + 2000)
+    assert limit >= IDLE + 1000, f"file descriptor limit {limit} is too low for this test"
+    b = broker_factory()
+    t = topic(broker=b)
+    round_trip(b.bootstrap, t, "warm")
+    base = round_trip(b.bootstrap, t, "base")
+    rss_before = rss_kib(b.proc.pid)
+    idle = []
+    try:
+        for i in range(IDLE):
+            s = socket.create_connection((b.host, b.port), timeout=30)
+            idle.append(s)
+        time.sleep(1.0)
+        rss_idle = rss_kib(b.proc.pid)
+        loaded = round_trip(b.bootstrap, t, "loaded")
+        per_conn = (rss_idle - rss_before) * 1024 / IDLE
+        print(f"\n{IDLE} idle connections: broker RSS {rss_before} -> {rss_idle} KiB "
+              f"({per_conn:.0f} bytes each); {RECORDS} records produced in {base:.2f} s alone, "
+              f"{loaded:.2f} s with them")
+        assert loaded < 3 * base + 1.0, (base, loaded)
+        if not is_kafka():
+            assert per_conn < 64 * 1024, f"{per_conn:.0f} bytes per idle connection"
+        # None of them was dropped.
+        for s in idle[:: IDLE // 50]:
+            s.setblocking(False)
+            try:
+                assert s.recv(1) != b"", "an idle connection was closed"
+            except BlockingIOError:
+                pass
+    finally:
+        for s in idle:
+            s.close()
+
+
+def fetch_v4(correlation, topic, offset, max_bytes):
+    client = b"hostile"
+    body = struct.pack(">iiiib", -1, 0, 1, max_bytes, 0)
+    body += struct.pack(">ih", 1, len(topic)) + topic.encode()
+    body += struct.pack(">iiqi", 1, 0, offset, max_bytes)
+    header = struct.pack(">hhih", 1, 4, correlation, len(client)) + client
+    frame = header + body
+    return struct.pack(">i", len(frame)) + frame
+
+
+def test_a_client_that_never_reads_does_not_stall_others(broker_factory, topic):
+    b = broker_factory()
+    big = topic(broker=b)
+    C.ck_produce(b.bootstrap, big, [C.Rec(None, b"x" * 100_000, partition=0) for _ in range(60)],
+                 conf={"acks": "all"})
+    deaf = socket.create_connection((b.host, b.port), timeout=30)
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    deaf.settimeout(5)
+    sent = 0
+    try:
+        for i in range(200):
+            deaf.sendall(fetch_v4(i + 1, big, 0, 1 << 20))
+            sent += 1
+    except socket.timeout:
+        pass  # the broker stopped reading from it: that is its back-pressure
+    try:
+        assert sent >= 10
+        other = topic(broker=b)
+        round_trip(b.bootstrap, other, "meanwhile")
+        got = L.ck_read_all(b.bootstrap, big)
+        assert len(got) == 60
+    finally:
+        deaf.close()
+
+
+def test_a_slow_consumer_does_not_slow_producers(broker_factory, topic):
+    b = broker_factory()
+    t = topic(broker=b)
+    round_trip(b.bootstrap, t, "warm")
+    base = round_trip(b.bootstrap, t, "base")
+    stop = threading.Event()
+
+    def slow_reader():
+        c = C.kp_consumer(b.bootstrap, receive_buffer_bytes=4096, max_partition_fetch_bytes=1 << 20)
+        from kafka import TopicPartition as KTP
+        tp = KTP(t, 0)
+        c.assign([tp])
+        c.seek(tp, 0)
+        while not stop.is_set():
+            c.poll(timeout_ms=100, max_records=10)
+            time.sleep(0.2)
+        c.close()
+
+    reader = threading.Thread(target=slow_reader, daemon=True)
+    reader.start()
+    try:
+        time.sleep(1.0)
+        loaded = round_trip(b.bootstrap, t, "loaded")
+        print(f"\nproduce of {RECORDS} records: {base:.2f} s alone, {loaded:.2f} s beside a slow consumer")
+        assert loaded < 3 * base + 1.0, (base, loaded)
+    finally:
+        stop.set()
+        reader.join(10)
