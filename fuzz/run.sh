@@ -17,9 +17,18 @@ TARGETS=("$@")
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 cargo +nightly fuzz build -O
 "$HERE/target/x86_64-unknown-linux-gnu/release/seeds" tests/golden "$HERE/corpus"
+failed=()
 for t in "${TARGETS[@]}"; do
   echo "== $t: ${SECONDS_PER_TARGET}s"
+  set +e
   cargo +nightly fuzz run -O "$t" "$HERE/corpus/$t" -- \
     -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -rss_limit_mb=4096 -timeout=30 \
-    2>&1 | grep -E '^(#[0-9]+ +DONE|stat::|==[0-9]+==|SUMMARY|thread .* panicked|Done )' || true
+    2>&1 | grep -E '^(#[0-9]+[[:space:]]+DONE|stat::|==[0-9]+==|SUMMARY|thread .* panicked|Done |Test unit written)'
+  status=${PIPESTATUS[0]}
+  set -e
+  [ "$status" -eq 0 ] || failed+=("$t")
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzzing found failures in: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
+  exit 1
+fi

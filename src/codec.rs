@@ -12,7 +12,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable};
 
-use crate::wire::ChunkedBuf;
+use crate::wire::{Attached, Chunk, ChunkedBuf};
 
 /// Why a request frame could not be decoded; the connection is closed with this reason.
 #[derive(Debug, thiserror::Error)]
@@ -123,8 +123,8 @@ pub fn encode_response<T: Encodable>(
     version: i16,
     correlation_id: i32,
     body: &T,
-    payloads: Vec<Bytes>,
-) -> Result<Vec<Bytes>, EncodeError> {
+    attached: Attached,
+) -> Result<Vec<Chunk>, EncodeError> {
     let err = |e: anyhow::Error| EncodeError {
         api,
         version,
@@ -140,12 +140,11 @@ pub fn encode_response<T: Encodable>(
     header.correlation_id = correlation_id;
     let size = header.compute_size(header_version).map_err(err)?
         + body.compute_size(version).map_err(err)?;
-    let referenced: usize = payloads.iter().map(Bytes::len).sum();
-    let mut buf = ChunkedBuf::new((4 + size).saturating_sub(referenced), payloads);
+    let mut buf = ChunkedBuf::new(4 + size, attached);
     buf.put_i32(size as i32);
     header.encode(&mut buf, header_version).map_err(err)?;
     body.encode(&mut buf, version).map_err(err)?;
-    Ok(buf.into_chunks())
+    buf.into_chunks().map_err(|e| err(e.into()))
 }
 
 #[cfg(test)]

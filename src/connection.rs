@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::io::IoSlice;
 use std::time::Instant;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::codec;
 use crate::dispatch::{self, Outcome};
+use crate::log::FileRegion;
 use crate::request_memory::Held;
+use crate::wire::Chunk;
 
 /// Requests read ahead of the one being handled.
 const READ_AHEAD: usize = 8;
@@ -106,12 +108,37 @@ async fn read_frames(
     }
 }
 
-/// Writes a response's chunks in order with as few (vectored) writes as the socket allows.
-async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::io::Result<()> {
-    if let [one] = chunks {
-        return wr.write_all(one).await;
+/// Writes a response's chunks in order: runs of chunks in memory with as few vectored writes as
+/// the socket allows, file regions with `sendfile` from the page cache.
+async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> std::io::Result<()> {
+    let mut rest = chunks;
+    while let Some(first) = rest.first() {
+        match first {
+            Chunk::File(region) => {
+                send_region(wr.as_ref(), region).await?;
+                rest = &rest[1..];
+            }
+            Chunk::Memory(_) => {
+                let run = rest
+                    .iter()
+                    .position(|c| matches!(c, Chunk::File(_)))
+                    .unwrap_or(rest.len());
+                write_memory(wr, &rest[..run]).await?;
+                rest = &rest[run..];
+            }
+        }
     }
-    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    Ok(())
+}
+
+async fn write_memory(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks
+        .iter()
+        .filter_map(|c| match c {
+            Chunk::Memory(b) => Some(IoSlice::new(b)),
+            Chunk::File(_) => None,
+        })
+        .collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
         let n = wr.write_vectored(rest).await?;
@@ -119,6 +146,37 @@ async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::io::Res
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
+/// Sends a file region to the socket without copying it through userspace.
+async fn send_region(socket: &TcpStream, region: &FileRegion) -> std::io::Result<()> {
+    let mut position = region.position;
+    let end = region.position + region.len;
+    while position < end {
+        socket.writable().await?;
+        let want = usize::try_from(end - position).unwrap_or(usize::MAX);
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(socket, &*region.file, Some(&mut position), want)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                // A region is below the high watermark of a file only ever appended to (or kept
+                // open after deletion), so this means the file was cut behind the broker's back.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "segment file ended {} bytes before the records being sent",
+                        end - position
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

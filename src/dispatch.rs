@@ -13,11 +13,12 @@ use tracing::Instrument;
 use crate::broker::Broker;
 use crate::codec::{self, DecodeError};
 use crate::handler;
+use crate::wire::{Attached, Chunk};
 
 /// What the connection does with a request.
 pub enum Outcome {
     /// A response frame, as chunks to write in order.
-    Respond(Vec<Bytes>),
+    Respond(Vec<Chunk>),
     /// acks=0 produce: nothing is sent back.
     NoResponse,
     /// Close the connection, logging the reason.
@@ -33,6 +34,8 @@ pub struct Ctx {
 /// What a handler asks for: a response, nothing (acks=0), or closing the connection.
 pub enum Reply<R> {
     Send(R),
+    /// A response carrying record sets, sent without copying them (see `wire`).
+    SendAttached(R, Attached),
     Silent,
     Close(String),
 }
@@ -75,7 +78,8 @@ macro_rules! apis {
                     let request = codec::decode_body::<$req>(api, version, body)?;
                     let reply: Reply<<$req as Request>::Response> = $handler(broker, ctx, request).await.into();
                     Ok(match reply {
-                        Reply::Send(response) => encode(api, &ctx.header, &response),
+                        Reply::Send(response) => encode(api, &ctx.header, &response, Attached::default()),
+                        Reply::SendAttached(response, attached) => encode(api, &ctx.header, &response, attached),
                         Reply::Silent => Outcome::NoResponse,
                         Reply::Close(reason) => Outcome::Close(reason),
                     })
@@ -126,30 +130,18 @@ pub fn supported(api: ApiKey, version: i16) -> bool {
         .any(|s| s.key == api && (s.min..=s.max).contains(&version))
 }
 
-/// Record sets a response carries, to be sent without copying (only Fetch has them).
-fn payloads<T: 'static>(response: &T) -> Vec<Bytes> {
-    match (response as &dyn std::any::Any).downcast_ref::<FetchResponse>() {
-        Some(f) => f
-            .responses
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .filter_map(|p| p.records.clone())
-            .collect(),
-        None => Vec::new(),
-    }
-}
-
-fn encode<T: kafka_protocol::protocol::Encodable + 'static>(
+fn encode<T: kafka_protocol::protocol::Encodable>(
     api: ApiKey,
     header: &RequestHeader,
     body: &T,
+    attached: Attached,
 ) -> Outcome {
     match codec::encode_response(
         api,
         header.request_api_version,
         header.correlation_id,
         body,
-        payloads(body),
+        attached,
     ) {
         Ok(bytes) => Outcome::Respond(bytes),
         Err(e) => {

@@ -59,7 +59,7 @@ pub fn unsupported_version_answer(correlation_id: i32) -> Outcome {
         0,
         correlation_id,
         &table(ResponseError::UnsupportedVersion.code()),
-        Vec::new(),
+        crate::wire::Attached::default(),
     ) {
         Ok(b) => Outcome::Respond(b),
         Err(e) => Outcome::Close(e.to_string()),

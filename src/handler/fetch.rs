@@ -16,9 +16,10 @@ use super::fetch_session::{Resolved, SessionPartition, TopicRef};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::condition::{storage_error, STORAGE_READS};
-use crate::dispatch::Ctx;
-use crate::log::{Partition, ReadError};
+use crate::dispatch::{Ctx, Reply};
+use crate::log::{FileRegion, Partition, ReadError};
 use crate::topics::Topic;
+use crate::wire::Attached;
 
 /// Topic ids appear in Fetch from this version on (names before it).
 const TOPIC_ID_VERSION: i16 = 13;
@@ -31,9 +32,24 @@ struct Target {
 
 struct Outcome {
     error: Option<ResponseError>,
-    records: Bytes,
+    records: Option<FileRegion>,
     hw: i64,
     log_start: i64,
+}
+
+impl Outcome {
+    fn failed(error: ResponseError, hw: i64, log_start: i64) -> Self {
+        Outcome {
+            error: Some(error),
+            records: None,
+            hw,
+            log_start,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.records.as_ref().map_or(0, |r| r.len)
+    }
 }
 
 fn resolve_topic(broker: &Broker, topic: &TopicRef) -> Option<Arc<Topic>> {
@@ -50,50 +66,62 @@ fn read_one(t: &Target, budget: u64, min_one: bool, leader_epoch: i32, version: 
         } else {
             ResponseError::UnknownTopicOrPartition
         };
-        return Outcome {
-            error: Some(error),
-            records: Bytes::new(),
-            hw: -1,
-            log_start: -1,
-        };
+        return Outcome::failed(error, -1, -1);
     };
     if leader_epoch > 0 {
-        return Outcome {
-            error: Some(ResponseError::UnknownLeaderEpoch),
-            records: Bytes::new(),
-            hw: -1,
-            log_start: -1,
-        };
+        return Outcome::failed(ResponseError::UnknownLeaderEpoch, -1, -1);
     }
     let budget = budget.min(t.spec.max_bytes.max(0) as u64);
-    match p.read(t.spec.fetch_offset, budget, min_one) {
+    match p.read_region(t.spec.fetch_offset, budget, min_one) {
         Ok(d) => Outcome {
             error: None,
-            records: d.records,
+            records: d.region,
             hw: d.high_watermark,
             log_start: d.log_start_offset,
         },
-        Err(ReadError::OffsetOutOfRange) => Outcome {
-            error: Some(ResponseError::OffsetOutOfRange),
-            records: Bytes::new(),
-            hw: p.high_watermark(),
-            log_start: p.log_start_offset(),
-        },
+        Err(ReadError::OffsetOutOfRange) => Outcome::failed(
+            ResponseError::OffsetOutOfRange,
+            p.high_watermark(),
+            p.log_start_offset(),
+        ),
         Err(ReadError::Storage(e)) => {
-            storage_error(&STORAGE_READS, "read", || {
-                format!("read of {}-{} failed: {e}", p.topic, p.key.partition)
-            });
-            Outcome {
-                error: Some(ResponseError::KafkaStorageError),
-                records: Bytes::new(),
-                hw: -1,
-                log_start: -1,
-            }
+            read_failed(p, &e);
+            Outcome::failed(ResponseError::KafkaStorageError, -1, -1)
         }
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Option<FetchResponse> {
+fn read_failed(p: &Partition, e: &dyn std::fmt::Display) {
+    storage_error(&STORAGE_READS, "read", || {
+        format!("read of {}-{} failed: {e}", p.topic, p.key.partition)
+    });
+}
+
+/// The response's bytes for a partition's records: a stand-in for its file region, sent from the
+/// page cache, or the region read into memory when it is small (or too large for a stand-in).
+fn records_bytes(attached: &mut Attached, p: Option<&Arc<Partition>>, o: &mut Outcome) -> Bytes {
+    let Some(region) = o.records.take() else {
+        return Bytes::new();
+    };
+    if let Some(stand_in) = attached.file(region.clone()) {
+        return stand_in;
+    }
+    match region.read() {
+        Ok(bytes) => {
+            attached.memory(&bytes);
+            bytes
+        }
+        Err(e) => {
+            if let Some(p) = p {
+                read_failed(p, &e);
+            }
+            *o = Outcome::failed(ResponseError::KafkaStorageError, -1, -1);
+            Bytes::new()
+        }
+    }
+}
+
+pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply<FetchResponse> {
     let version = ctx.header.request_api_version;
     let by_id = version >= TOPIC_ID_VERSION;
     let topic_ref = |name: &TopicName, id: Uuid| {
@@ -140,7 +168,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Optio
             } => (session_id, partitions, true),
             Resolved::Error(e) => {
                 resp.error_code = e.code();
-                return Some(resp);
+                return Reply::Send(resp);
             }
         }
     } else {
@@ -188,8 +216,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Optio
                     .copied()
                     .unwrap_or(-1);
                 let o = read_one(t, remaining, total == 0, epoch, version);
-                total += o.records.len() as u64;
-                remaining = remaining.saturating_sub(o.records.len() as u64);
+                total += o.len();
+                remaining = remaining.saturating_sub(o.len());
                 any_error |= o.error.is_some();
                 o
             })
@@ -210,8 +238,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Optio
         }
     };
     let mut sent = Vec::new();
-    for (t, o) in targets.iter().zip(outcomes) {
-        let changed = !o.records.is_empty()
+    let mut attached = Attached::default();
+    for (t, mut o) in targets.iter().zip(outcomes) {
+        let records = records_bytes(&mut attached, t.partition.as_ref(), &mut o);
+        let changed = !records.is_empty()
             || o.error.is_some()
             || o.hw != t.spec.last_hw
             || o.log_start != t.spec.last_log_start;
@@ -220,8 +250,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Optio
         }
         sent.push((t.spec.topic.clone(), t.spec.partition, o.hw, o.log_start));
         if let Some(topic) = &t.topic {
-            if !o.records.is_empty() {
-                topic.metrics.bytes_out.increment(o.records.len() as u64);
+            if !records.is_empty() {
+                topic.metrics.bytes_out.increment(records.len() as u64);
             }
         }
         let mut pd = PartitionData::default();
@@ -240,7 +270,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Optio
         } else {
             None
         };
-        pd.records = Some(o.records);
+        pd.records = Some(records);
         let (name, id) = match &t.spec.topic {
             TopicRef::Name(n) => (n.clone(), t.topic.as_ref().map_or(Uuid::nil(), |t| t.id)),
             TopicRef::Id(id) => (
@@ -266,5 +296,5 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Optio
         }
     }
     broker.fetch_sessions.record_sent(session_id, &sent);
-    Some(resp)
+    Reply::SendAttached(resp, attached)
 }

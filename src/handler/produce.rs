@@ -245,5 +245,5 @@ pub fn refuse_legacy(ctx: &Ctx, body: Bytes) -> Outcome {
     if req.acks == 0 {
         return Outcome::Close(format!("Produce v{version} is not supported"));
     }
-    Outcome::Respond(vec![out.freeze()])
+    Outcome::Respond(vec![crate::wire::Chunk::Memory(out.freeze())])
 }

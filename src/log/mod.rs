@@ -24,6 +24,7 @@ pub mod batch;
 pub mod cleaner;
 mod partition;
 pub mod producer_state;
+mod read;
 pub mod records;
 mod recovery;
 mod retention;
@@ -37,7 +38,8 @@ use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use partition::{Appended, FetchData, Partition};
+pub use partition::{Appended, Partition};
+pub use read::{FetchData, FileRegion, RegionData};
 pub use retention::RetentionOutcome;
 pub use segment::SegmentIndex;
 

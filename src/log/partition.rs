@@ -8,16 +8,15 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::producer_state::{ProducerStates, SeqCheck};
 
 use super::batch::BatchView;
 use super::rewrite;
-use super::segment::{Segment, SegmentSlice};
+use super::segment::Segment;
 use super::validate::{decompress_limit, validate, PartitionName, ValidatedBatch};
-use super::{records, AppendError, Checkpoint, LogConfig, LogMetaStore, PartitionKey, ReadError};
+use super::{AppendError, Checkpoint, LogConfig, LogMetaStore, PartitionKey};
 
 /// The result of a successful append (or of a retried duplicate, answered with its first offsets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +29,6 @@ pub struct Appended {
     pub sync_needed: bool,
     /// The broker's timestamp, for LogAppendTime topics.
     pub log_append_time: Option<i64>,
-}
-
-/// Whole batches read from the log, and the partition's offsets at the time of the read.
-#[derive(Debug, Clone)]
-pub struct FetchData {
-    pub records: Bytes,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
 }
 
 pub(super) struct State {
@@ -422,104 +413,6 @@ impl Partition {
         metrics::histogram!("gregor_log_flush_messages").record((target - *synced).max(0) as f64);
         *synced = target;
         Ok(())
-    }
-
-    /// Reads whole batches from `offset` up to `max_bytes` (at least one batch when `min_one`).
-    pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<FetchData, ReadError> {
-        let (slices, from, hw, start) = {
-            let st = self.lock();
-            let hw = st.next_offset;
-            let start = self.log_start_offset();
-            if offset < start || offset > hw {
-                return Err(ReadError::OffsetOutOfRange);
-            }
-            // The segment holding `offset` (compaction may have left it without any batch at or
-            // after `offset`) and the first non-empty segment after it, whose first batch is then
-            // the answer: every offset in it is above `offset`.
-            let mut slices = Vec::new();
-            let mut from = 0;
-            if offset < hw {
-                let holding = st.segments.range(..=offset).next_back();
-                let next = st.segments.range(offset + 1..).find(|(_, s)| s.size() > 0);
-                for (i, seg) in holding.into_iter().chain(next).enumerate() {
-                    if i == 0 {
-                        from = seg.1.lookup(offset);
-                    }
-                    slices.push(seg.1.slice());
-                }
-            }
-            (slices, from, hw, start)
-        };
-        let mut records = Bytes::new();
-        let mut from = from;
-        for slice in &slices {
-            if let Some(h) = slice.seek(from, offset)? {
-                records = slice.read_batches(h.position, max_bytes, min_one)?;
-                break;
-            }
-            from = 0;
-        }
-        Ok(FetchData {
-            records,
-            high_watermark: hw,
-            log_start_offset: start,
-        })
-    }
-
-    /// The first offset whose record timestamp is `>= ts`, with that timestamp (ListOffsets).
-    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
-        let candidates: Vec<(SegmentSlice, u64)> = {
-            let st = self.lock();
-            st.segments
-                .values()
-                .filter(|s| s.index.max_timestamp >= ts)
-                .map(|s| (s.slice(), s.lookup_time(ts)))
-                .collect()
-        };
-        let start = self.log_start_offset();
-        let config = self.config();
-        for (slice, from) in candidates {
-            let mut pos = from;
-            while let Some(h) = slice.header_at(pos)? {
-                pos += h.size();
-                if h.max_timestamp() < ts || h.last_offset() < start {
-                    continue;
-                }
-                let bytes = slice.read_batch(&h)?;
-                let Ok(view) = super::batch::BatchView::new(&bytes) else {
-                    continue;
-                };
-                let mut found = None;
-                let limit = config.max_message_bytes.saturating_mul(64).max(64 << 20);
-                let _ = records::walk_stored(&view, limit, |r| {
-                    if found.is_none()
-                        && r.timestamp >= ts
-                        && view.base_offset() + i64::from(r.offset_delta) >= start
-                    {
-                        found = Some((view.base_offset() + i64::from(r.offset_delta), r.timestamp));
-                    }
-                });
-                if view.is_log_append_time() {
-                    found = Some((view.base_offset().max(start), view.max_timestamp()));
-                }
-                if found.is_some() {
-                    return Ok(found);
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let st = self.lock();
-        st.segments
-            .values()
-            .filter(|s| s.index.max_timestamp >= 0)
-            .fold(None, |best: Option<(i64, i64)>, s| match best {
-                Some((_, ts)) if ts >= s.index.max_timestamp => best,
-                _ => Some((s.index.max_timestamp_offset, s.index.max_timestamp)),
-            })
     }
 
     /// Registers `notify` to be woken by the next append (a parked long-poll fetch).
