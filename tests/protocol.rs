@@ -156,6 +156,66 @@ async fn produce_assigns_dense_offsets_and_fetch_serves_bytes_as_sent() {
 }
 
 #[tokio::test]
+async fn large_record_sets_go_out_from_the_file_byte_exact_in_every_fetch_version() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "big", 3).await;
+    let value = |i: u8| vec![i; 3000];
+    // Partition 0: two batches of ~6 KB (sent from the file); partition 1: one small batch (read
+    // into memory); partition 2: empty.
+    let big1 = batch(&[&value(1), &value(2)], None);
+    let big2 = batch(&[&value(3), &value(4)], None);
+    let small = batch(&[b"tiny"], None);
+    assert_eq!(produce(&mut c, "big", 0, big1.clone()).await, (0, 0));
+    assert_eq!(produce(&mut c, "big", 0, big2.clone()).await, (0, 2));
+    assert_eq!(produce(&mut c, "big", 1, small.clone()).await, (0, 0));
+    for version in [4i16, 11, 12, 16, 18] {
+        let mut req = fetch_req("big", 0, 0, 0, 0);
+        for partition in [1, 2] {
+            let mut p = req.topics[0].partitions[0].clone();
+            p.partition = partition;
+            req.topics[0].partitions.push(p);
+        }
+        if version >= 13 {
+            let mut all = MetadataRequest::default();
+            all.topics = None;
+            let meta: MetadataResponse = c.request(ApiKey::Metadata, 12, &all).await;
+            let id = meta
+                .topics
+                .iter()
+                .find(|t| t.name == Some(name("big")))
+                .unwrap()
+                .topic_id;
+            req.topics[0].topic_id = id;
+        }
+        let resp: FetchResponse = c.request(ApiKey::Fetch, version, &req).await;
+        let parts = &resp.responses[0].partitions;
+        let records: Vec<Bytes> = parts.iter().map(|p| p.records.clone().unwrap()).collect();
+        assert_eq!(records[0].len(), big1.len() + big2.len(), "v{version}");
+        // As stored: the producer's bytes but for baseOffset and the leader epoch.
+        assert_eq!(&records[0][16..big1.len()], &big1[16..], "v{version}");
+        assert_eq!(&records[0][big1.len() + 16..], &big2[16..], "v{version}");
+        assert_eq!(&records[0][big1.len()..big1.len() + 8], &2i64.to_be_bytes());
+        assert_eq!(&records[1][16..], &small[16..], "v{version}");
+        assert!(records[2].is_empty(), "v{version}");
+        assert_eq!(
+            parts.iter().map(|p| p.high_watermark).collect::<Vec<_>>(),
+            vec![4, 1, 0]
+        );
+    }
+    // A budget below two batches: the first batch only, still from the file.
+    let mut req = fetch_req("big", 0, 0, 0, 0);
+    req.topics[0].partitions[0].partition_max_bytes = (big1.len() + 10) as i32;
+    let resp: FetchResponse = c.request(ApiKey::Fetch, 12, &req).await;
+    let records = resp.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(records.len(), big1.len());
+    // From an offset inside the second batch: that batch.
+    let mid = fetch(&mut c, "big", 0, 3).await.records.unwrap();
+    assert_eq!(&mid[16..], &big2[16..]);
+    still_serving(&b).await;
+}
+
+#[tokio::test]
 async fn produce_errors_are_per_partition_values() {
     let b = TestBroker::start(&[("message.max.bytes", "200")]).await;
     let mut c = b.client().await;
