@@ -203,39 +203,28 @@ impl Segment {
     /// Position of the last indexed batch whose base offset is `<= offset`.
     pub fn lookup(&self, offset: i64) -> u64 {
         let rel = (offset - self.base_offset).max(0) as u64;
-        let idx = self
-            .index
-            .offsets
-            .partition_point(|e| u64::from(e.rel_offset) <= rel);
-        if idx == 0 {
-            0
-        } else {
-            u64::from(self.index.offsets[idx - 1].position)
-        }
+        self.last_offset_entry(|e| u64::from(e.rel_offset) <= rel)
     }
 
     /// The position of the last indexed batch starting at or before `position` (0 if none): a
     /// batch boundary for reads to extend to without walking every header.
     pub fn batch_start_at_or_before(&self, position: u64) -> u64 {
-        let idx = self
-            .index
-            .offsets
-            .partition_point(|e| u64::from(e.position) <= position);
-        if idx == 0 {
-            0
-        } else {
-            u64::from(self.index.offsets[idx - 1].position)
-        }
+        self.last_offset_entry(|e| u64::from(e.position) <= position)
+    }
+
+    /// The position of the last offset-index entry for which `before` holds (entries are sorted
+    /// by both offset and position), or 0.
+    fn last_offset_entry(&self, before: impl Fn(&OffsetEntry) -> bool) -> u64 {
+        let idx = self.index.offsets.partition_point(before);
+        idx.checked_sub(1)
+            .map_or(0, |i| u64::from(self.index.offsets[i].position))
     }
 
     /// Position from which to scan for the first record with timestamp `>= ts`.
     pub fn lookup_time(&self, ts: i64) -> u64 {
         let idx = self.index.times.partition_point(|e| e.max_timestamp < ts);
-        if idx == 0 {
-            0
-        } else {
-            u64::from(self.index.times[idx - 1].position)
-        }
+        idx.checked_sub(1)
+            .map_or(0, |i| u64::from(self.index.times[i].position))
     }
 
     pub fn sync(&self) -> io::Result<()> {
