@@ -92,6 +92,20 @@ fn describe() {
         Unit::Seconds,
         "fsync latency of partition logs"
     );
+    describe_counter!(
+        "gregor_log_preallocated_bytes_total",
+        Unit::Bytes,
+        "Disk space reserved ahead of active segments' appends (given back when they are sealed)"
+    );
+    describe_histogram!(
+        "gregor_log_preallocate_seconds",
+        Unit::Seconds,
+        "Latency of one reservation ahead of appends (fallocate, on the append path)"
+    );
+    describe_counter!(
+        "gregor_log_preallocate_errors_total",
+        "Reservations ahead of appends that failed (the appends themselves go on)"
+    );
     describe_histogram!(
         "gregor_meta_flush_seconds",
         Unit::Seconds,

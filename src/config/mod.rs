@@ -102,6 +102,8 @@ const HONOURED: &[&str] = &[
     "log.message.timestamp.before.max.ms",
     "gregor.produce.validate.compressed",
     "gregor.log.dir.min.free.bytes",
+    "gregor.log.preallocate.max.bytes",
+    "log.preallocate",
     "metrics.address",
     "connections.max.idle.ms",
     "max.connections",
@@ -238,6 +240,14 @@ impl Config {
                 i64::MAX,
             )?,
             validate_compressed: opt_bool(&raw, "gregor.produce.validate.compressed", true)?,
+            preallocate: opt_bool(&raw, "log.preallocate", false)?,
+            preallocate_max_bytes: opt_int(
+                &raw,
+                "gregor.log.preallocate.max.bytes",
+                defaults.preallocate_max_bytes as i64,
+                0,
+                i64::MAX,
+            )? as u64,
             compression: match get("compression.type") {
                 Some(v) => TopicCompression::parse(v).ok_or_else(|| {
                     invalid(

@@ -273,6 +273,9 @@ pub fn log_config(base: &LogConfig, topic: &BTreeMap<String, String>) -> LogConf
     {
         c.compression = v;
     }
+    if let Some(v) = topic.get("preallocate") {
+        c.preallocate = v.trim().eq_ignore_ascii_case("true");
+    }
     if let Some(v) = topic.get("message.timestamp.type") {
         c.log_append_time = v.trim() == "LogAppendTime";
     }

@@ -23,6 +23,7 @@
 pub mod batch;
 pub mod cleaner;
 mod partition;
+pub mod preallocate;
 pub mod producer_state;
 mod read;
 pub mod records;
@@ -90,6 +91,11 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// `min.cleanable.dirty.ratio`.
     pub min_cleanable_ratio: f64,
+    /// `preallocate` / `log.preallocate`: reserve a new segment's whole `segment.bytes` on disk.
+    pub preallocate: bool,
+    /// `gregor.log.preallocate.max.bytes`: the largest disk reservation made ahead of appends
+    /// (0: none beyond what `preallocate` asks).
+    pub preallocate_max_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -116,6 +122,8 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_ratio: 0.5,
+            preallocate: false,
+            preallocate_max_bytes: 256 << 20,
         }
     }
 }

@@ -323,7 +323,8 @@ impl Partition {
         if active.size() == 0 || !(full || old || offsets_overflow) {
             return Ok(None);
         }
-        let new = Segment::create(&self.dir, next, now_ms)?;
+        let mut new = Segment::create(&self.dir, next, now_ms)?;
+        new.reserve_ahead(config);
         tracing::debug!(topic = %self.topic, partition = self.key.partition, base_offset = next, "rolled segment");
         let sealed = st
             .segments
@@ -359,6 +360,9 @@ impl Partition {
             let mut last = persist.lock().unwrap_or_else(|p| p.into_inner());
             if *last >= checkpoint.snapshot_offset || retired.load(Ordering::Acquire) {
                 return; // a newer checkpoint (clean shutdown) already covers this segment
+            }
+            if let Err(e) = super::preallocate::release_beyond_eof(&file) {
+                tracing::warn!(error = %e, base_offset = base, "cannot give back the space reserved beyond a sealed segment");
             }
             let saved = file
                 .sync_data()

@@ -193,6 +193,16 @@ impl Partition {
         for stale in indexes.keys() {
             meta.remove_segment(key, *stale)?;
         }
+        // Only the active segment keeps space reserved ahead of it; a crash may have left a
+        // sealed one's reservation behind.
+        if let Some((_, active)) = segments.iter_mut().next_back() {
+            active.reserve_ahead(&config);
+        }
+        for seg in segments.values().rev().skip(1) {
+            if super::preallocate::release_beyond_eof(seg.file())? {
+                tracing::info!(topic = %topic, partition = key.partition, base_offset = seg.base_offset, "gave back space reserved beyond a sealed segment");
+            }
+        }
         let next_offset = segments
             .values()
             .next_back()

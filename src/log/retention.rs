@@ -218,8 +218,9 @@ impl Partition {
                         producers: st.producers.clone(),
                     },
                 });
-                st.segments
-                    .insert(next, Segment::create(&self.dir, next, now_ms)?);
+                let mut active = Segment::create(&self.dir, next, now_ms)?;
+                active.reserve_ahead(config);
+                st.segments.insert(next, active);
                 old
             } else {
                 None

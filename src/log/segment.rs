@@ -10,6 +10,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, HEADER_LEN};
+use super::preallocate::Reservation;
+use super::LogConfig;
 
 /// One sparse index entry: a batch starting at `position` whose base offset is `base + rel_offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -64,6 +66,8 @@ pub struct Segment {
     pub created_ms: i64,
     /// Largest timestamp of the first batch, for `segment.ms` (Kafka's `rollingBasedTimestamp`).
     pub first_batch_timestamp: Option<i64>,
+    /// Disk space reserved ahead of appends (the active segment only).
+    reservation: Option<Reservation>,
 }
 
 impl Segment {
@@ -92,6 +96,7 @@ impl Segment {
             bytes_since_index: 0,
             created_ms: now_ms,
             first_batch_timestamp: None,
+            reservation: None,
         })
     }
 
@@ -115,6 +120,7 @@ impl Segment {
             bytes_since_index: 0,
             created_ms: now_ms,
             first_batch_timestamp: None,
+            reservation: None,
         };
         seg.first_batch_timestamp = seg.slice().header_at(0)?.map(|h| h.max_timestamp());
         Ok(seg)
@@ -142,10 +148,20 @@ impl Segment {
         }
     }
 
+    /// Makes this the active segment: appends from now on reserve disk space ahead of themselves
+    /// as `config` says (see [`super::preallocate`]).
+    pub fn reserve_ahead(&mut self, config: &LogConfig) {
+        self.reservation = Reservation::new(config, self.size);
+    }
+
     /// Appends already-validated batch pieces in one vectored write. Called with the partition lock
     /// held; the bytes are in the page cache (surviving a process kill) when this returns.
     pub fn append(&mut self, pieces: &mut [IoSlice<'_>]) -> io::Result<u64> {
         let start = self.size;
+        if let Some(r) = &mut self.reservation {
+            let want = pieces.iter().map(|p| p.len() as u64).sum();
+            r.before_append(&self.file, start, want);
+        }
         let mut slices = pieces;
         let mut written = 0u64;
         while !slices.is_empty() {
@@ -235,6 +251,9 @@ impl Segment {
     pub fn truncate(&mut self, len: u64) -> io::Result<()> {
         self.file.set_len(len)?;
         self.size = len;
+        if let Some(r) = &mut self.reservation {
+            r.truncated(len);
+        }
         Ok(())
     }
 }
