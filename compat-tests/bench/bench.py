@@ -419,6 +419,30 @@ def w_loadgen_consume(broker, topic, expect, logdir, name, timeout):
     return measure(broker, fn)
 
 
+def w_wire(broker, mode, topic, logdir, name, timeout, args):
+    """loadgen's wire modes (raw protocol requests, see loadgen/wire.go)."""
+    def fn():
+        r = run_client(loadgen(broker, mode, "-topic", topic, *args, "-timeout", f"{int(timeout)}s"),
+                       logdir / name, timeout + 30)
+        if r.rc != 0:
+            raise WorkloadError(f"loadgen {mode} rc={r.rc}: {r.err.strip()[-2000:]}")
+        j = parse_loadgen(r)
+        m = {"records": j["records"], "bytes": j["bytes"], "seconds": j["seconds"],
+             "records_per_s": j["records_per_sec"], "mib_per_s": j["mib_per_sec"]}
+        if j.get("latency_ms"):  # per request, not per record
+            m.update(lat_p50_ms=j["latency_ms"]["p50"], lat_p99_ms=j["latency_ms"]["p99"],
+                     lat_p999_ms=j["latency_ms"]["p99.9"])
+        return m, r
+    return measure(broker, fn)
+
+
+def w_wire_produce(broker, topic, logdir, name, timeout, n, size, acks, batch_records):
+    create_topic(broker, topic, 8, logdir)
+    n -= n % (batch_records * 8)  # whole requests of one batch per partition
+    return w_wire(broker, "wire-produce", topic, logdir, name, timeout,
+                  ["-n", str(n), "-size", str(size), "-acks", acks, "-batch-records", str(batch_records)])
+
+
 def w_producer_perf(broker, topic, partitions, n, size, acks, logdir, name, timeout):
     create_topic(broker, topic, partitions, logdir)
 
@@ -479,6 +503,10 @@ WORKLOADS = [
     ("b_java", "(b') produce 1 KiB, 8 partitions, acks=all (idempotent), unthrottled [ProducerPerformance]", DUR_DEFAULT),
     ("c", "(c) consume (a)'s topic from earliest, assign() all partitions [franz-go]", DUR_DEFAULT),
     ("c_java", "(c') consume (a)'s topic from earliest [ConsumerPerformance, consumer group]", DUR_DEFAULT),
+    ("a_wire", "(a-wire) = (a) from the lean wire generator: pre-encoded 64 KiB batches, 5 requests in flight [loadgen wire-produce]", DUR_DEFAULT),
+    ("b_wire", "(b-wire) = (b) acks=all from the lean wire generator [loadgen wire-produce]", DUR_DEFAULT),
+    ("c_wire", "(c-wire) = (c) with raw Fetch requests, one in flight, batch headers walked [loadgen wire-consume]", DUR_DEFAULT),
+    ("e_wire", "(e-wire) = (e) 100 B records, 640 per batch, from the lean wire generator [loadgen wire-produce]", DUR_DEFAULT),
     ("d", "(d) produce 1 KiB, 8 partitions, acks=1, fixed rate = 50% of Kafka's (a) peak, linger 0 [franz-go]", DUR_DEFAULT),
     ("e", "(e) produce 100 B, 8 partitions, acks=1, unthrottled [franz-go]", DUR_DEFAULT),
     ("f", "(f) produce 1 KiB to 1,000 partitions, 20 producers round-robin, small batches, acks=1 [franz-go]", DUR_DEFAULT),
@@ -501,6 +529,11 @@ def phase1(broker, p, logdir, res, errors):
         # ConsumerPerformance needs consumer groups: FindCoordinator (10) + JoinGroup (11)
         ("c_java", (lambda: w_consumer_perf(broker, "bench-a", p["n_a"] + 8, logdir, "c_java", to))
          if {10, 11} <= broker.api_keys else None),
+        ("a_wire", lambda: w_wire_produce(broker, "bench-a-wire", logdir, "a_wire", to, p["n_a"], 1024, "1", 64)),
+        ("b_wire", lambda: w_wire_produce(broker, "bench-b-wire", logdir, "b_wire", to, p["n_b"], 1024, "all", 64)),
+        ("c_wire", lambda: w_wire(broker, "wire-consume", "bench-a", logdir, "c_wire", to,
+                                  ["-n", str(p["n_a"] + 8)])),
+        ("e_wire", lambda: w_wire_produce(broker, "bench-e-wire", logdir, "e_wire", to, p["n_e"], 100, "1", 640)),
         ("e", lambda: w_loadgen_produce(broker, "bench-e", 8, logdir, "e", to,
                                         ["-n", str(p["n_e"]), "-size", "100", "-acks", "1"])),
         ("f", lambda: w_loadgen_produce(broker, "bench-f", 1000, logdir, "f", to,
@@ -643,7 +676,13 @@ def write_report(res, errors, warnings, p, quick, started, gregor_info, elapsed,
       f"`-Xmx1G -Xms1G -XX:+UseG1GC`, Java {java_version()}")
     A(f"- Clients: franz-go v1.22.3 load generator (`loadgen/`, compression none, random payload, "
       f"idempotence off unless stated, linger 10 ms = franz-go default) and Kafka 4.1.1 "
-      f"ProducerPerformance / ConsumerPerformance (Java client defaults, compression none).")
+      f"ProducerPerformance / ConsumerPerformance (Java client defaults, compression none). "
+      f"The *-wire rows use loadgen's wire modes: raw protocol requests encoded once before the clock "
+      f"starts (32 distinct requests of one batch per partition, random bytes, correct CRCs, sent in "
+      f"rotation with 5 in flight, every response's offsets checked) and raw Fetch requests (Kafka's "
+      f"consumer defaults: 50 MiB per response, 1 MiB per partition, one in flight), so the client "
+      f"costs little more than its socket I/O and the broker is what is measured; their latency is per "
+      f"request.")
     A(f"- Each figure is the median of {p['rounds']} alternating run(s) (kafka, gregor, kafka, gregor, ...), "
       f"each broker start with a fresh data directory on the same disk. Records per run: "
       f"(a) {p['n_a']:,}; (a'),(b') {p['n_java']:,}; (b) {p['n_b']:,}; (e) {p['n_e']:,}; "
@@ -781,9 +820,11 @@ def chart(med, quick):
         ax.margins(y=0.15)
         ax.grid(axis="y", alpha=0.3)
 
-    tp = ["a", "a_java", "b", "b_java", "c", "c_java", "e", "f", "a_fsync"]
-    tpl = ["(a)\nacks=1", "(a') Java\nacks=1", "(b)\nacks=all", "(b') Java\nacks=all", "(c)\nconsume",
-           "(c') Java\nconsume", "(e)\n100 B", "(f) 1000\npart.", "(a) fsync\neach append"]
+    tp = ["a", "a_wire", "a_java", "b", "b_wire", "b_java", "c", "c_wire", "c_java", "e", "e_wire", "f",
+          "a_fsync"]
+    tpl = ["(a)\nacks=1", "(a) wire", "(a') Java", "(b)\nacks=all", "(b) wire", "(b') Java",
+           "(c)\nconsume", "(c) wire", "(c') Java", "(e)\n100 B", "(e) wire", "(f) 1000\npart.",
+           "(a) fsync"]
     bars(axes[0][0], tp, tpl, "mib_per_s", "Throughput (higher is better)", "MiB/s",
          lambda v: f"{v:,.0f}")
     bars(axes[0][1], tp, tpl, "broker_cpu_s_per_gb", "Broker CPU-seconds per GB (lower is better)",

@@ -3,6 +3,7 @@
 //	loadgen create  -brokers H:P -topic T -partitions P
 //	loadgen produce -brokers H:P -topic T -n N -size S [-rate R] [-acks 1|all|0] [-producers K] ...
 //	loadgen consume -brokers H:P -topic T [-n N]
+//	loadgen wire-produce / wire-consume: the same over raw protocol requests (see wire.go)
 //
 // Every mode prints exactly one line "RESULT {json}" on stdout on success and exits 0; any
 // error (topic creation, a failed record, a fetch error, a timeout) makes it exit non-zero
@@ -76,6 +77,8 @@ func main() {
 	maxBuffered := fs.Int("max-buffered", 50000, "max buffered records per producer client (franz-go default 50000)")
 	partitioner := fs.String("partitioner", "sticky", "sticky (franz-go default for unkeyed records) or roundrobin (produce)")
 	idempotent := fs.Bool("idempotent", false, "idempotent producer (needs acks=all and InitProducerId)")
+	batchRecords := fs.Int("batch-records", 16, "records per partition per request (wire-produce; 16 x 1 KiB is Kafka's batch.size)")
+	inflight := fs.Int("inflight", 5, "requests in flight (wire-produce; Kafka's max.in.flight.requests.per.connection)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up (and fail) after this long")
 	verbose := fs.Bool("v", false, "franz-go client logs (info level) to stderr")
 	_ = fs.Parse(os.Args[2:])
@@ -95,6 +98,10 @@ func main() {
 			*maxBuffered, *partitioner, *idempotent)
 	case "consume":
 		consume(ctx, seeds, *topic, *n)
+	case "wire-produce":
+		wireProduce(ctx, seeds[0], *topic, *n, *size, *acks, *batchRecords, *inflight)
+	case "wire-consume":
+		wireConsume(ctx, seeds[0], *topic, *n)
 	default:
 		die("unknown mode %q", mode)
 	}
