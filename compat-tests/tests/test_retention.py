@@ -49,9 +49,9 @@ def test_time_retention_drops_old_segments_and_keeps_recent_data(broker_factory,
                  "--add-config", "retention.ms=1800000").check()
     L.wait_for("the old segments to be deleted",
                lambda: C.watermarks(b.bootstrap, t) == (3000, 3500))
-    L.wait_for("the files to be unlinked", lambda: L.disk_bytes(b, t) < 600 * PAYLOAD)
-    after = L.disk_bytes(b, t)
-    assert before - after >= 2900 * PAYLOAD, (before, after)
+    # (Measured as space given back: the active segment may hold space reserved ahead of appends.)
+    L.wait_for("the files to be unlinked",
+               lambda: before - L.disk_bytes(b, t) >= 2900 * PAYLOAD)
 
     want = [(r.offset, r.key, r.value) for r in recent]
     assert [(r.offset, r.key, r.value) for r in L.ck_read_all(b.bootstrap, t)] == want

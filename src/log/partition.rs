@@ -324,7 +324,7 @@ impl Partition {
             return Ok(None);
         }
         let mut new = Segment::create(&self.dir, next, now_ms)?;
-        new.reserve_ahead(config);
+        new.reserve_ahead(config, st.segments.values().next_back());
         tracing::debug!(topic = %self.topic, partition = self.key.partition, base_offset = next, "rolled segment");
         let sealed = st
             .segments

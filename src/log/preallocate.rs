@@ -7,11 +7,12 @@
 //! then waits with it: tens to hundreds of milliseconds, once the kernel writes back steadily.
 //! Appends into reserved blocks find them mapped and take no such lock.
 //!
-//! A reservation is sized to about [`HORIZON`] of the partition's recent write rate, never more than
-//! the data already in the segment (a slow or new partition reserves little) nor
-//! `gregor.log.preallocate.max.bytes`, and never past `segment.bytes`. Kafka's `preallocate=true`
-//! reserves the whole segment at once. Sealed segments give their reservation back
-//! ([`release_beyond_eof`]).
+//! A reservation is sized to about [`HORIZON`] of the partition's recent write rate (carried over
+//! when a segment rolls), never more than [`GROWTH`] times the data already in the segment or the
+//! one before it (a slow or new partition reserves little), nor `gregor.log.preallocate.max.bytes`,
+//! and never past `segment.bytes`. Few reservations matter as much as small ones: each one can wait
+//! for bitmap I/O while it holds the file's lock. Kafka's `preallocate=true` reserves the whole
+//! segment at once. Sealed segments give their reservation back ([`release_beyond_eof`]).
 
 use std::fs::File;
 use std::io;
@@ -24,9 +25,14 @@ use super::LogConfig;
 use crate::condition::Condition;
 
 /// The smallest reservation, and the granularity of all of them.
-pub const MIN_CHUNK: u64 = 1 << 20;
+pub const MIN_CHUNK: u64 = 64 << 10;
+/// Allocated space beyond a file's end that is not worth giving back (extent-tree blocks count in
+/// a file's blocks too).
+const SLACK: u64 = 256 << 10;
 /// How much of the write rate one reservation covers.
 pub const HORIZON: Duration = Duration::from_secs(10);
+/// A reservation is at most this many times the data in the segment (or in the one before it).
+pub const GROWTH: u64 = 8;
 
 static RESERVE_FAILING: Condition = Condition::new("disk space reservation failing");
 
@@ -43,6 +49,10 @@ pub struct Reservation {
     whole_segment: bool,
     /// When the last reservation was made, and the segment's size then (the write-rate estimate).
     last: Option<(Instant, u64)>,
+    /// Until then: the write rate (bytes/s) at the end of the segment before this one.
+    inherited_rate: Option<f64>,
+    /// The size of the segment before this one.
+    history: u64,
     /// The file system does not support it: stop asking.
     unsupported: bool,
 }
@@ -56,8 +66,28 @@ impl Reservation {
             limit: config.segment_bytes,
             whole_segment: config.preallocate,
             last: None,
+            inherited_rate: None,
+            history: 0,
             unsupported: false,
         })
+    }
+
+    /// This reservation's segment follows one of `previous_size` bytes that `previous` reserved
+    /// for: start from its write rate instead of from nothing.
+    pub fn follow(&mut self, previous: &Reservation, previous_size: u64) {
+        self.inherited_rate = previous.rate(previous_size);
+        self.history = previous_size;
+    }
+
+    /// The write rate (bytes/s) since the last reservation, with the segment now `size` bytes.
+    fn rate(&self, size: u64) -> Option<f64> {
+        match self.last {
+            Some((at, at_size)) => {
+                let secs = at.elapsed().as_secs_f64().max(1e-3);
+                Some(size.saturating_sub(at_size) as f64 / secs)
+            }
+            None => self.inherited_rate,
+        }
     }
 
     /// Called before `want` bytes are appended at `start`: reserves more when they would pass the
@@ -97,14 +127,11 @@ impl Reservation {
     }
 
     fn next_len(&self, start: u64, want: u64, from: u64) -> u64 {
-        let by_rate = match self.last {
-            None => MIN_CHUNK,
-            Some((at, size)) => {
-                let secs = at.elapsed().as_secs_f64().max(1e-3);
-                ((start - size) as f64 / secs * HORIZON.as_secs_f64()) as u64
-            }
-        };
-        let mut chunk = by_rate.min(start).clamp(MIN_CHUNK, self.max_chunk);
+        let by_rate = self
+            .rate(start)
+            .map_or(MIN_CHUNK, |r| (r * HORIZON.as_secs_f64()) as u64);
+        let cap = GROWTH.saturating_mul(start.max(self.history));
+        let mut chunk = by_rate.min(cap).clamp(MIN_CHUNK, self.max_chunk);
         if self.whole_segment {
             chunk = chunk.max(self.limit.saturating_sub(from));
         }
@@ -120,8 +147,7 @@ impl Reservation {
 pub fn release_beyond_eof(file: &File) -> io::Result<bool> {
     let meta = file.metadata()?;
     let allocated = meta.blocks() * 512;
-    // Extent-tree blocks count in `blocks` too: only a chunk's worth more is a reservation.
-    if allocated <= meta.len().next_multiple_of(4096) + MIN_CHUNK / 2 {
+    if allocated <= meta.len().next_multiple_of(4096) + SLACK {
         return Ok(false);
     }
     file.set_len(meta.len())?;
@@ -153,21 +179,30 @@ mod tests {
         // First reservation: the minimum, or the write if larger.
         assert_eq!(r.next_len(0, 100, 0), MIN_CHUNK);
         assert_eq!(r.next_len(0, 3 << 20, 0), 3 << 20);
-        // A fast partition: never more than the data already written ...
+        // A fast partition: never more than GROWTH times the data already written ...
         let fast = Reservation {
             last: Some((Instant::now() - Duration::from_millis(10), 0)),
             ..Reservation::new(&config(256 << 20, false, 1 << 30), 0).unwrap()
         };
-        assert_eq!(fast.next_len(8 << 20, 1, 8 << 20), 8 << 20);
+        assert_eq!(fast.next_len(1 << 20, 1, 1 << 20), 8 << 20);
+        assert_eq!(fast.next_len(8 << 20, 1, 8 << 20), 64 << 20);
         // ... nor the cap, nor past segment.bytes.
         assert_eq!(fast.next_len(500 << 20, 1, 500 << 20), 256 << 20);
         assert_eq!(fast.next_len(1000 << 20, 1, 1000 << 20), 24 << 20);
+        // The segment after it starts at the rate it left off, bounded by its size.
+        let mut next = Reservation::new(&config(256 << 20, false, 1 << 30), 0).unwrap();
+        next.follow(&fast, 10 << 20);
+        assert_eq!(next.next_len(0, 100, 0), 80 << 20);
         // A slow one: the minimum.
         let slow = Reservation {
             last: Some((Instant::now() - Duration::from_secs(100), 0)),
             ..Reservation::new(&config(256 << 20, false, 1 << 30), 0).unwrap()
         };
-        assert_eq!(slow.next_len(2 << 20, 1, 2 << 20), MIN_CHUNK);
+        assert_eq!(
+            slow.next_len(2 << 20, 1, 2 << 20),
+            256 << 10,
+            "10 s of 20 KiB/s, rounded"
+        );
         // preallocate=true: the whole segment at once.
         let whole = Reservation::new(&config(256 << 20, true, 64 << 20), 0).unwrap();
         assert_eq!(whole.next_len(0, 100, 0), 64 << 20);

@@ -196,7 +196,7 @@ impl Partition {
         // Only the active segment keeps space reserved ahead of it; a crash may have left a
         // sealed one's reservation behind.
         if let Some((_, active)) = segments.iter_mut().next_back() {
-            active.reserve_ahead(&config);
+            active.reserve_ahead(&config, None);
         }
         for seg in segments.values().rev().skip(1) {
             if super::preallocate::release_beyond_eof(seg.file())? {

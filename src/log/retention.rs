@@ -219,7 +219,7 @@ impl Partition {
                     },
                 });
                 let mut active = Segment::create(&self.dir, next, now_ms)?;
-                active.reserve_ahead(config);
+                active.reserve_ahead(config, st.segments.values().next_back());
                 st.segments.insert(next, active);
                 old
             } else {

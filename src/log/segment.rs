@@ -149,9 +149,16 @@ impl Segment {
     }
 
     /// Makes this the active segment: appends from now on reserve disk space ahead of themselves
-    /// as `config` says (see [`super::preallocate`]).
-    pub fn reserve_ahead(&mut self, config: &LogConfig) {
-        self.reservation = Reservation::new(config, self.size);
+    /// as `config` says (see [`super::preallocate`]), at the pace `previous` (the segment this one
+    /// follows, if any) was written.
+    pub fn reserve_ahead(&mut self, config: &LogConfig, previous: Option<&Segment>) {
+        self.reservation = Reservation::new(config, self.size).map(|mut r| {
+            if let Some((p, size)) = previous.and_then(|p| Some((p.reservation.as_ref()?, p.size)))
+            {
+                r.follow(p, size);
+            }
+            r
+        });
     }
 
     /// Appends already-validated batch pieces in one vectored write. Called with the partition lock
