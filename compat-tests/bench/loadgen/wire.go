@@ -256,6 +256,8 @@ func wireConsume(ctx context.Context, seed, topic string, expect int64) {
 	next := map[int32]int64{}
 	remaining := map[int32]bool{}
 	var total int64
+	// one read buffer for every response (a response's batches are walked before the next fetch)
+	var buf []byte
 	fetch := func(corr int32, build func(*kmsg.FetchRequest)) *kmsg.FetchResponse {
 		req := kmsg.NewPtrFetchRequest()
 		req.SetVersion(fetchVersion)
@@ -268,7 +270,8 @@ func wireConsume(ctx context.Context, seed, topic string, expect int64) {
 		if _, err := w.c.Write(w.fmt.AppendRequest(nil, req, corr)); err != nil {
 			die("write: %v", err)
 		}
-		_, body := w.readResponse(nil, corr)
+		var body []byte
+		buf, body = w.readResponse(buf, corr)
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.SetVersion(fetchVersion)
 		if err := resp.ReadFrom(body); err != nil {
