@@ -2,7 +2,7 @@
 //! with its sparse offset and time indexes held in memory and persisted through the meta store.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -162,7 +162,9 @@ impl Segment {
     }
 
     /// Appends already-validated batch pieces in one vectored write. Called with the partition lock
-    /// held; the bytes are in the page cache (surviving a process kill) when this returns.
+    /// held; the bytes are in the page cache (surviving a process kill) when this returns. The write
+    /// is positioned (the file is in append mode, so the kernel puts it at the end either way): a
+    /// positioned write skips the file-position lock that every `writev` on a shared file takes.
     pub fn append(&mut self, pieces: &mut [IoSlice<'_>]) -> io::Result<u64> {
         let start = self.size;
         if let Some(r) = &mut self.reservation {
@@ -172,7 +174,7 @@ impl Segment {
         let mut slices = pieces;
         let mut written = 0u64;
         while !slices.is_empty() {
-            let n = (&*self.file).write_vectored(slices)?;
+            let n = rustix::io::pwritev(&*self.file, slices, start + written)?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
