@@ -199,10 +199,15 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let notify = Arc::new(Notify::new());
+    // Waiters are registered only once a read comes up short, and that read is then repeated, so
+    // an append between the two is never missed; a fetch that finds data registers nothing.
+    let mut armed = false;
     let outcomes = loop {
-        for t in &targets {
-            if let Some(p) = &t.partition {
-                p.register_waiter(&notify);
+        if armed {
+            for t in &targets {
+                if let Some(p) = &t.partition {
+                    p.register_waiter(&notify);
+                }
             }
         }
         let mut remaining = max_bytes;
@@ -228,6 +233,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
             || tokio::time::Instant::now() >= deadline
         {
             break outcomes;
+        }
+        if !armed {
+            armed = true;
+            continue;
         }
         metrics::gauge!("gregor_fetch_waiting").increment(1.0);
         let woke = tokio::time::timeout_at(deadline, notify.notified()).await;
