@@ -44,9 +44,10 @@ pub fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
+    let version = ctx.header.request_api_version;
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
         let topic = broker.topics.get(t.name.0.as_str());
@@ -57,7 +58,10 @@ pub async fn handle(
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            pr.leader_epoch = 0;
+            if version >= 4 {
+                // The field exists from v4; setting it below makes the answer unencodable.
+                pr.leader_epoch = 0;
+            }
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                 None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(part) => match lookup(part, p.timestamp) {
