@@ -381,7 +381,10 @@ impl Group {
         }
         match self.state {
             State::Stable | State::CompletingRebalance => {
-                effects.extend(self.prepare_rebalance(now, cfg))
+                effects.extend(self.prepare_rebalance(now, cfg));
+                // As Kafka's DelayedJoin, try to complete the join phase at once: with nobody left
+                // the group is Empty before the LeaveGroup (or expiry) is answered.
+                effects.extend(self.try_complete_join(now));
             }
             State::PreparingRebalance => effects.extend(self.try_complete_join(now)),
             State::Empty | State::Dead => {}

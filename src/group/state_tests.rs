@@ -300,3 +300,31 @@ fn delete_only_when_empty() {
     assert_eq!(g.delete(2), Ok(()));
     assert_eq!(g.state, State::Dead);
 }
+
+#[test]
+fn the_last_member_leaving_empties_the_group_before_the_answer() {
+    // Kafka completes the join phase at once when nobody is left, so "stop the consumers, then
+    // delete the group" works right after LeaveGroup returns.
+    let c = cfg(0);
+    let (mut g, a) = stable_with_a(&c);
+    let (r, effects) = g.leave(&a, None, 100, &c);
+    assert_eq!(r, Ok(()));
+    assert_eq!(g.state, State::Empty);
+    assert_eq!(g.generation, 2);
+    assert!(effects.contains(&Effect::Persist), "{effects:?}");
+    assert_eq!(g.delete(100), Ok(()));
+}
+
+#[test]
+fn the_last_member_leaving_during_a_rebalance_empties_the_group() {
+    let c = cfg(0);
+    let (mut g, a) = stable_with_a(&c);
+    let (b, _) = join_new(&mut g, "b", 10, 100, &c);
+    assert_eq!(g.state, State::PreparingRebalance);
+    let (r, _) = g.leave(&b, None, 200, &c);
+    assert_eq!(r, Ok(()));
+    assert_eq!(g.state, State::PreparingRebalance, "a has not rejoined yet");
+    let (r, _) = g.leave(&a, None, 300, &c);
+    assert_eq!(r, Ok(()));
+    assert_eq!(g.state, State::Empty);
+}
