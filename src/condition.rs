@@ -89,6 +89,11 @@ pub static STORAGE_WRITES: Condition = Condition::new("log writes failing");
 pub static STORAGE_READS: Condition = Condition::new("log reads failing");
 pub static META_WRITES: Condition = Condition::new("meta store writes failing");
 
+/// Transactional clients refused because gregor has no transaction coordinator yet; each occurrence
+/// counted in `gregor_transactions_refused_total`.
+pub static TRANSACTIONS_REFUSED: Condition =
+    Condition::new("transactional clients refused (transactions are not supported)");
+
 /// Counts and reports one failed storage operation `op` (the metric label) under `condition`.
 pub fn storage_error(condition: &Condition, op: &'static str, context: impl FnOnce() -> String) {
     metrics::counter!("gregor_storage_errors_total", "op" => op).increment(1);

@@ -30,6 +30,11 @@ fn opt_str(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
 }
 
+/// What transactional clients are told until gregor has a transaction coordinator: an error they
+/// treat as fatal at once (COORDINATOR_NOT_AVAILABLE is retried forever), with a message saying why.
+pub const TRANSACTIONS_UNSUPPORTED: &str =
+    "gregor does not support transactions yet (transactional.id / exactly-once)";
+
 pub async fn find_coordinator(
     broker: &Arc<Broker>,
     ctx: &Ctx,
@@ -39,22 +44,41 @@ pub async fn find_coordinator(
     let node = BrokerId(broker.config.node_id);
     let host = str_bytes(&broker.config.advertised.host);
     let port = i32::from(broker.config.advertised.port);
-    // Key type 0 is a group; 1 (transactions) has no coordinator here yet.
-    let error = if req.key_type == 0 {
-        None
-    } else {
-        Some(ResponseError::CoordinatorNotAvailable)
+    // Key type 0 is a group; 1 (transactions) has no coordinator here: UNSUPPORTED_VERSION with a
+    // message, which the Java client, franz-go and Kafka Streams fail on at once.
+    let (error, message) = match req.key_type {
+        0 => (None, None),
+        1 => (
+            Some(ResponseError::UnsupportedVersion),
+            Some(str_bytes(TRANSACTIONS_UNSUPPORTED)),
+        ),
+        _ => (
+            Some(ResponseError::InvalidRequest),
+            Some(str_bytes(&format!(
+                "unknown coordinator key type {}",
+                req.key_type
+            ))),
+        ),
+    };
+    if req.key_type == 1 {
+        metrics::counter!("gregor_transactions_refused_total").increment(1);
+        crate::condition::TRANSACTIONS_REFUSED
+            .occurred(|| format!("FindCoordinator for a transactional id from {}", ctx.peer));
+    }
+    let found = |c_node: &mut BrokerId, c_host: &mut StrBytes, c_port: &mut i32| {
+        if error.is_none() {
+            (*c_node, *c_host, *c_port) = (node, host.clone(), port);
+        } else {
+            (*c_node, *c_host, *c_port) = (BrokerId(-1), StrBytes::default(), -1);
+        }
     };
     let mut resp = FindCoordinatorResponse::default();
     if version < 4 {
         resp.error_code = code(error);
-        resp.node_id = if error.is_none() { node } else { BrokerId(-1) };
-        resp.host = if error.is_none() {
-            host
-        } else {
-            StrBytes::default()
-        };
-        resp.port = if error.is_none() { port } else { -1 };
+        if version >= 1 {
+            resp.error_message = message;
+        }
+        found(&mut resp.node_id, &mut resp.host, &mut resp.port);
         return Some(resp);
     }
     resp.coordinators = req
@@ -64,13 +88,8 @@ pub async fn find_coordinator(
             let mut c = Coordinator::default();
             c.key = k.clone();
             c.error_code = code(error);
-            c.node_id = if error.is_none() { node } else { BrokerId(-1) };
-            c.host = if error.is_none() {
-                host.clone()
-            } else {
-                StrBytes::default()
-            };
-            c.port = if error.is_none() { port } else { -1 };
+            c.error_message = message.clone();
+            found(&mut c.node_id, &mut c.host, &mut c.port);
             c
         })
         .collect();

@@ -10,7 +10,7 @@ use crate::dispatch::Ctx;
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: InitProducerIdRequest,
 ) -> Option<InitProducerIdResponse> {
     let mut resp = InitProducerIdResponse::default();
@@ -25,8 +25,12 @@ pub async fn handle(
         return Some(resp);
     }
     if req.transactional_id.is_some() {
-        // No transaction coordinator yet: Kafka answers a broker without one this way.
-        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        // No transaction coordinator yet (see `group::TRANSACTIONS_UNSUPPORTED`): a fatal error
+        // for clients, not COORDINATOR_NOT_AVAILABLE, which they retry forever.
+        resp.error_code = ResponseError::UnsupportedVersion.code();
+        metrics::counter!("gregor_transactions_refused_total").increment(1);
+        crate::condition::TRANSACTIONS_REFUSED
+            .occurred(|| format!("InitProducerId with a transactional id from {}", ctx.peer));
         return Some(resp);
     }
     match broker.next_producer_id().await {
