@@ -185,7 +185,8 @@ pub async fn describe(
         };
         match entries {
             Ok(entries) => {
-                let wanted = res.configuration_keys.as_ref();
+                // Kafka: null or an empty list both mean every config.
+                let wanted = res.configuration_keys.as_ref().filter(|k| !k.is_empty());
                 r.configs = entries
                     .into_iter()
                     .filter(|e| wanted.is_none_or(|keys| keys.iter().any(|k| **k == *e.name)))
@@ -230,6 +231,8 @@ fn alter_response(
     let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
     out.resource_type = resource_type;
     out.resource_name = name.clone();
+    // Kafka answers a success with a null message (the codec's default is "").
+    out.error_message = None;
     if let Err((e, m)) = r {
         out.error_code = e.code();
         out.error_message = Some(str_bytes(&m));
