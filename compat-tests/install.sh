@@ -47,3 +47,5 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     echo "install.sh: docker-compose not found and cannot apt-get install it" >&2
   fi
 fi
+"$HERE/clients/js/install.sh"  # kafkajs (npm ci) and kcat (apt) for test_clients_kafkajs/kcat.py
+"$HERE/clients/go/install.sh"  # sarama, kafka-go, confluent-kafka-go (Go module proxy) for test_clients_go.py
