@@ -23,6 +23,8 @@ REPO = COMPAT.parent
 sys.path.insert(0, str(COMPAT))
 
 OUT = REPO / "src" / "config" / "broker_configs.rs"
+# The names Kafka's broker lists (`kafka-configs.sh --describe --all`), for test_admin_configs.py.
+NAMES_OUT = COMPAT / "tests" / "kafka_4_1_1_broker_config_names.txt"
 
 # Set on the reference broker so the dump shows how Kafka answers for set / sensitive keys.
 PROBE_CONFIG = {
@@ -65,7 +67,8 @@ def main():
         Path(a.dump_only).write_text(json.dumps(data, indent=1))
         return
     OUT.write_text(generate(data))
-    print(f"wrote {OUT}")
+    NAMES_OUT.write_text("".join(f"{k['name']}\n" for k in data["configdef"] if not k["internal"]))
+    print(f"wrote {OUT} and {NAMES_OUT}")
 
 
 TYPES = {"BOOLEAN": "Boolean", "STRING": "String", "INT": "Int", "SHORT": "Short", "LONG": "Long",
