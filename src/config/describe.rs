@@ -115,9 +115,8 @@ pub fn key_type(name: &str) -> Option<ConfigType> {
     if let Some((_, ty, _)) = GREGOR_KEYS.iter().find(|(k, _, _)| *k == name) {
         return Some(*ty);
     }
-    synonym_group(name)
-        .iter()
-        .find_map(|k| kafka_def(k))
+    kafka_def(name)
+        .or_else(|| synonym_group(name).iter().find_map(|k| kafka_def(k)))
         .map(|d| d.ty)
 }
 
@@ -284,6 +283,7 @@ mod tests {
             (None, ConfigSource::Default, 0)
         );
         assert_eq!(e["log.retention.ms"].ty, ConfigType::Long);
+        assert_eq!(e["log.retention.hours"].ty, ConfigType::Int);
         assert_eq!(e["broker.id"].value.as_deref(), Some("3"));
         assert_eq!(e["broker.id"].source, ConfigSource::StaticBroker);
         assert_eq!(
