@@ -59,7 +59,6 @@ const GREGOR_KEYS: &[(&str, ConfigType, &str)] = &[
 const GREGOR_DEFAULTS: &[(&str, &str)] = &[
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
     ("log.dir", "./data"),
-    ("node.id", "1"),
     ("queued.max.request.bytes", "536870912"),
 ];
 
@@ -208,6 +207,8 @@ pub fn broker_entries(config: &Config) -> Vec<BrokerEntry> {
                 .map(|v| v.to_string())
                 .or_else(|| static_configs.get(&name).map(|v| normalise(ty, v)))
                 .or_else(|| default_value(&name))
+                // Kafka requires node.id (no default); gregor's unset node.id is 1.
+                .or_else(|| (name == "node.id").then(|| config.node_id.to_string()))
                 .and_then(hide);
             BrokerEntry {
                 doc: def.map_or_else(
@@ -285,6 +286,8 @@ mod tests {
         assert_eq!(e["log.retention.ms"].ty, ConfigType::Long);
         assert_eq!(e["log.retention.hours"].ty, ConfigType::Int);
         assert_eq!(e["broker.id"].value.as_deref(), Some("3"));
+        assert_eq!(e["node.id"].synonyms.len(), 1);
+        assert_eq!(entries(&[])["node.id"].value.as_deref(), Some("1"));
         assert_eq!(e["broker.id"].source, ConfigSource::StaticBroker);
         assert_eq!(
             e["min.insync.replicas"].source,
