@@ -347,7 +347,8 @@ async fn broker_configs_list_every_kafka_config_and_hide_secrets() {
             .unwrap_or_else(|| panic!("{n} not listed"))
     };
     // (value, source, type, read-only, sensitive) across families, as Kafka 4.1.1 reports them
-    let want: &[(&str, Option<&str>, i8, i8, bool, bool)] = &[
+    type Want<'a> = (&'a str, Option<&'a str>, i8, i8, bool, bool);
+    let want: &[Want] = &[
         ("num.partitions", Some("2"), 4, 3, true, false),
         ("log.retention.hours", Some("100"), 4, 3, true, false),
         ("log.retention.ms", None, 5, 5, false, false),
