@@ -2,7 +2,8 @@
 //! Honoured keys are validated (an invalid value fails start-up naming the key and the value);
 //! other Kafka keys are accepted with one warning each; keys Kafka does not know are warned about.
 
-pub mod broker_defaults;
+pub mod broker_configs;
+pub mod describe;
 mod kafka_keys;
 pub mod retention;
 pub mod topic;
@@ -70,8 +71,38 @@ pub struct Config {
     /// `metrics.address`: where `/metrics` is served; `None` when set empty (disabled).
     pub metrics_address: Option<std::net::SocketAddr>,
     /// Every key given, after overrides (for describing configs and for warnings).
-    pub raw: BTreeMap<String, String>,
+    pub raw: RawConfig,
 }
+
+/// The configured keys and values. Its `Debug` hides sensitive values (passwords, keys of
+/// unknown type), as Kafka's logs do.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RawConfig(pub BTreeMap<String, String>);
+
+impl std::ops::Deref for RawConfig {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let v = if describe::is_sensitive(k) {
+                    HIDDEN
+                } else {
+                    v.as_str()
+                };
+                (k, v)
+            }))
+            .finish()
+    }
+}
+
+/// What logs and errors show instead of a sensitive value (as Kafka's do).
+const HIDDEN: &str = "[hidden]";
 
 /// gregor's default for `queued.max.request.bytes` (Kafka's is -1, unbounded): 512 MiB.
 const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 << 20;
@@ -433,7 +464,7 @@ impl Config {
             )? as usize,
             log,
             cleaner,
-            raw,
+            raw: RawConfig(raw),
         })
     }
 
@@ -442,11 +473,8 @@ impl Config {
             if HONOURED.contains(&key.as_str()) || retention::HONOURED.contains(&key.as_str()) {
                 continue;
             }
-            let kafka = kafka_keys::KAFKA_BROKER_KEYS.contains(&key.as_str())
-                || kafka_keys::KAFKA_KEY_PREFIXES
-                    .iter()
-                    .any(|p| key.starts_with(p));
-            if kafka {
+            // Only the key is logged: a value may be a secret (ssl.keystore.password, ...).
+            if kafka_keys::is_kafka_key(key) {
                 tracing::warn!(key = %key, "Kafka config key accepted but not honoured by gregor yet");
             } else {
                 tracing::warn!(key = %key, "unknown config key (neither Kafka nor gregor defines it); ignored");
@@ -458,7 +486,11 @@ impl Config {
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
-        value: value.into(),
+        value: if describe::is_sensitive(key) {
+            HIDDEN.into()
+        } else {
+            value.into()
+        },
         reason: reason.into(),
     }
 }

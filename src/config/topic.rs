@@ -10,12 +10,16 @@ use crate::log::LogConfig;
 /// DescribeConfigs `config_type` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    Unknown = 0,
     Boolean = 1,
     String = 2,
     Int = 3,
+    Short = 4,
     Long = 5,
     Double = 6,
     List = 7,
+    Class = 8,
+    Password = 9,
 }
 
 /// DescribeConfigs `config_source` values.
@@ -183,6 +187,9 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             }
             _ => Ok(()),
         },
+        ConfigType::Unknown | ConfigType::Short | ConfigType::Class | ConfigType::Password => {
+            Ok(())
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (every Kafka topic config,
-//! with source, synonyms and documentation) and for the broker (read-only: its static configs).
+//! with source, synonyms and documentation) and for the broker (every config Kafka's broker lists,
+//! sensitive values hidden; its configs are static: altering them is refused).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::config::broker_defaults::BROKER_DEFAULTS;
+use crate::config::describe;
 use crate::config::topic::{self, ConfigSource, ConfigType, TOPIC_CONFIGS};
 use crate::dispatch::Ctx;
 
@@ -28,102 +29,95 @@ const OP_SUBTRACT: i8 = 3;
 
 struct Entry {
     name: String,
-    /// Whether the last element of `chain` (Kafka's default) is reported as a synonym.
-    default_synonym: bool,
-    chain: Vec<(String, String, ConfigSource)>,
+    value: Option<String>,
+    source: ConfigSource,
+    synonyms: Vec<(String, Option<String>, ConfigSource)>,
     ty: ConfigType,
     doc: &'static str,
     read_only: bool,
+    sensitive: bool,
 }
 
 fn topic_entries(broker: &Broker, configs: &BTreeMap<String, String>) -> Vec<Entry> {
     TOPIC_CONFIGS
         .iter()
-        .map(|d| Entry {
-            name: d.name.to_string(),
-            default_synonym: d.default_synonym(),
-            chain: topic::resolve(d, configs, &broker.config.raw),
-            ty: d.ty,
-            doc: d.doc,
-            read_only: false,
+        .map(|d| {
+            let mut chain = topic::resolve(d, configs, &broker.config.raw);
+            let (_, value, source) = chain[0].clone();
+            // Kafka lists its default as a synonym only where the broker key has one.
+            if !d.default_synonym()
+                && chain
+                    .last()
+                    .is_some_and(|(_, _, s)| *s == ConfigSource::Default)
+            {
+                chain.pop();
+            }
+            Entry {
+                name: d.name.to_string(),
+                value: Some(value),
+                source,
+                synonyms: chain.into_iter().map(|(n, v, s)| (n, Some(v), s)).collect(),
+                ty: d.ty,
+                doc: d.doc,
+                read_only: false,
+                sensitive: false,
+            }
         })
         .collect()
 }
 
-/// The broker's configs: its config file's keys and Kafka's defaults for common broker keys (with
-/// Kafka's default listed as a synonym); all read-only (gregor's broker configs are static).
-/// `entity_default` is the cluster-wide dynamic default resource (name ""), which holds only what a
-/// new Kafka 4.x cluster stores there.
+/// The broker's configs: every config Kafka 4.1.1's broker lists, with gregor's values
+/// (see `config::describe`). `entity_default` is the cluster-wide dynamic default resource
+/// (name ""), which holds only what a new Kafka 4.x cluster stores there.
 fn broker_entries(broker: &Broker, entity_default: bool) -> Vec<Entry> {
-    let entry =
-        |name: &str, chain: Vec<(String, String, ConfigSource)>, default_synonym: bool| Entry {
-            name: name.to_string(),
-            default_synonym,
-            chain,
-            ty: ConfigType::String,
-            doc: "",
-            read_only: true,
-        };
     if entity_default {
         return topic::CLUSTER_DYNAMIC_DEFAULTS
             .iter()
             .map(|(k, v)| {
-                entry(
-                    k,
-                    vec![(
+                let def = describe::kafka_def(k);
+                Entry {
+                    name: k.to_string(),
+                    value: Some(v.to_string()),
+                    source: ConfigSource::DynamicDefaultBroker,
+                    synonyms: vec![(
                         k.to_string(),
-                        v.to_string(),
+                        Some(v.to_string()),
                         ConfigSource::DynamicDefaultBroker,
                     )],
-                    false,
-                )
+                    ty: def.map_or(ConfigType::String, |d| d.ty),
+                    doc: def.map_or("", |d| d.doc),
+                    read_only: def.is_none_or(|d| d.read_only),
+                    sensitive: false,
+                }
             })
             .collect();
     }
-    let mut raw = broker.config.raw.clone();
-    raw.entry("broker.id".into())
-        .or_insert_with(|| broker.config.node_id.to_string());
-    let mut out: BTreeMap<String, Entry> = BTreeMap::new();
-    for (k, default) in BROKER_DEFAULTS {
-        let mut chain = Vec::new();
-        if let Some((_, v)) = topic::CLUSTER_DYNAMIC_DEFAULTS.iter().find(|(d, _)| d == k) {
-            chain.push((
-                k.to_string(),
-                v.to_string(),
-                ConfigSource::DynamicDefaultBroker,
-            ));
-        }
-        if let Some(v) = raw.get(*k) {
-            chain.push((k.to_string(), v.clone(), ConfigSource::StaticBroker));
-        }
-        if let Some(d) = default {
-            chain.push((k.to_string(), d.to_string(), ConfigSource::Default));
-        }
-        out.insert(k.to_string(), entry(k, chain, true));
-    }
-    for (k, v) in &raw {
-        out.entry(k.clone()).or_insert_with(|| {
-            entry(
-                k,
-                vec![(k.clone(), v.clone(), ConfigSource::StaticBroker)],
-                true,
-            )
-        });
-    }
-    out.into_values().collect()
+    describe::broker_entries(&broker.config)
+        .into_iter()
+        .map(|e| Entry {
+            name: e.name,
+            value: e.value,
+            source: e.source,
+            synonyms: e.synonyms,
+            ty: e.ty,
+            doc: e.doc,
+            read_only: e.read_only,
+            sensitive: e.sensitive,
+        })
+        .collect()
 }
 
 fn describe_entry(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
-    let (value, source) = match e.chain.first() {
-        Some((_, v, s)) => (Some(v.clone()), *s),
-        None => (None, ConfigSource::Default),
-    };
     let mut r = DescribeConfigsResourceResult::default();
     r.name = str_bytes(&e.name);
-    r.value = value.as_deref().map(str_bytes);
+    r.value = if e.sensitive {
+        None
+    } else {
+        e.value.as_deref().map(str_bytes)
+    };
     r.read_only = e.read_only;
-    r.config_source = source as i8;
-    r.is_sensitive = false;
+    r.config_source = e.source as i8;
+    r.is_sensitive = e.sensitive;
     r.config_type = e.ty as i8;
     r.documentation = if docs && !e.doc.is_empty() {
         Some(str_bytes(e.doc))
@@ -131,20 +125,17 @@ fn describe_entry(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResour
         None
     };
     if synonyms {
-        let mut chain = e.chain;
-        if !e.default_synonym
-            && chain
-                .last()
-                .is_some_and(|(_, _, s)| *s == ConfigSource::Default)
-        {
-            chain.pop();
-        }
-        r.synonyms = chain
+        r.synonyms = e
+            .synonyms
             .into_iter()
             .map(|(n, v, s)| {
                 let mut syn = DescribeConfigsSynonym::default();
                 syn.name = str_bytes(&n);
-                syn.value = Some(str_bytes(&v));
+                syn.value = if e.sensitive {
+                    None
+                } else {
+                    v.as_deref().map(str_bytes)
+                };
                 syn.source = s as i8;
                 syn
             })
