@@ -38,7 +38,7 @@ pub struct Broker {
     pub groups: Arc<Coordinator>,
     /// `queued.max.request.bytes` across all connections.
     pub request_memory: RequestMemory,
-    /// Free space of the data directory (`gregor.log.dir.min.free.bytes`).
+    /// Free space of each log dir (`gregor.log.dir.min.free.bytes`).
     pub disk: DiskSpace,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
@@ -110,13 +110,24 @@ impl Broker {
             source,
         })?;
         let cluster_id = check_format(&dir)?;
+        // Every log dir, canonical (DescribeLogDirs reports them so and AlterReplicaLogDirs
+        // compares with them, as Kafka does).
+        let mut log_dirs = Vec::with_capacity(config.log_dirs.len());
+        for d in &config.log_dirs {
+            let io_err = |source| OpenError::Io {
+                dir: d.display().to_string(),
+                source,
+            };
+            std::fs::create_dir_all(d).map_err(io_err)?;
+            log_dirs.push(std::fs::canonicalize(d).map_err(io_err)?);
+        }
         let meta = Arc::new(
             Meta::open(&dir.join("meta")).map_err(|source| OpenError::Io {
                 dir: d.clone(),
                 source,
             })?,
         );
-        let topics = Topics::open(&dir, meta.clone(), config.log.clone())
+        let topics = Topics::open(&log_dirs, meta.clone(), config.log.clone())
             .map_err(|source| OpenError::Io { dir: d, source })?;
         let fetch_sessions = FetchSessions::new(config.max_incremental_fetch_session_cache_slots);
         let groups = Coordinator::open(meta.clone(), config.group.clone()).map_err(|source| {
@@ -127,7 +138,7 @@ impl Broker {
         })?;
         Ok(Broker {
             request_memory: RequestMemory::new(config.queued_max_request_bytes),
-            disk: DiskSpace::new(dir.clone(), config.log_dir_min_free_bytes),
+            disk: DiskSpace::new(log_dirs, config.log_dir_min_free_bytes),
             config,
             cluster_id,
             meta,

@@ -117,7 +117,8 @@ apis! {
     DescribeCluster: DescribeClusterRequest => handler::admin::describe_cluster, 0, 2;
     DescribeTopicPartitions: DescribeTopicPartitionsRequest => handler::admin::describe_topic_partitions, 0, 0;
     ListPartitionReassignments: ListPartitionReassignmentsRequest => handler::admin::list_partition_reassignments, 0, 0;
-    DescribeLogDirs: DescribeLogDirsRequest => handler::admin::describe_log_dirs, 1, 4;
+    DescribeLogDirs: DescribeLogDirsRequest => handler::log_dirs::describe, 1, 4;
+    AlterReplicaLogDirs: AlterReplicaLogDirsRequest => handler::log_dirs::alter, 1, 2;
     DeleteRecords: DeleteRecordsRequest => handler::admin::delete_records, 0, 2;
 }
 
@@ -225,6 +226,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::AlterReplicaLogDirs => "AlterReplicaLogDirs",
         ApiKey::DeleteRecords => "DeleteRecords",
         _ => "other",
     }

@@ -82,6 +82,7 @@ fn main() -> ExitCode {
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             advertised = %format!("{}:{}", broker.config.advertised.host, broker.config.advertised.port),
             data = %broker.config.data_dir.display(),
+            log_dirs = %broker.topics.log_dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
             cluster_id = %broker.cluster_id,
             version = env!("CARGO_PKG_VERSION"),
             "gregor started"

@@ -40,8 +40,17 @@ pub struct GroupRecord {
     pub members: Vec<Member>,
 }
 
+/// Where a partition's log lives: one of `log.dirs`, and while a move between log dirs is being
+/// finished, the directory it left (whose copy is stale once this record is durable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub dir: String,
+    pub moved_from: Option<String>,
+}
+
 pub struct Meta {
     db: sled::Db,
+    placements: sled::Tree,
     topics: sled::Tree,
     logs: sled::Tree,
     broker: sled::Tree,
@@ -120,6 +129,7 @@ impl Meta {
             broker: db.open_tree("broker").map_err(to_io)?,
             groups: db.open_tree("groups").map_err(to_io)?,
             offsets: db.open_tree("offsets").map_err(to_io)?,
+            placements: db.open_tree("placements").map_err(to_io)?,
             db,
         })
     }
@@ -167,7 +177,30 @@ impl Meta {
         for k in self.logs.scan_prefix(topic.id.as_bytes()).keys() {
             batch.remove(k.map_err(to_io)?);
         }
-        self.logs.apply_batch(batch).map_err(to_io)
+        self.logs.apply_batch(batch).map_err(to_io)?;
+        let mut batch = sled::Batch::default();
+        for k in self.placements.scan_prefix(topic.id.as_bytes()).keys() {
+            batch.remove(k.map_err(to_io)?);
+        }
+        self.placements.apply_batch(batch).map_err(to_io)
+    }
+
+    /// The recorded log dir of a partition (`None` for data written before log dirs were
+    /// recorded: start-up then finds it by looking).
+    pub fn placement(&self, key: PartitionKey) -> io::Result<Option<Placement>> {
+        self.placements
+            .get(log_prefix(key))
+            .map_err(to_io)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Records where a partition lives (not yet durable: call [`Meta::flush`]).
+    pub fn put_placement(&self, key: PartitionKey, placement: &Placement) -> io::Result<()> {
+        self.placements
+            .insert(log_prefix(key), encode(placement)?)
+            .map_err(to_io)?;
+        Ok(())
     }
 
     pub fn groups(&self) -> io::Result<Vec<(String, GroupRecord)>> {

@@ -10,7 +10,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::log::{now_ms, LogConfig, Partition, PartitionKey};
-use crate::meta::{Meta, TopicRecord};
+use crate::meta::{Meta, Placement, TopicRecord};
 
 /// Kafka's limit on topic name length.
 const MAX_NAME_LEN: usize = 249;
@@ -56,7 +56,8 @@ struct Maps {
 }
 
 pub struct Topics {
-    data_dir: PathBuf,
+    /// `log.dirs`, canonical, in configured order; the first holds the meta store.
+    log_dirs: Vec<PathBuf>,
     meta: Arc<Meta>,
     log_config: LogConfig,
     maps: RwLock<Maps>,
@@ -107,15 +108,63 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
-    data_dir.join(format!("{topic}-{partition}"))
+fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    log_dir.join(partition_name(topic, partition))
+}
+
+fn partition_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// Where a move to another log dir copies a partition before the switch (Kafka's `-future`).
+fn future_name(topic: &str, partition: i32, id: &Uuid) -> String {
+    format!("{topic}-{partition}.{}-future", id.simple())
+}
+
+/// Where a partition copy goes to be removed (a deleted topic's, or a moved partition's source).
+fn delete_name(topic: &str, partition: i32, id: &Uuid) -> String {
+    format!("{topic}-{partition}.{}-delete", id.simple())
+}
+
+/// Whether `name` is one gregor gives a copy in passing (`<partition>.<32 hex>-future|-delete`).
+fn is_transient_name(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix("-future")
+        .or_else(|| name.strip_suffix("-delete"))
+    else {
+        return false;
+    };
+    stem.rsplit_once('.')
+        .is_some_and(|(_, id)| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Renames a partition copy out of the way (durably), then removes it.
+fn remove_copy(dir: &Path, doomed: &Path) -> io::Result<()> {
+    std::fs::rename(dir, doomed)?;
+    if let Some(parent) = doomed.parent() {
+        crate::log::relocate::sync_dir(parent)?;
+    }
+    std::fs::remove_dir_all(doomed)
+}
+
+/// Log dirs in the order new partitions go to them, as Kafka's `LogManager.nextLogDirs`: fewest
+/// partitions first, ties in configured order.
+fn next_log_dirs(log_dirs: &[PathBuf], counts: &HashMap<PathBuf, usize>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..log_dirs.len()).collect();
+    order.sort_by_key(|&i| counts.get(&log_dirs[i]).copied().unwrap_or(0));
+    order
 }
 
 impl Topics {
-    /// Loads every persisted topic and opens (recovering) its partitions.
-    pub fn open(data_dir: &Path, meta: Arc<Meta>, log_config: LogConfig) -> io::Result<Topics> {
+    /// Loads every persisted topic and opens (recovering) its partitions, each in the log dir
+    /// that holds it. `log_dirs` are canonical; the first holds the meta store.
+    pub fn open(
+        log_dirs: &[PathBuf],
+        meta: Arc<Meta>,
+        log_config: LogConfig,
+    ) -> io::Result<Topics> {
         let topics = Topics {
-            data_dir: data_dir.to_path_buf(),
+            log_dirs: log_dirs.to_vec(),
             meta,
             log_config,
             maps: RwLock::new(Maps::default()),
@@ -123,42 +172,153 @@ impl Topics {
         };
         let mut expected_dirs = std::collections::HashSet::new();
         for record in topics.meta.topics()? {
+            let mut dirs = Vec::with_capacity(record.partitions.max(0) as usize);
             for p in 0..record.partitions {
-                expected_dirs.insert(format!("{}-{p}", record.name));
+                expected_dirs.insert(partition_name(&record.name, p));
+                dirs.push(topics.locate(&record, p)?);
             }
-            let topic = topics.open_topic(&record)?;
+            let topic = topics.open_topic(&record, &dirs)?;
             topics.insert(topic);
         }
-        for entry in std::fs::read_dir(data_dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type()?.is_dir() && name != "meta" && !expected_dirs.contains(&name) {
-                tracing::warn!(dir = %name, "removing a partition directory no topic owns (an unfinished create or delete)");
-                std::fs::remove_dir_all(entry.path())?;
+        topics.meta.flush_blocking()?;
+        // The first log dir is gregor's own (format file, meta store): a directory no topic owns
+        // there is an unfinished create or delete. In the others only gregor's transient copies
+        // are removed; anything else is left alone.
+        for (i, log_dir) in log_dirs.iter().enumerate() {
+            for entry in std::fs::read_dir(log_dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !entry.file_type()?.is_dir()
+                    || name == "meta"
+                    || expected_dirs.contains(&name)
+                    || log_dirs.contains(&entry.path())
+                {
+                    continue;
+                }
+                if i == 0 || is_transient_name(&name) {
+                    tracing::warn!(dir = %entry.path().display(), "removing a partition directory no topic owns (an unfinished create, delete or move)");
+                    std::fs::remove_dir_all(entry.path())?;
+                } else {
+                    tracing::warn!(dir = %entry.path().display(), "leaving alone a directory in a log dir that no topic owns");
+                }
             }
         }
         Ok(topics)
     }
 
-    fn open_topic(&self, record: &TopicRecord) -> io::Result<Topic> {
+    fn dir_index(&self, dir: &str) -> Option<usize> {
+        self.log_dirs.iter().position(|d| d.as_os_str() == dir)
+    }
+
+    fn dir_string(&self, i: usize) -> String {
+        self.log_dirs[i].display().to_string()
+    }
+
+    /// Finds the log dir holding a partition at start-up: the recorded one (finishing a move whose
+    /// switch was durable), else the one directory holding it. A partition in two log dirs is an
+    /// error; a `-future` copy of an unfinished move is removed (its source is authoritative).
+    fn locate(&self, record: &TopicRecord, p: i32) -> io::Result<usize> {
+        let key = PartitionKey {
+            topic_id: record.id,
+            partition: p,
+        };
+        let name = partition_name(&record.name, p);
+        let future = future_name(&record.name, p, &record.id);
+        let placed = self.meta.placement(key)?;
+        let recorded = placed.as_ref().and_then(|pl| {
+            let i = self.dir_index(&pl.dir);
+            if i.is_none() {
+                tracing::warn!(partition = %name, dir = %pl.dir, "the recorded log dir is not in log.dirs; looking for the partition");
+            }
+            i
+        });
+        let mut chosen = None;
+        if let (Some(i), Some(pl)) = (recorded, &placed) {
+            chosen = Some(i);
+            if let Some(from) = &pl.moved_from {
+                // A move whose switch is durable but whose clean-up may not be.
+                let target = self.log_dirs[i].join(&name);
+                let copy = self.log_dirs[i].join(&future);
+                if !target.exists() && copy.exists() {
+                    std::fs::rename(&copy, &target)?;
+                    crate::log::relocate::sync_dir(&self.log_dirs[i])?;
+                    tracing::info!(partition = %name, dir = %self.log_dirs[i].display(), "finished an interrupted move to another log dir");
+                }
+                let source = self.dir_index(from);
+                if target.exists() {
+                    if let Some(j) = source.filter(|&j| j != i) {
+                        let old = self.log_dirs[j].join(&name);
+                        if old.exists() {
+                            tracing::info!(partition = %name, dir = %old.display(), "removing the source of a finished move");
+                            remove_copy(
+                                &old,
+                                &self.log_dirs[j].join(delete_name(&record.name, p, &record.id)),
+                            )?;
+                        }
+                    }
+                } else if let Some(j) = source {
+                    // The move failed after its switch was recorded: its source is the copy.
+                    chosen = Some(j);
+                }
+            }
+        }
+        let holders: Vec<usize> = (0..self.log_dirs.len())
+            .filter(|&i| self.log_dirs[i].join(&name).is_dir())
+            .collect();
+        let chosen = match chosen {
+            Some(i) => i,
+            None if holders.len() == 1 => holders[0],
+            None => 0,
+        };
+        if let Some(&other) = holders.iter().find(|&&i| i != chosen) {
+            return Err(io::Error::other(format!(
+                "partition {name} has a directory in two log dirs, {} and {}: remove the stale one (gregor does not choose)",
+                self.dir_string(chosen),
+                self.dir_string(other),
+            )));
+        }
+        for d in &self.log_dirs {
+            let copy = d.join(&future);
+            if copy.exists() {
+                tracing::warn!(dir = %copy.display(), "removing the copy of an unfinished move to another log dir (its source is kept)");
+                std::fs::remove_dir_all(&copy)?;
+            }
+        }
+        let placement = Placement {
+            dir: self.dir_string(chosen),
+            moved_from: None,
+        };
+        if placed.as_ref() != Some(&placement) {
+            self.meta.put_placement(key, &placement)?;
+        }
+        Ok(chosen)
+    }
+
+    /// The log dirs for `n` new partitions, each to the dir with the fewest partitions then.
+    fn place(&self, n: i32) -> Vec<usize> {
+        let mut counts: HashMap<PathBuf, usize> = HashMap::new();
+        for topic in self.all() {
+            for p in &topic.partitions {
+                if let Some(parent) = p.dir().parent() {
+                    *counts.entry(parent.to_path_buf()).or_default() += 1;
+                }
+            }
+        }
+        (0..n)
+            .map(|_| {
+                let i = next_log_dirs(&self.log_dirs, &counts)[0];
+                *counts.entry(self.log_dirs[i].clone()).or_default() += 1;
+                i
+            })
+            .collect()
+    }
+
+    /// Opens the partitions of `record`, partition `p` in log dir `dirs[p]`.
+    fn open_topic(&self, record: &TopicRecord, dirs: &[usize]) -> io::Result<Topic> {
         let name: Arc<str> = Arc::from(record.name.as_str());
         let partitions = (0..record.partitions)
-            .map(|p| {
-                let key = PartitionKey {
-                    topic_id: record.id,
-                    partition: p,
-                };
-                let dir = partition_dir(&self.data_dir, &record.name, p);
-                Partition::open(
-                    key,
-                    name.clone(),
-                    dir,
-                    crate::config::topic::log_config(&self.log_config, &record.configs),
-                    self.meta.clone(),
-                    now_ms(),
-                )
-                .map(Arc::new)
-            })
+            .zip(dirs)
+            .map(|(p, &d)| self.open_partition(record, &name, p, d))
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Topic {
             metrics: TopicMetrics::new(&record.name),
@@ -167,6 +327,122 @@ impl Topics {
             partitions,
             configs: record.configs.clone(),
         })
+    }
+
+    fn open_partition(
+        &self,
+        record: &TopicRecord,
+        name: &Arc<str>,
+        p: i32,
+        log_dir: usize,
+    ) -> io::Result<Arc<Partition>> {
+        let key = PartitionKey {
+            topic_id: record.id,
+            partition: p,
+        };
+        let dir = partition_dir(&self.log_dirs[log_dir], &record.name, p);
+        Partition::open(
+            key,
+            name.clone(),
+            dir,
+            crate::config::topic::log_config(&self.log_config, &record.configs),
+            self.meta.clone(),
+            now_ms(),
+        )
+        .map(Arc::new)
+    }
+
+    /// Records where new partitions live (with the topic record, in the same flush).
+    fn record_placements(&self, id: Uuid, from: i32, dirs: &[usize]) -> io::Result<()> {
+        for (p, &d) in (from..).zip(dirs) {
+            let key = PartitionKey {
+                topic_id: id,
+                partition: p,
+            };
+            self.meta.put_placement(
+                key,
+                &Placement {
+                    dir: self.dir_string(d),
+                    moved_from: None,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The configured log dirs (canonical), in order.
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.log_dirs
+    }
+
+    /// The index in `log.dirs` of the directory holding `p`.
+    pub fn log_dir_of(&self, p: &Partition) -> Option<usize> {
+        let dir = p.dir();
+        let parent = dir.parent()?;
+        self.log_dirs.iter().position(|d| d == parent)
+    }
+
+    /// Index of a log dir named by its absolute path as configured (Kafka compares canonical
+    /// paths).
+    pub fn find_log_dir(&self, path: &str) -> Option<usize> {
+        let path = Path::new(path);
+        if !path.is_absolute() {
+            return None;
+        }
+        self.log_dirs.iter().position(|d| d == path).or_else(|| {
+            let canonical = std::fs::canonicalize(path).ok()?;
+            self.log_dirs.iter().position(|d| *d == canonical)
+        })
+    }
+
+    /// Moves a partition to log dir `to` (AlterReplicaLogDirs): copies it there, switches over
+    /// durably, removes the old copy. `Ok(None)` when it already lives there. Blocking.
+    pub fn move_partition(
+        &self,
+        topic: &Topic,
+        partition: &Arc<Partition>,
+        to: usize,
+    ) -> io::Result<Option<crate::log::Moved>> {
+        let p = partition.key.partition;
+        let target = partition_dir(&self.log_dirs[to], &topic.name, p);
+        let future = self.log_dirs[to].join(future_name(&topic.name, p, &topic.id));
+        let source_dir = self.log_dir_of(partition).map(|i| self.dir_string(i));
+        let key = partition.key;
+        let record = |switched: bool| -> io::Result<()> {
+            let placement = if switched {
+                Placement {
+                    dir: self.dir_string(to),
+                    moved_from: source_dir.clone(),
+                }
+            } else {
+                Placement {
+                    dir: source_dir.clone().unwrap_or_else(|| self.dir_string(0)),
+                    moved_from: None,
+                }
+            };
+            self.meta.put_placement(key, &placement)?;
+            self.meta.flush_blocking()
+        };
+        let finish = |old: &Path| -> io::Result<()> {
+            let doomed =
+                old.parent()
+                    .unwrap_or(Path::new("."))
+                    .join(delete_name(&topic.name, p, &topic.id));
+            if let Err(e) = remove_copy(old, &doomed) {
+                // Start-up removes it (the switch is recorded with where it came from).
+                tracing::warn!(dir = %old.display(), error = %e, "cannot remove a moved partition's old copy");
+                return Ok(());
+            }
+            self.meta.put_placement(
+                key,
+                &Placement {
+                    dir: self.dir_string(to),
+                    moved_from: None,
+                },
+            )?;
+            self.meta.flush_blocking()
+        };
+        partition.move_dir(&future, &target, record, finish)
     }
 
     fn insert(&self, topic: Topic) {
@@ -259,7 +535,12 @@ impl Topics {
             partitions,
             configs,
         };
-        let topic = self.open_topic(&record).map_err(TopicError::storage)?;
+        let dirs = self.place(partitions);
+        let topic = self
+            .open_topic(&record, &dirs)
+            .map_err(TopicError::storage)?;
+        self.record_placements(record.id, 0, &dirs)
+            .map_err(TopicError::storage)?;
         self.meta.put_topic(&record).map_err(TopicError::storage)?;
         self.meta.flush().await.map_err(TopicError::storage)?;
         self.insert(topic);
@@ -291,11 +572,13 @@ impl Topics {
             .delete_topic(&record)
             .map_err(TopicError::storage)?;
         self.meta.flush().await.map_err(TopicError::storage)?;
-        for p in 0..record.partitions {
-            let dir = partition_dir(&self.data_dir, &record.name, p);
-            let doomed =
-                self.data_dir
-                    .join(format!("{}-{p}.{}-delete", record.name, record.id.simple()));
+        for (p, part) in (0..record.partitions).zip(&topic.partitions) {
+            let dir = part.dir();
+            let doomed = dir.parent().unwrap_or(Path::new(".")).join(delete_name(
+                &record.name,
+                p,
+                &record.id,
+            ));
             if let Err(e) =
                 std::fs::rename(&dir, &doomed).and_then(|_| std::fs::remove_dir_all(&doomed))
             {
@@ -379,12 +662,13 @@ impl Topics {
         };
         let mut partitions = current.partitions.clone();
         let config = crate::config::topic::log_config(&self.log_config, &current.configs);
-        for p in have..count {
+        let dirs = self.place(count - have);
+        for (p, &d) in (have..count).zip(&dirs) {
             let key = PartitionKey {
                 topic_id: current.id,
                 partition: p,
             };
-            let dir = partition_dir(&self.data_dir, name, p);
+            let dir = partition_dir(&self.log_dirs[d], name, p);
             let part = Partition::open(
                 key,
                 current.name.clone(),
@@ -396,6 +680,8 @@ impl Topics {
             .map_err(TopicError::storage)?;
             partitions.push(Arc::new(part));
         }
+        self.record_placements(current.id, have, &dirs)
+            .map_err(TopicError::storage)?;
         self.meta.put_topic(&record).map_err(TopicError::storage)?;
         self.meta.flush().await.map_err(TopicError::storage)?;
         self.insert(Topic {

@@ -145,7 +145,8 @@ def test_log_dirs(admin_broker):
 
 ADMIN_APIS = {  # name: (key, min, max) in Kafka 4.1.1
     "CreateTopics": (19, 2, 7), "DeleteTopics": (20, 1, 6), "DeleteRecords": (21, 0, 2),
-    "DescribeConfigs": (32, 1, 4), "AlterConfigs": (33, 0, 2), "DescribeLogDirs": (35, 1, 4),
+    "DescribeConfigs": (32, 1, 4), "AlterConfigs": (33, 0, 2),
+    "AlterReplicaLogDirs": (34, 1, 2), "DescribeLogDirs": (35, 1, 4),
     "CreatePartitions": (37, 0, 3), "IncrementalAlterConfigs": (44, 0, 1),
     "ListPartitionReassignments": (46, 0, 0), "DescribeCluster": (60, 0, 2),
     "DescribeTopicPartitions": (75, 0, 0),

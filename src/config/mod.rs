@@ -46,7 +46,11 @@ pub struct Listener {
 pub struct Config {
     pub listener: Listener,
     pub advertised: Listener,
+    /// The first of `log.dirs`: the meta store and the format file live here.
     pub data_dir: PathBuf,
+    /// Every directory of `log.dirs` (`log.dir`), in configured order; partitions are spread
+    /// over them (JBOD). `log_dirs[0] == data_dir`.
+    pub log_dirs: Vec<PathBuf>,
     pub node_id: i32,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -212,13 +216,28 @@ impl Config {
                 port: listener.port,
             },
         };
-        let data_dir = PathBuf::from(
-            get("log.dirs")
-                .or(get("log.dir"))
-                .map(|d| d.split(',').next().unwrap_or("").trim())
-                .filter(|d| !d.is_empty())
-                .unwrap_or("./data"),
-        );
+        let mut log_dirs: Vec<PathBuf> = Vec::new();
+        for d in get("log.dirs")
+            .or(get("log.dir"))
+            .unwrap_or("./data")
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            let d = PathBuf::from(d);
+            if log_dirs.contains(&d) {
+                return Err(ConfigError::Invalid {
+                    key: "log.dirs".into(),
+                    value: d.display().to_string(),
+                    reason: "the same directory is listed twice".into(),
+                });
+            }
+            log_dirs.push(d);
+        }
+        if log_dirs.is_empty() {
+            log_dirs.push(PathBuf::from("./data"));
+        }
+        let data_dir = log_dirs[0].clone();
         let roll_ms = match (get("log.roll.ms"), get("log.roll.hours")) {
             (Some(v), _) => int(&raw, "log.roll.ms", v, 1, i64::MAX)?,
             (None, Some(v)) => int(&raw, "log.roll.hours", v, 1, i64::MAX / 3_600_000)? * 3_600_000,
@@ -450,6 +469,7 @@ impl Config {
             listener,
             advertised,
             data_dir,
+            log_dirs,
             node_id,
             num_partitions: opt_int(&raw, "num.partitions", 1, 1, i64::from(i32::MAX))? as i32,
             default_replication_factor: 1,

@@ -1,6 +1,6 @@
 //! Cluster and partition administration: CreatePartitions, DescribeCluster,
 //! DescribeTopicPartitions (KIP-966, with cursor paging), ListPartitionReassignments (always empty
-//! on one broker), DescribeLogDirs and DeleteRecords.
+//! on one broker) and DeleteRecords (DescribeLogDirs is in `log_dirs`).
 
 use std::sync::Arc;
 
@@ -9,9 +9,6 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::describe_log_dirs_response::{
-    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
-};
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
@@ -162,52 +159,6 @@ pub async fn list_partition_reassignments(
     _req: ListPartitionReassignmentsRequest,
 ) -> Option<ListPartitionReassignmentsResponse> {
     Some(ListPartitionReassignmentsResponse::default())
-}
-
-pub async fn describe_log_dirs(
-    broker: &Arc<Broker>,
-    _ctx: &Ctx,
-    req: DescribeLogDirsRequest,
-) -> Option<DescribeLogDirsResponse> {
-    let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
-        ts.into_iter()
-            .map(|t| (t.topic.0.to_string(), t.partitions))
-            .collect()
-    });
-    let mut result = DescribeLogDirsResult::default();
-    result.log_dir = str_bytes(
-        &std::fs::canonicalize(&broker.config.data_dir)
-            .unwrap_or_else(|_| broker.config.data_dir.clone())
-            .display()
-            .to_string(),
-    );
-    result.total_bytes = -1;
-    result.usable_bytes = -1;
-    for topic in broker.topics.all() {
-        let parts: Option<&Vec<i32>> = match &wanted {
-            Some(w) => match w.iter().find(|(n, _)| **n == *topic.name) {
-                Some((_, ps)) => Some(ps),
-                None => continue,
-            },
-            None => None,
-        };
-        let mut t = DescribeLogDirsTopic::default();
-        t.name = TopicName(str_bytes(&topic.name));
-        for p in &topic.partitions {
-            if parts.is_some_and(|ps| !ps.contains(&p.key.partition)) {
-                continue;
-            }
-            let mut dp = DescribeLogDirsPartition::default();
-            dp.partition_index = p.key.partition;
-            dp.partition_size = p.size_bytes() as i64;
-            dp.offset_lag = 0;
-            t.partitions.push(dp);
-        }
-        result.topics.push(t);
-    }
-    let mut resp = DescribeLogDirsResponse::default();
-    resp.results = vec![result];
-    Some(resp)
 }
 
 pub async fn delete_records(

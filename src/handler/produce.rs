@@ -89,8 +89,8 @@ pub async fn handle(
     let mut resp = ProduceResponse::default();
     let mut pending = Vec::new();
     let mut any_error = false;
-    // A nearly full data dir refuses appends before the disk is actually full (see disk_space).
-    let disk_low = broker.disk.low().then(|| broker.disk.refusal());
+    // A nearly full log dir refuses appends before the disk is actually full (see disk_space).
+    let disk_low = broker.disk.low();
     for (ti, t) in req.topic_data.into_iter().enumerate() {
         let topic = broker.topics.get(t.name.0.as_str());
         let mut tr = TopicProduceResponse::default();
@@ -99,10 +99,15 @@ pub async fn handle(
             let part = topic.as_ref().and_then(|t| t.partition(p.index)).cloned();
             let result = if !acks_ok {
                 Err((ResponseError::InvalidRequiredAcks, None, Vec::new()))
-            } else if let (Some(message), Some(_)) = (&disk_low, &part) {
+            } else if let Some(dir) = part
+                .as_ref()
+                .filter(|_| disk_low)
+                .map(|p| p.dir())
+                .filter(|d| broker.disk.low_at(d))
+            {
                 Err((
                     ResponseError::KafkaStorageError,
-                    Some(message.clone()),
+                    Some(broker.disk.refusal(&dir)),
                     Vec::new(),
                 ))
             } else if let Some(part) = part {

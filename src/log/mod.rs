@@ -28,6 +28,7 @@ pub mod producer_state;
 mod read;
 pub mod records;
 mod recovery;
+pub mod relocate;
 mod retention;
 pub mod rewrite;
 pub mod segment;
@@ -41,6 +42,7 @@ use uuid::Uuid;
 
 pub use partition::{Appended, Partition};
 pub use read::{FetchData, FileRegion, RegionData};
+pub use relocate::Moved;
 pub use retention::RetentionOutcome;
 pub use segment::SegmentIndex;
 

@@ -56,7 +56,8 @@ pub(super) struct Marks {
 pub struct Partition {
     pub key: PartitionKey,
     pub topic: Arc<str>,
-    pub(super) dir: PathBuf,
+    /// The partition's directory (changes only when it moves to another log dir).
+    dir: RwLock<PathBuf>,
     pub(super) config: RwLock<Arc<LogConfig>>,
     pub(super) state: Mutex<State>,
     high_watermark: AtomicI64,
@@ -99,7 +100,7 @@ impl Partition {
         Partition {
             key,
             topic,
-            dir,
+            dir: RwLock::new(dir),
             config: RwLock::new(Arc::new(config)),
             state: Mutex::new(state),
             high_watermark: AtomicI64::new(next),
@@ -118,6 +119,15 @@ impl Partition {
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory holding the partition's segment files.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(super) fn set_dir(&self, dir: PathBuf) {
+        *self.dir.write().unwrap_or_else(|p| p.into_inner()) = dir;
     }
 
     pub fn config(&self) -> Arc<LogConfig> {
@@ -323,7 +333,7 @@ impl Partition {
         if active.size() == 0 || !(full || old || offsets_overflow) {
             return Ok(None);
         }
-        let mut new = Segment::create(&self.dir, next, now_ms)?;
+        let mut new = Segment::create(&self.dir(), next, now_ms)?;
         new.reserve_ahead(config, st.segments.values().next_back());
         tracing::debug!(topic = %self.topic, partition = self.key.partition, base_offset = next, "rolled segment");
         let sealed = st

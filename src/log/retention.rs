@@ -218,7 +218,7 @@ impl Partition {
                         producers: st.producers.clone(),
                     },
                 });
-                let mut active = Segment::create(&self.dir, next, now_ms)?;
+                let mut active = Segment::create(&self.dir(), next, now_ms)?;
                 active.reserve_ahead(config, st.segments.values().next_back());
                 st.segments.insert(next, active);
                 old

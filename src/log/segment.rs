@@ -139,6 +139,14 @@ impl Segment {
     pub fn renamed(&mut self, path: PathBuf) {
         self.path = path;
     }
+    /// Switches to a copy of this segment's file at `path` (a move to another log dir): appends
+    /// go to `file` from now on. Readers holding the old handle keep reading the old file. The
+    /// space reservation is dropped (the caller reserves again for the active segment).
+    pub fn relocate(&mut self, path: PathBuf, file: File) {
+        self.path = path;
+        self.file = Arc::new(file);
+        self.reservation = None;
+    }
     /// A read-only handle on everything written so far.
     pub fn slice(&self) -> SegmentSlice {
         SegmentSlice {

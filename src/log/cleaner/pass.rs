@@ -241,7 +241,7 @@ fn copy_group(
     stats: &mut CleanStats,
 ) -> io::Result<Segment> {
     let base = group[0].base_offset;
-    let path = swap::cleaned_path(&p.dir, base);
+    let path = swap::cleaned_path(&p.dir(), base);
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
@@ -308,14 +308,14 @@ fn swap_in(p: &Partition, mut out: Segment, bases: &[i64], group_end: i64) -> io
     // Held throughout, so a clean shutdown's checkpoint cannot record the replaced indexes.
     let _persist = p.persist.lock().unwrap_or_else(|p| p.into_inner());
     p.forget_segments(bases)?;
-    let committed = swap::commit(&p.dir, base, group_end)?;
-    let installed = swap::install(&p.dir, &committed, base, &bases[1..]);
+    let committed = swap::commit(&p.dir(), base, group_end)?;
+    let installed = swap::install(&p.dir(), &committed, base, &bases[1..]);
     // The open file follows a rename; until it is installed it is the `.swap` file, which
     // start-up completes (forgetting every index in the group's range).
     out.renamed(if committed.exists() {
         committed
     } else {
-        p.dir.join(file_name(base))
+        p.dir().join(file_name(base))
     });
     let index = out.index.clone();
     let before = {
@@ -371,7 +371,7 @@ pub(super) fn clean(
         let out = match copy_group(p, group, group_end, &ctx, env, &mut stats) {
             Ok(out) => out,
             Err(e) => {
-                let _ = std::fs::remove_file(swap::cleaned_path(&p.dir, group[0].base_offset));
+                let _ = std::fs::remove_file(swap::cleaned_path(&p.dir(), group[0].base_offset));
                 return Err(e);
             }
         };
