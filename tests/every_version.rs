@@ -697,6 +697,27 @@ async fn every_api_answers_at_every_advertised_version() {
         assert!(!r.results.is_empty(), "DescribeLogDirs v{v}");
         assert_eq!(r.results[0].error_code, 0, "DescribeLogDirs v{v}");
     }
+    let log_dir = b.broker.config.log_dirs[0].display().to_string();
+    for v in versions::<AlterReplicaLogDirsRequest>(ApiKey::AlterReplicaLogDirs) {
+        let mut req = AlterReplicaLogDirsRequest::default();
+        for path in [log_dir.as_str(), "/no/such/dir"] {
+            let mut t = alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
+            t.name = name(topic);
+            t.partitions = vec![0];
+            let mut d = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
+            d.path = s(path);
+            d.topics.push(t);
+            req.dirs.push(d);
+        }
+        let r: AlterReplicaLogDirsResponse = p.send(ApiKey::AlterReplicaLogDirs, v, &req).await;
+        let codes: Vec<i16> = r.results[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        // Already there: nothing to do; an unknown dir: LOG_DIR_NOT_FOUND (57).
+        assert_eq!(codes, vec![0, 57], "AlterReplicaLogDirs v{v}");
+    }
     for v in versions::<DeleteRecordsRequest>(ApiKey::DeleteRecords) {
         let mut part = delete_records_request::DeleteRecordsPartition::default();
         part.partition_index = 0;

@@ -86,19 +86,19 @@ pub async fn alter(
     req: AlterReplicaLogDirsRequest,
 ) -> Option<AlterReplicaLogDirsResponse> {
     let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::new();
+    // One result per topic name, however many dirs name it (a map, not a scan: a request may name
+    // many topics).
+    let mut index: HashMap<TopicName, usize> = HashMap::new();
     for dir in req.dirs {
         let target = broker.topics.find_log_dir(dir.path.as_str());
         for t in dir.topics {
             let topic = broker.topics.get(t.name.0.as_str());
-            let i = match results.iter().position(|r| r.topic_name == t.name) {
-                Some(i) => i,
-                None => {
-                    let mut r = AlterReplicaLogDirTopicResult::default();
-                    r.topic_name = t.name.clone();
-                    results.push(r);
-                    results.len() - 1
-                }
-            };
+            let i = *index.entry(t.name.clone()).or_insert_with(|| {
+                let mut r = AlterReplicaLogDirTopicResult::default();
+                r.topic_name = t.name.clone();
+                results.push(r);
+                results.len() - 1
+            });
             for p in t.partitions {
                 let part = topic.as_ref().and_then(|t| t.partition(p));
                 let error = match (target, part) {
