@@ -116,7 +116,11 @@ apis! {
     CreatePartitions: CreatePartitionsRequest => handler::admin::create_partitions, 0, 3;
     DescribeCluster: DescribeClusterRequest => handler::admin::describe_cluster, 0, 2;
     DescribeTopicPartitions: DescribeTopicPartitionsRequest => handler::admin::describe_topic_partitions, 0, 0;
-    ListPartitionReassignments: ListPartitionReassignmentsRequest => handler::admin::list_partition_reassignments, 0, 0;
+    ElectLeaders: ElectLeadersRequest => handler::replicas::elect_leaders, 0, 2;
+    AlterPartitionReassignments: AlterPartitionReassignmentsRequest => handler::replicas::alter_partition_reassignments, 0, 1;
+    ListPartitionReassignments: ListPartitionReassignmentsRequest => handler::replicas::list_partition_reassignments, 0, 0;
+    DescribeQuorum: DescribeQuorumRequest => handler::quorum::describe, 0, 2;
+    ListConfigResources: ListConfigResourcesRequest => handler::configs::list_resources, 0, 1;
     DescribeLogDirs: DescribeLogDirsRequest => handler::log_dirs::describe, 1, 4;
     AlterReplicaLogDirs: AlterReplicaLogDirsRequest => handler::log_dirs::alter, 1, 2;
     DeleteRecords: DeleteRecordsRequest => handler::admin::delete_records, 0, 2;
@@ -224,7 +228,11 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::DescribeQuorum => "DescribeQuorum",
+        ApiKey::ListConfigResources => "ListConfigResources",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::AlterReplicaLogDirs => "AlterReplicaLogDirs",
         ApiKey::DeleteRecords => "DeleteRecords",

@@ -7,6 +7,8 @@
 //! fails here with the API and version named.
 
 mod common;
+#[path = "every_version/replicas.rs"]
+mod replicas;
 
 use std::collections::BTreeSet;
 
@@ -679,13 +681,15 @@ async fn every_api_answers_at_every_advertised_version() {
         );
         assert!(r.next_cursor.is_some());
     }
-    for v in versions::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments) {
-        let mut req = ListPartitionReassignmentsRequest::default();
-        req.timeout_ms = 5000;
-        let r: ListPartitionReassignmentsResponse =
-            p.send(ApiKey::ListPartitionReassignments, v, &req).await;
-        assert_eq!(r.error_code, 0, "ListPartitionReassignments v{v}");
-    }
+    let mut topics: Vec<String> = b
+        .broker
+        .topics
+        .all()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    topics.sort();
+    replicas::probe(&mut p, topic, &topics, b.broker.config.node_id).await;
     for v in versions::<DescribeLogDirsRequest>(ApiKey::DescribeLogDirs) {
         let r: DescribeLogDirsResponse = p
             .send(

@@ -1,6 +1,6 @@
 //! Cluster and partition administration: CreatePartitions, DescribeCluster,
-//! DescribeTopicPartitions (KIP-966, with cursor paging), ListPartitionReassignments (always empty
-//! on one broker) and DeleteRecords (DescribeLogDirs is in `log_dirs`).
+//! DescribeTopicPartitions (KIP-966, with cursor paging) and DeleteRecords (DescribeLogDirs is in
+//! `log_dirs`, reassignments and elections in `replicas`).
 
 use std::sync::Arc;
 
@@ -151,14 +151,6 @@ pub async fn describe_topic_partitions(
         }
     }
     Some(resp)
-}
-
-pub async fn list_partition_reassignments(
-    _broker: &Arc<Broker>,
-    _ctx: &Ctx,
-    _req: ListPartitionReassignmentsRequest,
-) -> Option<ListPartitionReassignmentsResponse> {
-    Some(ListPartitionReassignmentsResponse::default())
 }
 
 pub async fn delete_records(

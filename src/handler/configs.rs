@@ -375,3 +375,64 @@ pub async fn incremental_alter(
     }
     Some(resp)
 }
+
+/// Kafka's `ConfigResource.Type` ids that ListConfigResources (KIP-1142) lists.
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_CLIENT_METRICS: i8 = 16;
+const RESOURCE_GROUP: i8 = 32;
+const LISTABLE: [i8; 5] = [
+    RESOURCE_TOPIC,
+    RESOURCE_BROKER,
+    RESOURCE_BROKER_LOGGER,
+    RESOURCE_CLIENT_METRICS,
+    RESOURCE_GROUP,
+];
+
+pub async fn list_resources(
+    broker: &Arc<Broker>,
+    ctx: &Ctx,
+    req: ListConfigResourcesRequest,
+) -> Option<ListConfigResourcesResponse> {
+    let mut resp = ListConfigResourcesResponse::default();
+    // v0 (ListClientMetricsResources) lists client-metrics subscriptions only; gregor has none.
+    if ctx.header.request_api_version == 0 {
+        return Some(resp);
+    }
+    let types = if req.resource_types.is_empty() {
+        LISTABLE.to_vec()
+    } else {
+        req.resource_types
+    };
+    if let Some(t) = types.iter().find(|t| !LISTABLE.contains(t)) {
+        tracing::debug!(
+            resource_type = t,
+            "ListConfigResources: unsupported resource type"
+        );
+        resp.error_code = ResponseError::UnsupportedVersion.code();
+        return Some(resp);
+    }
+    let mut add = |ty: i8, name: String| {
+        let mut r = list_config_resources_response::ConfigResource::default();
+        r.resource_type = ty;
+        r.resource_name = StrBytes::from_string(name);
+        resp.config_resources.push(r);
+    };
+    for ty in types {
+        match ty {
+            RESOURCE_TOPIC => {
+                let mut names: Vec<String> = broker
+                    .topics
+                    .all()
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .collect();
+                names.sort();
+                names.into_iter().for_each(|n| add(ty, n));
+            }
+            RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => add(ty, broker.config.node_id.to_string()),
+            // No client-metrics subscriptions and no group configs exist in gregor.
+            _ => {}
+        }
+    }
+    Some(resp)
+}

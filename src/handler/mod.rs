@@ -13,6 +13,8 @@ pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod quorum;
+pub mod replicas;
 pub mod topics;
 
 use kafka_protocol::protocol::StrBytes;
