@@ -91,7 +91,7 @@ macro_rules! apis {
 }
 
 apis! {
-    Produce: ProduceRequest => handler::produce::handle, 0, 11;
+    Produce: ProduceRequest => handler::produce::handle, 0, 13;
     Fetch: FetchRequest => handler::fetch::handle, 4, 18;
     ListOffsets: ListOffsetsRequest => handler::list_offsets::handle, 1, 10;
     Metadata: MetadataRequest => handler::metadata::handle, 0, 13;

@@ -343,6 +343,13 @@ async fn every_api_answers_at_every_advertised_version() {
             let pr = &r.responses[0].partition_responses[0];
             assert_eq!(pr.error_code, 0, "Produce v{v}");
             assert_eq!(pr.index, part);
+            let t = &r.responses[0];
+            let named = if v >= 13 {
+                t.topic_id == id
+            } else {
+                t.name.0.as_str() == topic
+            };
+            assert!(named, "Produce v{v} names the topic as it was asked");
         }
     }
     let produced = i64::from(*versions::<ProduceRequest>(ApiKey::Produce).end() - 2) * 3;

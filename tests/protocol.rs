@@ -37,7 +37,7 @@ async fn api_versions_advertises_the_dispatch_table() {
         .iter()
         .find(|k| k.api_key == ApiKey::Produce as i16)
         .unwrap();
-    assert_eq!((produce.min_version, produce.max_version), (0, 11));
+    assert_eq!((produce.min_version, produce.max_version), (0, 13));
     let fetch = resp
         .api_keys
         .iter()
@@ -262,6 +262,47 @@ async fn produce_errors_are_per_partition_values() {
     );
     // None of that touched the log: the good batch still lands at offset 0.
     assert_eq!(produce(&mut c, "e", 0, good).await, (0, 0));
+}
+
+#[tokio::test]
+async fn produce_v13_names_topics_by_id() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "by-id", 2).await;
+    let id = b.broker.topics.get("by-id").unwrap().id;
+    let good = batch(&[b"one", b"two"], None);
+    let mut req = produce_req("", 0, good.clone(), -1);
+    req.topic_data[0].topic_id = id;
+    req.topic_data[0].partition_data[0].index = 1;
+    let mut unknown = req.topic_data[0].clone();
+    unknown.topic_id = uuid::Uuid::from_u128(7);
+    let mut bad_partition = req.topic_data[0].clone();
+    bad_partition.partition_data[0].index = 5;
+    req.topic_data.extend([unknown, bad_partition]);
+    let resp: ProduceResponse = c.request(ApiKey::Produce, 13, &req).await;
+    let got: Vec<(uuid::Uuid, i32, i16, i64)> = resp
+        .responses
+        .iter()
+        .map(|t| {
+            let p = &t.partition_responses[0];
+            (t.topic_id, p.index, p.error_code, p.base_offset)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (id, 1, 0, 0),
+            (
+                uuid::Uuid::from_u128(7),
+                1,
+                ResponseError::UnknownTopicId.code(),
+                -1
+            ),
+            (id, 5, ResponseError::UnknownTopicOrPartition.code(), -1),
+        ]
+    );
+    // The two records went to by-id-1: a produce by name lands after them.
+    assert_eq!(produce(&mut c, "by-id", 1, good).await, (0, 2));
 }
 
 #[tokio::test]

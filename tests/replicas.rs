@@ -89,7 +89,14 @@ fn reassign(
 }
 
 /// Replicas, topic, partition, allow_replication_factor_change → error code and message.
-type Case = (Option<Vec<i32>>, &'static str, i32, bool, i16, Option<String>);
+type Case = (
+    Option<Vec<i32>>,
+    &'static str,
+    i32,
+    bool,
+    i16,
+    Option<String>,
+);
 
 #[tokio::test]
 async fn reassignments_off_the_only_broker_are_refused_with_kafkas_messages() {

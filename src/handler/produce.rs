@@ -92,9 +92,22 @@ pub async fn handle(
     // A nearly full log dir refuses appends before the disk is actually full (see disk_space).
     let disk_low = broker.disk.low();
     for (ti, t) in req.topic_data.into_iter().enumerate() {
-        let topic = broker.topics.get(t.name.0.as_str());
+        // v13+ names topics by id (KIP-516); an unknown id is UNKNOWN_TOPIC_ID, as in Kafka.
+        let by_id = version >= 13;
+        let topic = if by_id {
+            broker.topics.get_by_id(&t.topic_id)
+        } else {
+            broker.topics.get(t.name.0.as_str())
+        };
+        let topic_name = topic
+            .as_ref()
+            .map_or_else(|| t.name.0.to_string(), |t| t.name.to_string());
         let mut tr = TopicProduceResponse::default();
-        tr.name = t.name.clone();
+        if by_id {
+            tr.topic_id = t.topic_id;
+        } else {
+            tr.name = t.name.clone();
+        }
         for p in t.partition_data {
             let part = topic.as_ref().and_then(|t| t.partition(p.index)).cloned();
             let result = if !acks_ok {
@@ -154,6 +167,8 @@ pub async fn handle(
                         }
                     }
                 }
+            } else if by_id && topic.is_none() {
+                Err((ResponseError::UnknownTopicId, None, Vec::new()))
             } else {
                 Err((ResponseError::UnknownTopicOrPartition, None, Vec::new()))
             };
@@ -168,7 +183,7 @@ pub async fn handle(
                 }
                 Err((error, message, record_errors)) => {
                     any_error = true;
-                    tracing::debug!(topic = %t.name.0, partition = p.index, ?error, message = message.as_deref().unwrap_or(""), "produce refused");
+                    tracing::debug!(topic = %topic_name, partition = p.index, ?error, message = message.as_deref().unwrap_or(""), "produce refused");
                     metrics::counter!("gregor_produce_errors_total", "error" => format!("{error:?}")).increment(1);
                     let mut r = error_response(p.index, error, message);
                     r.record_errors = record_errors
