@@ -34,8 +34,36 @@ pub fn install(addr: SocketAddr) -> Result<(), String> {
         .install()
         .map_err(|e| e.to_string())?;
     describe();
+    register_at_zero();
     metrics::gauge!("gregor_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(())
+}
+
+/// Series that would otherwise appear only at their first event, registered at zero so that a
+/// fresh broker's dashboards show 0 rather than "No data" (as Kafka's meters exist from start-up).
+fn register_at_zero() {
+    for api in crate::dispatch::SUPPORTED {
+        let name = crate::dispatch::api_name(api.key);
+        metrics::counter!("gregor_requests_total", "api" => name).increment(0);
+        let _ = metrics::histogram!("gregor_request_seconds", "api" => name);
+    }
+    for error in crate::handler::produce::COUNTED_ERRORS {
+        metrics::counter!("gregor_produce_errors_total", "error" => format!("{error:?}"))
+            .increment(0);
+    }
+    for name in [
+        "gregor_connections_created_total",
+        "gregor_group_rebalances_total",
+        "gregor_group_offset_commits_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for name in ["gregor_connections_open", "gregor_fetch_waiting"] {
+        metrics::gauge!(name).set(0.0);
+    }
+    for name in ["gregor_log_flush_seconds", "gregor_meta_flush_seconds"] {
+        let _ = metrics::histogram!(name);
+    }
 }
 
 fn describe() {

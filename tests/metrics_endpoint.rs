@@ -1,5 +1,6 @@
 //! The Prometheus endpoint of the real binary: after a produce, the byte and message counters
-//! equal what was produced and the partition gauges show the new log end offset.
+//! equal what was produced and the partition gauges show the new log end offset; on a fresh
+//! broker every metric a shipped dashboard queries already has a series.
 
 mod common;
 
@@ -27,16 +28,15 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-#[tokio::test]
-async fn counters_and_gauges_match_what_was_produced() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts the binary with a metrics endpoint: (process, Kafka port, metrics port).
+fn spawn(dir: &std::path::Path) -> (std::process::Child, u16, u16) {
     let (port, mport) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
+    let child = Command::new(env!("CARGO_BIN_EXE_gregor"))
         .args([
             "--override",
             &format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
         ])
-        .args(["--override", &format!("log.dirs={}", dir.path().display())])
+        .args(["--override", &format!("log.dirs={}", dir.display())])
         .args(["--override", &format!("metrics.address=127.0.0.1:{mport}")])
         .stdout(Stdio::null())
         .spawn()
@@ -46,6 +46,77 @@ async fn counters_and_gauges_match_what_was_produced() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(20));
     }
+    (child, port, mport)
+}
+
+/// Every `gregor_*`, `kafka_*` and `process_*` metric named in a dashboard query.
+fn dashboard_metrics() -> std::collections::BTreeSet<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/grafana/dashboards");
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for expr in text.split("\"expr\"").skip(1) {
+            let expr = expr.split('\n').next().unwrap_or("");
+            names.extend(
+                expr.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .filter(|t| {
+                        ["gregor_", "kafka_", "process_"]
+                            .iter()
+                            .any(|p| t.starts_with(p))
+                    })
+                    .map(str::to_string),
+            );
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_dashboard_metric_has_a_series_on_a_fresh_broker() {
+    let wanted = dashboard_metrics();
+    assert!(wanted.len() > 20, "dashboards not found: {wanted:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, mport) = spawn(dir.path());
+    // Per-topic and per-group series need a topic and a group with a committed offset; nothing
+    // else happens: no produce, no rebalance, no error, no flush, no waiting fetch.
+    let mut c = Client::connect(([127, 0, 0, 1], port).into()).await;
+    create_topic(&mut c, "d", 1).await;
+    let mut part = offset_commit_request::OffsetCommitRequestPartition::default();
+    part.committed_offset = 0;
+    let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("d"));
+    t.partitions = vec![part];
+    let mut commit = OffsetCommitRequest::default();
+    commit.group_id = GroupId(StrBytes::from_static_str("g"));
+    commit.generation_id_or_member_epoch = -1;
+    commit.topics = vec![t];
+    let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, 2, &commit).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let present = |text: &str, name: &str| {
+        text.lines()
+            .any(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = scrape(mport);
+        let missing: Vec<&String> = wanted.iter().filter(|n| !present(&text, n)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("no series for {missing:?}:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn counters_and_gauges_match_what_was_produced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, mport) = spawn(dir.path());
     let mut c = Client::connect(([127, 0, 0, 1], port).into()).await;
     create_topic(&mut c, "m", 1).await;
     let records = batch(&[b"one", b"two", b"three"], None);

@@ -20,6 +20,23 @@ use crate::dispatch::{Ctx, Outcome, Reply};
 use crate::log::batch::{self, BatchView, Compression};
 use crate::log::{now_ms, AppendError, Partition};
 
+/// Every error a produce can answer per partition, each counted in `gregor_produce_errors_total`
+/// (registered at zero for each, so dashboards have a series before the first error).
+pub const COUNTED_ERRORS: &[ResponseError] = &[
+    ResponseError::CorruptMessage,
+    ResponseError::InvalidProducerEpoch,
+    ResponseError::InvalidRecord,
+    ResponseError::InvalidRequiredAcks,
+    ResponseError::InvalidTimestamp,
+    ResponseError::InvalidTxnState,
+    ResponseError::KafkaStorageError,
+    ResponseError::MessageTooLarge,
+    ResponseError::OutOfOrderSequenceNumber,
+    ResponseError::UnknownTopicId,
+    ResponseError::UnknownTopicOrPartition,
+    ResponseError::UnsupportedCompressionType,
+];
+
 struct Pending {
     topic: usize,
     index: usize,
