@@ -438,3 +438,42 @@ async fn broker_configs_list_every_kafka_config_and_hide_secrets() {
         .as_ref()
         .is_some_and(|d| !d.is_empty()));
 }
+
+#[tokio::test]
+async fn deleting_unset_broker_configs_succeeds_and_setting_them_is_refused() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let alter = |ops: &[(&str, i8)]| {
+        let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
+        res.resource_type = 4;
+        res.resource_name = StrBytes::from_static_str("1");
+        for (name, op) in ops {
+            let mut cfg = incremental_alter_configs_request::AlterableConfig::default();
+            cfg.name = StrBytes::from_string(name.to_string());
+            cfg.config_operation = *op;
+            cfg.value = (*op == 0).then(|| StrBytes::from_static_str("100"));
+            res.configs.push(cfg);
+        }
+        let mut req = IncrementalAlterConfigsRequest::default();
+        req.resources = vec![res];
+        req
+    };
+    // kafka-reassign-partitions.sh --verify clears its throttles this way.
+    let throttles = [
+        ("leader.replication.throttled.rate", 1),
+        ("follower.replication.throttled.rate", 1),
+        ("replica.alter.log.dirs.io.max.bytes.per.second", 1),
+    ];
+    for (ops, code) in [
+        (&throttles[..], 0),
+        (&[("log.cleaner.threads", 1)][..], 0),
+        (&[("log.dirs", 1)][..], 42),
+        (&[("leader.replication.throttled.rate", 0)][..], 42),
+    ] {
+        let r: IncrementalAlterConfigsResponse = c
+            .request(ApiKey::IncrementalAlterConfigs, 1, &alter(ops))
+            .await;
+        assert_eq!(r.responses[0].error_code, code, "{ops:?}");
+    }
+    b.stop().await;
+}

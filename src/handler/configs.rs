@@ -244,6 +244,34 @@ fn broker_refusal(broker: &Broker, name: &str) -> (ResponseError, String) {
     )
 }
 
+/// Broker configs have no dynamic values in gregor, so deleting dynamic ones (as
+/// kafka-reassign-partitions.sh does with its throttles) changes nothing and succeeds, as deleting
+/// an unset dynamic config does in Kafka; any other operation, or deleting a key Kafka cannot
+/// change at runtime, is refused.
+fn broker_deletes(
+    broker: &Broker,
+    name: &str,
+    ops: &[(&str, i8)],
+) -> Result<(), (ResponseError, String)> {
+    let refusal = broker_refusal(broker, name);
+    if refusal.1.starts_with("Unexpected broker id") {
+        return Err(refusal);
+    }
+    let read_only = |key: &str| {
+        crate::config::broker_configs::BROKER_CONFIGS
+            .iter()
+            .any(|d| d.name == key && d.read_only)
+    };
+    if ops
+        .iter()
+        .all(|(key, op)| *op == OP_DELETE && !read_only(key))
+    {
+        Ok(())
+    } else {
+        Err(refusal)
+    }
+}
+
 pub async fn alter(
     broker: &Arc<Broker>,
     _ctx: &Ctx,
@@ -359,7 +387,14 @@ pub async fn incremental_alter(
                     }
                 }
             },
-            RESOURCE_BROKER => Err(broker_refusal(broker, &res.resource_name)),
+            RESOURCE_BROKER => {
+                let keys: Vec<(&str, i8)> = res
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.config_operation))
+                    .collect();
+                broker_deletes(broker, &res.resource_name, &keys)
+            }
             other => Err((
                 ResponseError::InvalidRequest,
                 format!("Unsupported resource type {other}"),

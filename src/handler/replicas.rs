@@ -21,9 +21,6 @@ const ELECTION_TYPES: std::ops::RangeInclusive<i8> = 0..=1;
 /// Kafka's `Errors.ELECTION_NOT_NEEDED.message()`, which its controller sends with the code.
 const ELECTION_NOT_NEEDED_MESSAGE: &str = "Leader election not needed for topic partition.";
 
-/// Kafka's `Errors.NO_REASSIGNMENT_IN_PROGRESS.message()`.
-const NO_REASSIGNMENT_MESSAGE: &str = "No partition reassignment is in progress.";
-
 fn partition_result(partition: i32, error: ResponseError, message: String) -> PartitionResult {
     let mut r = PartitionResult::default();
     r.partition_id = partition;
@@ -128,12 +125,10 @@ fn check_reassignment(
             format!("Unable to find partition {topic}:{partition}."),
         ));
     }
-    // A null replica list cancels a reassignment; none is ever in progress here.
+    // A null replica list cancels a reassignment; none is ever in progress here. (Kafka 4.1
+    // answers this one with a null message.)
     let Some(replicas) = replicas else {
-        return Err((
-            ResponseError::NoReassignmentInProgress,
-            NO_REASSIGNMENT_MESSAGE.to_string(),
-        ));
+        return Err((ResponseError::NoReassignmentInProgress, String::new()));
     };
     // Every partition has one replica (this broker).
     if !allow_rf_change && replicas.len() != 1 {
@@ -200,7 +195,7 @@ pub async fn alter_partition_reassignments(
             if let Err((e, m)) = checked {
                 tracing::info!(topic = %t.name.0, partition = p.partition_index, error = ?e, "reassignment refused: {m}");
                 rp.error_code = e.code();
-                rp.error_message = Some(str_bytes(&m));
+                rp.error_message = (!m.is_empty()).then(|| str_bytes(&m));
             }
             rt.partitions.push(rp);
         }
