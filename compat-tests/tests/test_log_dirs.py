@@ -12,11 +12,9 @@ import socket
 import struct
 import time
 
-import pytest
-
 from harness import clients as C
 from harness.admin import tool
-from harness.broker import Broker, api_versions_v0, is_kafka
+from harness.broker import Broker
 
 LOG_DIR_NOT_FOUND = 57
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -129,10 +127,6 @@ def scenario(tmp_path, move):
     b = Broker(work, overrides={"log.dirs": f"{d1},{d2}"})
     try:
         b.start()
-        if move is move_with_reassign_tool and not is_kafka() and \
-                45 not in api_versions_v0(b.host, b.port):
-            pytest.skip("gregor has no AlterPartitionReassignments (key 45) yet, which "
-                        "kafka-reassign-partitions.sh sends before AlterReplicaLogDirs")
         t = C.unique_name("jbod")
         C.create_topic(b.bootstrap, t, 4)
         recs = [C.Rec(b"k%d" % i, b"p%d-v%d" % (p, i), (), p) for p in range(4) for i in range(20)]
