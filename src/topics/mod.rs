@@ -12,6 +12,11 @@ use uuid::Uuid;
 use crate::log::{now_ms, LogConfig, Partition, PartitionKey};
 use crate::meta::{Meta, Placement, TopicRecord};
 
+mod dirs;
+use dirs::{
+    delete_name, future_name, next_log_dirs, partition_dir, partition_name, remove_copy, Stray,
+};
+
 /// Kafka's limit on topic name length.
 const MAX_NAME_LEN: usize = 249;
 
@@ -108,53 +113,6 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
-    log_dir.join(partition_name(topic, partition))
-}
-
-fn partition_name(topic: &str, partition: i32) -> String {
-    format!("{topic}-{partition}")
-}
-
-/// Where a move to another log dir copies a partition before the switch (Kafka's `-future`).
-fn future_name(topic: &str, partition: i32, id: &Uuid) -> String {
-    format!("{topic}-{partition}.{}-future", id.simple())
-}
-
-/// Where a partition copy goes to be removed (a deleted topic's, or a moved partition's source).
-fn delete_name(topic: &str, partition: i32, id: &Uuid) -> String {
-    format!("{topic}-{partition}.{}-delete", id.simple())
-}
-
-/// Whether `name` is one gregor gives a copy in passing (`<partition>.<32 hex>-future|-delete`).
-fn is_transient_name(name: &str) -> bool {
-    let Some(stem) = name
-        .strip_suffix("-future")
-        .or_else(|| name.strip_suffix("-delete"))
-    else {
-        return false;
-    };
-    stem.rsplit_once('.')
-        .is_some_and(|(_, id)| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// Renames a partition copy out of the way (durably), then removes it.
-fn remove_copy(dir: &Path, doomed: &Path) -> io::Result<()> {
-    std::fs::rename(dir, doomed)?;
-    if let Some(parent) = doomed.parent() {
-        crate::log::relocate::sync_dir(parent)?;
-    }
-    std::fs::remove_dir_all(doomed)
-}
-
-/// Log dirs in the order new partitions go to them, as Kafka's `LogManager.nextLogDirs`: fewest
-/// partitions first, ties in configured order.
-fn next_log_dirs(log_dirs: &[PathBuf], counts: &HashMap<PathBuf, usize>) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..log_dirs.len()).collect();
-    order.sort_by_key(|&i| counts.get(&log_dirs[i]).copied().unwrap_or(0));
-    order
-}
-
 impl Topics {
     /// Loads every persisted topic and opens (recovering) its partitions, each in the log dir
     /// that holds it. `log_dirs` are canonical; the first holds the meta store.
@@ -181,9 +139,11 @@ impl Topics {
             topics.insert(topic);
         }
         topics.meta.flush_blocking()?;
-        // The first log dir is gregor's own (format file, meta store): a directory no topic owns
-        // there is an unfinished create or delete. In the others only gregor's transient copies
-        // are removed; anything else is left alone.
+        // Directories no known topic owns: gregor's transient copies are removed; a partition
+        // directory that names its topic (`partition.metadata`) rebuilds that topic (its record
+        // was lost with the meta store, or its create did not finish); anything else is not
+        // gregor's and is left alone. Nothing gregor did not create is ever deleted.
+        let mut strays: BTreeMap<Uuid, Vec<(String, i32, usize)>> = BTreeMap::new();
         for (i, log_dir) in log_dirs.iter().enumerate() {
             for entry in std::fs::read_dir(log_dir)? {
                 let entry = entry?;
@@ -195,15 +155,59 @@ impl Topics {
                 {
                     continue;
                 }
-                if i == 0 || is_transient_name(&name) {
-                    tracing::warn!(dir = %entry.path().display(), "removing a partition directory no topic owns (an unfinished create, delete or move)");
-                    std::fs::remove_dir_all(entry.path())?;
-                } else {
-                    tracing::warn!(dir = %entry.path().display(), "leaving alone a directory in a log dir that no topic owns");
+                match dirs::classify(&entry.path(), &name) {
+                    Stray::Transient => {
+                        tracing::warn!(dir = %entry.path().display(), "removing the copy of an unfinished delete or move");
+                        std::fs::remove_dir_all(entry.path())?;
+                    }
+                    Stray::Partition {
+                        topic,
+                        partition,
+                        id,
+                    } => strays.entry(id).or_default().push((topic, partition, i)),
+                    Stray::Foreign => {
+                        tracing::warn!(dir = %entry.path().display(), "leaving alone a directory in a log dir that is not gregor's");
+                    }
                 }
             }
         }
+        for (id, parts) in strays {
+            topics.adopt(id, parts)?;
+        }
         Ok(topics)
+    }
+
+    /// Rebuilds the record of a topic whose partition directories were found without one, with
+    /// default configs (its overrides, like its committed offsets, lived in the lost record).
+    /// Directories that disagree on the name, or whose name or id another topic has, are left
+    /// alone.
+    fn adopt(&self, id: Uuid, parts: Vec<(String, i32, usize)>) -> io::Result<()> {
+        let name = parts[0].0.clone();
+        let taken = self.get(&name).is_some() || self.get_by_id(&id).is_some();
+        if taken || parts.iter().any(|(t, _, _)| *t != name) {
+            for (t, p, d) in &parts {
+                tracing::warn!(dir = %partition_dir(&self.log_dirs[*d], t, *p).display(), "leaving alone a partition directory whose topic name or id another topic has");
+            }
+            return Ok(());
+        }
+        let partitions = parts.iter().map(|(_, p, _)| p + 1).max().unwrap_or(0);
+        let mut dirs = self.place(partitions);
+        for (_, p, d) in &parts {
+            dirs[*p as usize] = *d;
+        }
+        let record = TopicRecord {
+            name: name.clone(),
+            id,
+            partitions,
+            configs: BTreeMap::new(),
+        };
+        let topic = self.open_topic(&record, &dirs)?;
+        self.record_placements(id, 0, &dirs)?;
+        self.meta.put_topic(&record)?;
+        self.meta.flush_blocking()?;
+        self.insert(topic);
+        tracing::warn!(topic = %name, %id, partitions, found = parts.len(), "rebuilt a topic from its partition directories (its record was missing from the meta store); its config overrides are back to the defaults");
+        Ok(())
     }
 
     fn dir_index(&self, dir: &str) -> Option<usize> {
@@ -262,9 +266,22 @@ impl Topics {
                 }
             }
         }
-        let holders: Vec<usize> = (0..self.log_dirs.len())
+        let mut holders: Vec<usize> = (0..self.log_dirs.len())
             .filter(|&i| self.log_dirs[i].join(&name).is_dir())
             .collect();
+        if holders.is_empty() {
+            // A delete renames the directories aside before it removes the record: with the
+            // record still here the delete did not happen, so the directory comes back.
+            let doomed = delete_name(&record.name, p, &record.id);
+            if let Some(i) =
+                (0..self.log_dirs.len()).find(|&i| self.log_dirs[i].join(&doomed).is_dir())
+            {
+                std::fs::rename(self.log_dirs[i].join(&doomed), self.log_dirs[i].join(&name))?;
+                crate::log::relocate::sync_dir(&self.log_dirs[i])?;
+                tracing::warn!(partition = %name, dir = %self.log_dirs[i].display(), "restored a partition whose topic delete did not finish");
+                holders.push(i);
+            }
+        }
         let chosen = match chosen {
             Some(i) => i,
             None if holders.len() == 1 => holders[0],
@@ -341,15 +358,16 @@ impl Topics {
             partition: p,
         };
         let dir = partition_dir(&self.log_dirs[log_dir], &record.name, p);
-        Partition::open(
+        let partition = Partition::open(
             key,
             name.clone(),
-            dir,
+            dir.clone(),
             crate::config::topic::log_config(&self.log_config, &record.configs),
             self.meta.clone(),
             now_ms(),
-        )
-        .map(Arc::new)
+        )?;
+        dirs::write_partition_metadata(&dir, &record.id)?;
+        Ok(Arc::new(partition))
     }
 
     /// Records where new partitions live (with the topic record, in the same flush).
@@ -568,21 +586,26 @@ impl Topics {
         let partitions = topic.partitions.clone();
         let _ =
             tokio::task::spawn_blocking(move || partitions.iter().for_each(|p| p.retire())).await;
+        // The directories are renamed aside first (durably), then the record goes: a crash
+        // before the record is gone restores them; after, start-up removes the renamed copies.
+        // A partition directory is never left under its own name without its topic's record.
+        let mut doomed = Vec::with_capacity(topic.partitions.len());
+        for (p, part) in (0..record.partitions).zip(&topic.partitions) {
+            let dir = part.dir();
+            let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+            let to = parent.join(delete_name(&record.name, p, &record.id));
+            std::fs::rename(&dir, &to)
+                .and_then(|_| crate::log::relocate::sync_dir(&parent))
+                .map_err(TopicError::storage)?;
+            doomed.push(to);
+        }
         self.meta
             .delete_topic(&record)
             .map_err(TopicError::storage)?;
         self.meta.flush().await.map_err(TopicError::storage)?;
-        for (p, part) in (0..record.partitions).zip(&topic.partitions) {
-            let dir = part.dir();
-            let doomed = dir.parent().unwrap_or(Path::new(".")).join(delete_name(
-                &record.name,
-                p,
-                &record.id,
-            ));
-            if let Err(e) =
-                std::fs::rename(&dir, &doomed).and_then(|_| std::fs::remove_dir_all(&doomed))
-            {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's data");
+        for dir in doomed {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's data (start-up will)");
             }
         }
         tracing::info!(topic = %record.name, "deleted topic");

@@ -1,0 +1,178 @@
+//! What gregor keeps in a log dir besides segments: partition directory names (`<topic>-<n>`, and
+//! the `-future` / `-delete` copies of a move or a delete in passing), each partition's
+//! `partition.metadata` (Kafka's format: the topic id, so a directory says which topic it belongs
+//! to), and the order new partitions are placed in.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+pub(super) fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    log_dir.join(partition_name(topic, partition))
+}
+
+pub(super) fn partition_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// Where a move to another log dir copies a partition before the switch (Kafka's `-future`).
+pub(super) fn future_name(topic: &str, partition: i32, id: &Uuid) -> String {
+    format!("{topic}-{partition}.{}-future", id.simple())
+}
+
+/// Where a partition copy goes to be removed (a deleted topic's, or a moved partition's source).
+pub(super) fn delete_name(topic: &str, partition: i32, id: &Uuid) -> String {
+    format!("{topic}-{partition}.{}-delete", id.simple())
+}
+
+/// Whether `name` is one gregor gives a copy in passing (`<partition>.<32 hex>-future|-delete`).
+pub(super) fn is_transient_name(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix("-future")
+        .or_else(|| name.strip_suffix("-delete"))
+    else {
+        return false;
+    };
+    stem.rsplit_once('.')
+        .is_some_and(|(_, id)| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Renames a partition copy out of the way (durably), then removes it.
+pub(super) fn remove_copy(dir: &Path, doomed: &Path) -> io::Result<()> {
+    std::fs::rename(dir, doomed)?;
+    if let Some(parent) = doomed.parent() {
+        crate::log::relocate::sync_dir(parent)?;
+    }
+    std::fs::remove_dir_all(doomed)
+}
+
+/// Log dirs in the order new partitions go to them, as Kafka's `LogManager.nextLogDirs`: fewest
+/// partitions first, ties in configured order.
+pub(super) fn next_log_dirs(log_dirs: &[PathBuf], counts: &HashMap<PathBuf, usize>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..log_dirs.len()).collect();
+    order.sort_by_key(|&i| counts.get(&log_dirs[i]).copied().unwrap_or(0));
+    order
+}
+
+/// Kafka's per-partition file naming its topic's id (`PartitionMetadataFile`).
+pub(super) const PARTITION_METADATA: &str = "partition.metadata";
+
+/// A topic id as Kafka writes it: URL-safe base64 of its 16 bytes, without padding.
+fn kafka_uuid(id: &Uuid) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn parse_kafka_uuid(s: &str) -> Option<Uuid> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
+    Uuid::from_slice(&bytes).ok().filter(|id| !id.is_nil())
+}
+
+/// Writes a partition directory's `partition.metadata` (durably) unless it already names `id`.
+pub(super) fn write_partition_metadata(dir: &Path, id: &Uuid) -> io::Result<()> {
+    let path = dir.join(PARTITION_METADATA);
+    let text = format!("version: 0\ntopic_id: {}\n", kafka_uuid(id));
+    if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+        return Ok(());
+    }
+    let tmp = dir.join(format!("{PARTITION_METADATA}.tmp"));
+    std::fs::write(&tmp, &text)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    crate::log::relocate::sync_dir(dir)
+}
+
+/// The topic id a partition directory's `partition.metadata` names, if it is readable and valid.
+fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "version: 0" {
+        return None;
+    }
+    parse_kafka_uuid(lines.next()?.trim().strip_prefix("topic_id:")?.trim())
+}
+
+/// A directory found in a log dir that no known topic owns.
+#[derive(Debug, PartialEq)]
+pub(super) enum Stray {
+    /// A `-future` or `-delete` copy gregor made in passing: removed.
+    Transient,
+    /// A partition directory that names its topic: its topic is rebuilt from it.
+    Partition {
+        topic: String,
+        partition: i32,
+        id: Uuid,
+    },
+    /// Anything else: not gregor's, left alone.
+    Foreign,
+}
+
+pub(super) fn classify(path: &Path, name: &str) -> Stray {
+    if is_transient_name(name) {
+        return Stray::Transient;
+    }
+    let Some((topic, partition)) = name.rsplit_once('-') else {
+        return Stray::Foreign;
+    };
+    let partition = match partition.parse::<i32>() {
+        Ok(p) if p >= 0 && p.to_string() == partition => p,
+        _ => return Stray::Foreign,
+    };
+    if super::validate_name(topic).is_err() {
+        return Stray::Foreign;
+    }
+    match read_partition_metadata(path) {
+        Some(id) => Stray::Partition {
+            topic: topic.to_string(),
+            partition,
+            id,
+        },
+        None => Stray::Foreign,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_metadata_round_trips_in_kafkas_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        write_partition_metadata(dir.path(), &id).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(PARTITION_METADATA)).unwrap();
+        assert_eq!(text, "version: 0\ntopic_id: ASNFZ4mrze8BI0VniavN7w\n");
+        assert_eq!(read_partition_metadata(dir.path()), Some(id));
+    }
+
+    #[test]
+    fn only_named_partition_dirs_and_transient_copies_are_gregors() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::from_u128(7);
+        let part = dir.path().join("orders-3");
+        std::fs::create_dir(&part).unwrap();
+        write_partition_metadata(&part, &id).unwrap();
+        let want = Stray::Partition {
+            topic: "orders".into(),
+            partition: 3,
+            id,
+        };
+        assert_eq!(classify(&part, "orders-3"), want);
+        let copy = format!("orders-3.{}-delete", id.simple());
+        assert_eq!(classify(&dir.path().join(&copy), &copy), Stray::Transient);
+        // A look-alike without gregor's file, and other names, are someone else's.
+        for name in ["photos", "lost+found", ".git", "orders-4", "x-01", "y--1"] {
+            std::fs::create_dir_all(dir.path().join(name)).unwrap();
+            assert_eq!(
+                classify(&dir.path().join(name), name),
+                Stray::Foreign,
+                "{name}"
+            );
+        }
+    }
+}
