@@ -711,10 +711,10 @@ async fn every_api_answers_at_every_advertised_version() {
     let log_dir = b.broker.config.log_dirs[0].display().to_string();
     for v in versions::<AlterReplicaLogDirsRequest>(ApiKey::AlterReplicaLogDirs) {
         let mut req = AlterReplicaLogDirsRequest::default();
-        for path in [log_dir.as_str(), "/no/such/dir"] {
+        for (partition, path) in [(0, log_dir.as_str()), (1, "/no/such/dir")] {
             let mut t = alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
             t.name = name(topic);
-            t.partitions = vec![0];
+            t.partitions = vec![partition];
             let mut d = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
             d.path = s(path);
             d.topics.push(t);

@@ -292,8 +292,16 @@ async fn alter_replica_log_dirs_errors_as_kafka() {
         alter(&mut c, &adir, "err", vec![7]).await,
         vec![(7, UNKNOWN_TOPIC_OR_PARTITION)]
     );
-    // Already there: success, nothing moves.
-    assert_eq!(alter(&mut c, &adir, "err", vec![0]).await, vec![(0, 0)]);
+    // The path is compared as Kafka compares it: exactly, not normalised.
+    for dir in [format!("{adir}/"), format!("{adir}/../a")] {
+        assert_eq!(
+            alter(&mut c, &dir, "err", vec![0]).await,
+            vec![(0, LOG_DIR_NOT_FOUND)],
+            "{dir}"
+        );
+    }
+    // Already there: success, nothing moves; a partition named twice gets one result.
+    assert_eq!(alter(&mut c, &adir, "err", vec![0, 0]).await, vec![(0, 0)]);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(a.join("err-0").is_dir());
     broker.stop().await;

@@ -306,6 +306,34 @@ async fn produce_v13_names_topics_by_id() {
 }
 
 #[tokio::test]
+async fn a_partition_named_twice_in_a_produce_is_appended_once_with_its_last_records() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "dup", 2).await;
+    let mut req = produce_req("dup", 0, batch(&[b"first"], None), -1);
+    let again = produce_req("dup", 0, batch(&[b"second", b"third"], None), -1);
+    let other = produce_req("dup", 1, batch(&[b"other"], None), -1);
+    req.topic_data.extend(again.topic_data);
+    req.topic_data.extend(other.topic_data);
+    let resp: ProduceResponse = c.request(ApiKey::Produce, 9, &req).await;
+    let got: Vec<(String, i32, i16, i64)> = resp
+        .responses
+        .iter()
+        .flat_map(|t| {
+            t.partition_responses
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.index, p.error_code, p.base_offset))
+        })
+        .collect();
+    assert_eq!(got, vec![("dup".into(), 0, 0, 0), ("dup".into(), 1, 0, 0)]);
+    // Only the last mention's two records went in.
+    assert_eq!(
+        produce(&mut c, "dup", 0, batch(&[b"next"], None)).await,
+        (0, 2)
+    );
+}
+
+#[tokio::test]
 async fn idempotent_retries_are_deduplicated_and_gaps_refused() {
     let b = TestBroker::start(&[]).await;
     let mut c = b.client().await;

@@ -80,42 +80,59 @@ pub async fn describe(
     Some(resp)
 }
 
+/// A partition of an AlterReplicaLogDirs request and the log dir it should go to (if one of ours).
+type Wanted = (i32, Option<usize>);
+
 pub async fn alter(
     broker: &Arc<Broker>,
     _ctx: &Ctx,
     req: AlterReplicaLogDirsRequest,
 ) -> Option<AlterReplicaLogDirsResponse> {
-    let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::new();
-    // One result per topic name, however many dirs name it (a map, not a scan: a request may name
-    // many topics).
-    let mut index: HashMap<TopicName, usize> = HashMap::new();
+    // As Kafka (a map from partition to dir): a partition named more than once goes to the last
+    // dir naming it, with one result and one move. Results are per topic, in first-seen order.
+    let mut wanted: Vec<(TopicName, Vec<Wanted>)> = Vec::new();
+    let mut topic_index: HashMap<TopicName, usize> = HashMap::new();
+    let mut partition_index: HashMap<(usize, i32), usize> = HashMap::new();
     for dir in req.dirs {
         let target = broker.topics.find_log_dir(dir.path.as_str());
         for t in dir.topics {
-            let topic = broker.topics.get(t.name.0.as_str());
-            let i = *index.entry(t.name.clone()).or_insert_with(|| {
-                let mut r = AlterReplicaLogDirTopicResult::default();
-                r.topic_name = t.name.clone();
-                results.push(r);
-                results.len() - 1
+            let ti = *topic_index.entry(t.name.clone()).or_insert_with(|| {
+                wanted.push((t.name.clone(), Vec::new()));
+                wanted.len() - 1
             });
             for p in t.partitions {
-                let part = topic.as_ref().and_then(|t| t.partition(p));
-                let error = match (target, part) {
-                    // As Kafka: the directory is checked first.
-                    (None, _) => ResponseError::LogDirNotFound.code(),
-                    (Some(_), None) => ResponseError::UnknownTopicOrPartition.code(),
-                    (Some(to), Some(part)) => {
-                        spawn_move(broker, topic.clone().expect("found"), part.clone(), to);
-                        0
+                match partition_index.get(&(ti, p)) {
+                    Some(&pi) => wanted[ti].1[pi].1 = target,
+                    None => {
+                        partition_index.insert((ti, p), wanted[ti].1.len());
+                        wanted[ti].1.push((p, target));
                     }
-                };
-                let mut r = AlterReplicaLogDirPartitionResult::default();
-                r.partition_index = p;
-                r.error_code = error;
-                results[i].partitions.push(r);
+                }
             }
         }
+    }
+    let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::with_capacity(wanted.len());
+    for (name, partitions) in wanted {
+        let topic = broker.topics.get(name.0.as_str());
+        let mut r = AlterReplicaLogDirTopicResult::default();
+        for (p, target) in partitions {
+            let part = topic.as_ref().and_then(|t| t.partition(p));
+            let error = match (target, part) {
+                // As Kafka: the directory is checked first.
+                (None, _) => ResponseError::LogDirNotFound.code(),
+                (Some(_), None) => ResponseError::UnknownTopicOrPartition.code(),
+                (Some(to), Some(part)) => {
+                    spawn_move(broker, topic.clone().expect("found"), part.clone(), to);
+                    0
+                }
+            };
+            let mut pr = AlterReplicaLogDirPartitionResult::default();
+            pr.partition_index = p;
+            pr.error_code = error;
+            r.partitions.push(pr);
+        }
+        r.topic_name = name;
+        results.push(r);
     }
     let mut resp = AlterReplicaLogDirsResponse::default();
     resp.results = results;

@@ -3,15 +3,19 @@
 //! before acknowledging, and answers per partition. acks=0 sends nothing back, except that, as in
 //! Kafka, an error closes the connection so the producer notices.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
+use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
@@ -95,6 +99,39 @@ fn check_single_batch(
     Ok(())
 }
 
+/// Kafka reads a produce request into a map from partition to records: a topic named twice is one
+/// topic, and a partition named twice is appended once, with the records of its last mention.
+fn merge_duplicates(topics: Vec<TopicProduceData>, version: i16) -> Vec<TopicProduceData> {
+    let mut out: Vec<TopicProduceData> = Vec::with_capacity(topics.len());
+    let mut by_topic: HashMap<(TopicName, Uuid), usize> = HashMap::new();
+    let mut by_partition: HashMap<(usize, i32), usize> = HashMap::new();
+    for t in topics {
+        let key = if version >= 13 {
+            (TopicName::default(), t.topic_id)
+        } else {
+            (t.name.clone(), Uuid::nil())
+        };
+        let i = *by_topic.entry(key).or_insert_with(|| {
+            let mut first = TopicProduceData::default();
+            first.name = t.name.clone();
+            first.topic_id = t.topic_id;
+            out.push(first);
+            out.len() - 1
+        });
+        for p in t.partition_data {
+            let merged = &mut out[i].partition_data;
+            match by_partition.entry((i, p.index)) {
+                Entry::Occupied(e) => merged[*e.get()] = p,
+                Entry::Vacant(e) => {
+                    e.insert(merged.len());
+                    merged.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &Ctx,
@@ -108,7 +145,10 @@ pub async fn handle(
     let mut any_error = false;
     // A nearly full log dir refuses appends before the disk is actually full (see disk_space).
     let disk_low = broker.disk.low();
-    for (ti, t) in req.topic_data.into_iter().enumerate() {
+    for (ti, t) in merge_duplicates(req.topic_data, version)
+        .into_iter()
+        .enumerate()
+    {
         // v13+ names topics by id (KIP-516); an unknown id is UNKNOWN_TOPIC_ID, as in Kafka.
         let by_id = version >= 13;
         let topic = if by_id {

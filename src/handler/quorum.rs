@@ -27,8 +27,8 @@ pub async fn describe(
     req: DescribeQuorumRequest,
 ) -> Option<DescribeQuorumResponse> {
     let version = ctx.header.request_api_version;
+    // Kafka 4.1.1 sends empty (not null) messages on success.
     let mut resp = DescribeQuorumResponse::default();
-    resp.error_message = None;
     let is_metadata_partition = match req.topics.as_slice() {
         [t] => {
             t.topic_name.0.as_str() == METADATA_TOPIC
@@ -70,7 +70,6 @@ pub async fn describe(
         voter.last_caught_up_timestamp = now;
     }
     let mut part = PartitionData::default();
-    part.error_message = None;
     part.leader_id = node;
     part.leader_epoch = 1;
     part.high_watermark = 0;

@@ -400,17 +400,10 @@ impl Topics {
         self.log_dirs.iter().position(|d| d == parent)
     }
 
-    /// Index of a log dir named by its absolute path as configured (Kafka compares canonical
-    /// paths).
+    /// Index of a log dir named exactly as DescribeLogDirs reports it (its canonical absolute
+    /// path): Kafka compares the request's string with its dirs' paths, unnormalised.
     pub fn find_log_dir(&self, path: &str) -> Option<usize> {
-        let path = Path::new(path);
-        if !path.is_absolute() {
-            return None;
-        }
-        self.log_dirs.iter().position(|d| d == path).or_else(|| {
-            let canonical = std::fs::canonicalize(path).ok()?;
-            self.log_dirs.iter().position(|d| *d == canonical)
-        })
+        self.dir_index(path)
     }
 
     /// Moves a partition to log dir `to` (AlterReplicaLogDirs): copies it there, switches over
