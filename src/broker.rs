@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::disk_space::DiskSpace;
+use crate::group::configs::GroupConfigs;
 use crate::group::Coordinator;
 use crate::handler::fetch_session::FetchSessions;
 use crate::meta::Meta;
@@ -36,6 +37,8 @@ pub struct Broker {
     pub topics: Topics,
     pub fetch_sessions: FetchSessions,
     pub groups: Arc<Coordinator>,
+    /// Dynamic group configs (DescribeConfigs / AlterConfigs of GROUP resources).
+    pub group_configs: GroupConfigs,
     /// `queued.max.request.bytes` across all connections.
     pub request_memory: RequestMemory,
     /// Free space of each log dir (`gregor.log.dir.min.free.bytes`).
@@ -136,7 +139,13 @@ impl Broker {
                 source,
             }
         })?;
+        let group_configs = GroupConfigs::open(meta.clone(), config.group_configs.clone())
+            .map_err(|source| OpenError::Io {
+                dir: dir.display().to_string(),
+                source,
+            })?;
         Ok(Broker {
+            group_configs,
             request_memory: RequestMemory::new(config.queued_max_request_bytes),
             disk: DiskSpace::new(log_dirs, config.log_dir_min_free_bytes),
             config,

@@ -1,7 +1,8 @@
 //! The sled database: topics and their ids and configs, per-partition segment indexes, producer
-//! snapshots and log start offsets, and the producer-id counter. Keys are big-endian so byte order
-//! is numeric order; each logical change is one sled batch. Anything acknowledged to a client that
-//! lives only here (topic creation, InitProducerId) is flushed before the acknowledgement.
+//! snapshots and log start offsets, groups with their offsets and dynamic configs, and the
+//! producer-id counter. Keys are big-endian so byte order is numeric order; each logical change
+//! is one sled batch. Anything acknowledged to a client that lives only here (topic creation,
+//! group configs, InitProducerId) is flushed before the acknowledgement.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -56,6 +57,8 @@ pub struct Meta {
     broker: sled::Tree,
     groups: sled::Tree,
     offsets: sled::Tree,
+    /// Dynamic group configs (config resource type GROUP): group id -> its configs.
+    group_configs: sled::Tree,
 }
 
 /// Offsets key: group and topic length-prefixed (any bytes allowed), then the partition.
@@ -130,6 +133,7 @@ impl Meta {
             groups: db.open_tree("groups").map_err(to_io)?,
             offsets: db.open_tree("offsets").map_err(to_io)?,
             placements: db.open_tree("placements").map_err(to_io)?,
+            group_configs: db.open_tree("group_configs").map_err(to_io)?,
             db,
         })
     }
@@ -228,6 +232,34 @@ impl Meta {
             batch.remove(k.map_err(to_io)?);
         }
         self.offsets.apply_batch(batch).map_err(to_io)
+    }
+
+    /// Every group's dynamic configs (the key is the whole group id).
+    pub fn group_configs(&self) -> io::Result<Vec<(String, BTreeMap<String, String>)>> {
+        self.group_configs
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(to_io)?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode(&v)?))
+            })
+            .collect()
+    }
+
+    /// Records a group's dynamic configs, forgetting the group when there are none (not yet
+    /// durable: call [`Meta::flush`] before acknowledging).
+    pub fn put_group_configs(
+        &self,
+        id: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> io::Result<()> {
+        if configs.is_empty() {
+            self.group_configs.remove(id.as_bytes()).map_err(to_io)?;
+        } else {
+            self.group_configs
+                .insert(id.as_bytes(), encode(configs)?)
+                .map_err(to_io)?;
+        }
+        Ok(())
     }
 
     /// Every committed offset: (group, topic, partition, offset).

@@ -23,6 +23,14 @@ requests, every answer exact:
   metrics only); kafka-client-metrics.sh --list / --describe and kafka-configs.sh --describe
   --entity-type client-metrics (which send it); kafka-configs.sh --describe --entity-type
   groups (ListGroups + ListConfigResources + DescribeConfigs of each group).
+- Group configs (KIP-848, resource type GROUP): kafka-configs.sh --alter / --describe [--all] /
+  --delete-config for a group with offsets and for one that exists only through its configs,
+  refusals (unknown key, outside the broker's bounds) with Kafka's messages; raw DescribeConfigs
+  (every config of any group, existing or not, in Kafka's order with type, source, synonyms and
+  documentation; an empty name refused), IncrementalAlterConfigs and AlterConfigs (every
+  refusal with Kafka's error and message, validate_only, DELETE, whole replacement) and
+  ListConfigResources (a group whose configs were all removed stays listed until a restart, as
+  in Kafka).
 """
 
 import json
@@ -160,6 +168,69 @@ def list_config_resources(b, types, version=1):
     res = r.carray(item)
     r.end()
     return err, sorted(res, key=lambda x: (x[1] or 0, x[0]))
+
+
+def _ncstr(s):
+    return _uvarint(0) if s is None else _cstr(s)
+
+
+def describe_configs(b, resources, synonyms=True, docs=True):
+    """DescribeConfigs v4: resources = [(type, name, keys or None)] -> [(error, message, type,
+    name, [(name, value, read_only, source, sensitive, [(name, value, source)], type, doc)])]"""
+    body = _carray(resources, lambda r: struct.pack(">b", r[0]) + _cstr(r[1])
+                   + _carray(r[2], _cstr) + TAGS)
+    body += struct.pack(">??", synonyms, docs) + TAGS
+    r = raw_call(b, 32, 4, body)
+    r.i32()  # throttle
+
+    def syn(r):
+        x = (r.cstr(), r.cstr(), r.i8())
+        r.tags()
+        return x
+
+    def cfg(r):
+        x = (r.cstr(), r.cstr(), r.bool(), r.i8(), r.bool(), r.carray(syn), r.i8(), r.cstr())
+        r.tags()
+        return x
+
+    def res(r):
+        x = (r.i16(), r.cstr(), r.i8(), r.cstr(), r.carray(cfg))
+        r.tags()
+        return x
+
+    out = r.carray(res)
+    r.end()
+    return out
+
+
+def _alter_response(r):
+    r.i32()  # throttle
+
+    def res(r):
+        x = (r.i16(), r.cstr(), r.i8(), r.cstr())
+        r.tags()
+        return x
+
+    out = r.carray(res)
+    r.end()
+    return out
+
+
+def incremental_alter_configs(b, resources, validate_only=False):
+    """IncrementalAlterConfigs v1: resources = [(type, name, [(key, op, value)])] ->
+    [(error, message, type, name)]"""
+    body = _carray(resources, lambda r: struct.pack(">b", r[0]) + _cstr(r[1])
+                   + _carray(r[2], lambda c: _cstr(c[0]) + struct.pack(">b", c[1])
+                             + _ncstr(c[2]) + TAGS) + TAGS)
+    return _alter_response(raw_call(b, 44, 1, body + struct.pack(">?", validate_only) + TAGS))
+
+
+def alter_configs(b, resources, validate_only=False):
+    """AlterConfigs v2: resources = [(type, name, [(key, value)])] -> [(error, message, type,
+    name)]"""
+    body = _carray(resources, lambda r: struct.pack(">b", r[0]) + _cstr(r[1])
+                   + _carray(r[2], lambda c: _cstr(c[0]) + _ncstr(c[1]) + TAGS) + TAGS)
+    return _alter_response(raw_call(b, 33, 2, body + struct.pack(">?", validate_only) + TAGS))
 
 
 def alter_partition_reassignments(b, topics, version=0):
@@ -594,3 +665,289 @@ def test_configs_describe_groups(broker):
     r = tool("kafka-configs.sh", b.bootstrap, "--describe", "--entity-type", "groups")
     assert (r.returncode, r.stdout) == (0, f"Dynamic configs for group {grp} are:\n"), \
         f"rc {r.returncode}\n{r.stdout}\n{r.stderr[-3000:]}"
+
+    # kafka-configs.sh --alter of the group and of one that exists only through its configs
+    m = Mismatches()
+    lone = C.unique_name("cfg-only-group")
+
+    def configs(*args):
+        r = tool("kafka-configs.sh", b.bootstrap, *args)
+        return r.returncode, r.stdout
+
+    def alter(group, *args):
+        return configs("--alter", "--entity-type", "groups", "--entity-name", group, *args)
+
+    def describe(*args):
+        return configs("--describe", "--entity-type", "groups", *args)
+
+    def line(key, value, source="DYNAMIC_GROUP_CONFIG"):
+        return f"  {key}={value} sensitive=false synonyms={{{source}:{key}={value}}}\n"
+
+    def done(group):
+        return 0, f"Completed updating config for group {group}.\n"
+
+    m.eq("alter grp", alter(grp, "--add-config", "consumer.session.timeout.ms=50000"), done(grp))
+    m.eq("alter lone", alter(lone, "--add-config", "consumer.heartbeat.interval.ms=6000,"
+                                                   "share.isolation.level=read_committed"),
+         done(lone))
+    grp_dynamic = (f"Dynamic configs for group {grp} are:\n"
+                   + line("consumer.session.timeout.ms", "50000"))
+    lone_dynamic = (f"Dynamic configs for group {lone} are:\n"
+                    + line("consumer.heartbeat.interval.ms", "6000")
+                    + line("share.isolation.level", "read_committed"))
+    m.eq("describe grp", describe("--entity-name", grp), (0, grp_dynamic))
+    m.eq("describe lone", describe("--entity-name", lone), (0, lone_dynamic))
+    # every group: the one with offsets (ListGroups) and the one ListConfigResources gives
+    rc, out = describe()
+    m.eq("describe every group", (rc, sorted("Dynamic" + blk for blk in out.split("Dynamic")[1:])),
+         (0, sorted([grp_dynamic, lone_dynamic])))
+    defaults = {
+        "consumer.heartbeat.interval.ms": "5000", "consumer.session.timeout.ms": "45000",
+        "share.auto.offset.reset": "latest", "share.heartbeat.interval.ms": "5000",
+        "share.isolation.level": "read_uncommitted", "share.record.lock.duration.ms": "30000",
+        "share.session.timeout.ms": "45000", "streams.heartbeat.interval.ms": "5000",
+        "streams.num.standby.replicas": "0", "streams.session.timeout.ms": "45000",
+    }
+    m.eq("describe --all grp", describe("--entity-name", grp, "--all"),
+         (0, f"All configs for group {grp} are:\n" + "".join(
+             line(k, "50000") if k == "consumer.session.timeout.ms"
+             else line(k, v, "DEFAULT_CONFIG") for k, v in sorted(defaults.items()))))
+    # a group that neither exists nor has configs: the tool says so; --all describes it anyway
+    m.eq("describe unknown", describe("--entity-name", "no-such-group"),
+         (0, "The group 'no-such-group' doesn't exist and doesn't have dynamic config.\n"))
+    m.eq("describe --all unknown", describe("--entity-name", "no-such-group", "--all"),
+         (0, "All configs for group no-such-group are:\n" + "".join(
+             line(k, v, "DEFAULT_CONFIG") for k, v in sorted(defaults.items()))))
+    m.eq("ListConfigResources [GROUP]", list_config_resources(b, [GROUP]),
+         (0, sorted([(grp, GROUP), (lone, GROUP)])))
+
+    # refusals, with Kafka's exception and message
+    for args, cause in [
+        (("--add-config", "bogus=5"), "Unknown group config name: bogus"),
+        (("--add-config", "consumer.session.timeout.ms=5"),
+         "consumer.session.timeout.ms must be greater than or equal to "
+         "group.consumer.min.session.timeout.ms"),
+        (("--add-config", "consumer.heartbeat.interval.ms=16000"),
+         "consumer.heartbeat.interval.ms must be less than or equal to "
+         "group.consumer.max.heartbeat.interval.ms"),
+    ]:
+        r = tool("kafka-configs.sh", b.bootstrap, "--alter", "--entity-type", "groups",
+                 "--entity-name", grp, *args)
+        m.eq(f"alter {args}: refused", (r.returncode, r.stdout), (1, ""))
+        m.eq(f"alter {args}: cause in stderr",
+             f"InvalidConfigurationException: {cause}\n" in r.stderr, True)
+
+    # --delete-config: nothing dynamic is left, and both groups stay listed (as in Kafka)
+    m.eq("delete grp", alter(grp, "--delete-config", "consumer.session.timeout.ms"), done(grp))
+    m.eq("delete lone", alter(lone, "--delete-config",
+                              "consumer.heartbeat.interval.ms,share.isolation.level"), done(lone))
+    m.eq("describe grp after delete", describe("--entity-name", grp),
+         (0, f"Dynamic configs for group {grp} are:\n"))
+    m.eq("describe lone after delete", describe("--entity-name", lone),
+         (0, f"Dynamic configs for group {lone} are:\n"))
+    m.eq("ListConfigResources [GROUP] after delete", list_config_resources(b, [GROUP]),
+         (0, sorted([(grp, GROUP), (lone, GROUP)])))
+    m.check()
+
+
+GROUP_CONFIG_DOCS = {
+    "consumer.session.timeout.ms":
+        "The timeout to detect client failures when using the consumer group protocol.",
+    "streams.heartbeat.interval.ms": "The heartbeat interval given to the members.",
+    "share.auto.offset.reset":
+        "The strategy to initialize the share-partition start offset. <ul><li>earliest: "
+        "automatically reset the offset to the earliest offset</li><li>latest: automatically "
+        "reset the offset to the latest offset</li><li>by_duration:&lt;duration&gt;: "
+        "automatically reset the offset to a configured duration from the current timestamp. "
+        "&lt;duration&gt; must be specified in ISO8601 format (PnDTnHnMn.nS). Negative "
+        "duration is not allowed.</li><li>anything else: throw exception to the share "
+        "consumer.</li></ul>",
+    "share.record.lock.duration.ms":
+        "The record acquisition lock duration in milliseconds for share groups.",
+    "consumer.heartbeat.interval.ms":
+        "The heartbeat interval given to the members of a consumer group.",
+    "share.session.timeout.ms":
+        "The timeout to detect client failures when using the share group protocol.",
+    "share.isolation.level":
+        "Controls how to read records written transactionally. If set to \"read_committed\", "
+        "the share group will only deliver transactional records which have been committed. If "
+        "set to \"read_uncommitted\", the share group will return all messages, even "
+        "transactional messages which have been aborted. Non-transactional records will be "
+        "returned unconditionally in either mode.",
+    "streams.session.timeout.ms":
+        "The timeout to detect client failures when using the streams group protocol.",
+    "share.heartbeat.interval.ms":
+        "The heartbeat interval given to the members of a share group.",
+    "streams.num.standby.replicas": "The number of standby replicas for each task.",
+}
+
+# Kafka's order (its hash map's), defaults and types (INT 3, STRING 2)
+GROUP_CONFIG_DEFAULTS = [
+    ("consumer.session.timeout.ms", "45000", 3),
+    ("streams.heartbeat.interval.ms", "5000", 3),
+    ("share.auto.offset.reset", "latest", 2),
+    ("share.record.lock.duration.ms", "30000", 3),
+    ("consumer.heartbeat.interval.ms", "5000", 3),
+    ("share.session.timeout.ms", "45000", 3),
+    ("share.isolation.level", "read_uncommitted", 2),
+    ("streams.session.timeout.ms", "45000", 3),
+    ("share.heartbeat.interval.ms", "5000", 3),
+    ("streams.num.standby.replicas", "0", 3),
+]
+
+INVALID_CONFIG, INVALID_REQUEST, UNKNOWN_SERVER_ERROR = 40, 42, -1
+DYNAMIC_GROUP, DEFAULT = 8, 5
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+def test_group_configs_raw(broker):
+    """DescribeConfigs, IncrementalAlterConfigs, AlterConfigs and ListConfigResources for GROUP
+    resources, exactly as Kafka 4.1.1 answers them."""
+    b = broker
+    m = Mismatches()
+
+    def described(group, dynamic=None, keys=None, synonyms=True, docs=True):
+        dynamic = dynamic or {}
+        want = []
+        for k, v, ty in GROUP_CONFIG_DEFAULTS:
+            if keys and k not in keys:
+                continue
+            value, source = (dynamic[k], DYNAMIC_GROUP) if k in dynamic else (v, DEFAULT)
+            want.append((k, value, False, source, False,
+                         [(k, value, source)] if synonyms else [], ty,
+                         GROUP_CONFIG_DOCS[k] if docs else None))
+        return [(0, "", GROUP, group, want)]
+
+    # any group, existing or not; an empty name refused; configuration keys filter
+    m.eq("describe unknown group", describe_configs(b, [(GROUP, "g1", None)]), described("g1"))
+    m.eq("describe without synonyms and docs",
+         describe_configs(b, [(GROUP, "g1", [])], synonyms=False, docs=False),
+         described("g1", synonyms=False, docs=False))
+    m.eq("describe empty name and a key filter",
+         describe_configs(b, [(GROUP, "", None),
+                              (GROUP, "g1", ["consumer.session.timeout.ms", "nope"])]),
+         [(INVALID_REQUEST, "Group name must not be empty", GROUP, "", [])]
+         + described("g1", keys=["consumer.session.timeout.ms"]))
+    m.eq("nothing listed yet", list_config_resources(b, [GROUP]), (0, []))
+
+    # every refusal (validate_only: nothing is applied either way)
+    def bad(code, msg):
+        return [(code, msg, GROUP, "gv")]
+
+    fine = [(0, None, GROUP, "gv")]
+    ge = "must be greater than or equal to"
+    le = "must be less than or equal to"
+    reset_must = ("The value must be either 'earliest', 'latest' or of the format "
+                  "'by_duration:<PnDTnHnMn.nS>'.")
+    for ops, want in [
+        ([("consumer.session.timeout.ms", SET, " 50000 ")], fine),
+        ([("nope", SET, "1"), ("aaa", SET, "x")],
+         bad(INVALID_CONFIG, "Unknown group config name: aaa")),
+        ([("consumer.session.timeout.ms", SET, "abc")],
+         bad(INVALID_CONFIG, "Invalid value abc for configuration consumer.session.timeout.ms: "
+                             "Not a number of type INT")),
+        ([("consumer.session.timeout.ms", SET, "0")],
+         bad(INVALID_CONFIG, "Invalid value 0 for configuration consumer.session.timeout.ms: "
+                             "Value must be at least 1")),
+        ([("consumer.session.timeout.ms", SET, "1000")],
+         bad(INVALID_CONFIG, f"consumer.session.timeout.ms {ge} "
+                             "group.consumer.min.session.timeout.ms")),
+        ([("consumer.session.timeout.ms", SET, "70000")],
+         bad(INVALID_CONFIG, f"consumer.session.timeout.ms {le} "
+                             "group.consumer.max.session.timeout.ms")),
+        ([("consumer.heartbeat.interval.ms", SET, "1000")],
+         bad(INVALID_CONFIG, f"consumer.heartbeat.interval.ms {ge} "
+                             "group.consumer.min.heartbeat.interval.ms")),
+        ([("share.auto.offset.reset", SET, "none")],
+         bad(INVALID_CONFIG, "Invalid value none for configuration share.auto.offset.reset: "
+                             "Invalid value `none` for configuration share.auto.offset.reset. "
+                             + reset_must)),
+        ([("share.auto.offset.reset", SET, "by_duration:PT1H")], fine),
+        ([("share.auto.offset.reset", SET, "by_duration:-PT1H")],
+         bad(INVALID_CONFIG, "Invalid value by_duration:-PT1H for configuration "
+                             "share.auto.offset.reset: Invalid value `by_duration:-PT1H` for "
+                             "configuration share.auto.offset.reset. " + reset_must)),
+        ([("share.isolation.level", SET, "READ_COMMITTED")],
+         bad(INVALID_CONFIG, "Invalid value READ_COMMITTED for configuration "
+                             "share.isolation.level: String must be one of: read_committed, "
+                             "read_uncommitted")),
+        ([("share.isolation.level", SET, " read_committed ")], fine),
+        ([("streams.num.standby.replicas", SET, "3")],
+         bad(INVALID_CONFIG, f"streams.num.standby.replicas {le} "
+                             "group.streams.max.standby.replicas")),
+        ([("streams.num.standby.replicas", SET, "-1")],
+         bad(INVALID_CONFIG, "Invalid value -1 for configuration streams.num.standby.replicas: "
+                             "Value must be at least 0")),
+        ([("share.record.lock.duration.ms", SET, "10000")],
+         bad(INVALID_CONFIG, f"share.record.lock.duration.ms {ge} "
+                             "group.share.min.record.lock.duration.ms")),
+        ([("consumer.session.timeout.ms", APPEND, "1")],
+         bad(INVALID_CONFIG, "Can't APPEND to key consumer.session.timeout.ms because its type "
+                             "is not LIST.")),
+        ([("nope", SUBTRACT, "1")],
+         bad(INVALID_CONFIG, "Can't SUBTRACT to key nope because its type is not LIST.")),
+        ([("consumer.session.timeout.ms", SET, None)],
+         bad(INVALID_REQUEST, "Null value not supported for : consumer.session.timeout.ms")),
+        ([("consumer.session.timeout.ms", SET, "50000"),
+          ("consumer.session.timeout.ms", DELETE, None)],
+         bad(INVALID_REQUEST, "Error due to duplicate config keys")),
+        ([("consumer.session.timeout.ms", DELETE, None)], fine),
+        ([("consumer.session.timeout.ms", 7, "1")], bad(UNKNOWN_SERVER_ERROR, None)),
+        ([("consumer.heartbeat.interval.ms", SET, "10000"),
+          ("consumer.session.timeout.ms", SET, "46000")], fine),
+    ]:
+        m.eq(f"validate_only {ops}", incremental_alter_configs(b, [(GROUP, "gv", ops)], True),
+             want)
+    default_group = [(INVALID_REQUEST, "Default group resources are not allowed.", GROUP, "")]
+    m.eq("empty name", incremental_alter_configs(
+        b, [(GROUP, "", [("consumer.session.timeout.ms", SET, "50000")])]), default_group)
+    m.eq("a group twice", incremental_alter_configs(b, [(GROUP, "gd", []), (GROUP, "gd", [])]),
+         [(INVALID_REQUEST, "Each resource must appear at most once.", GROUP, "gd")] * 2)
+    # changes of nothing record nothing
+    m.eq("delete on a fresh group", incremental_alter_configs(
+        b, [(GROUP, "gdel", [("consumer.session.timeout.ms", DELETE, None)])]),
+        [(0, None, GROUP, "gdel")])
+    m.eq("nothing listed after validate_only and no-ops", list_config_resources(b, [GROUP]),
+         (0, []))
+
+    # SET (values printed back parsed), whole-config checks, legacy replacement
+    m.eq("set", incremental_alter_configs(b, [(GROUP, "g1", [
+        ("consumer.session.timeout.ms", SET, " 50000 "),
+        ("share.isolation.level", SET, "read_committed")])]), [(0, None, GROUP, "g1")])
+    m.eq("describe after set", describe_configs(b, [(GROUP, "g1", None)]),
+         described("g1", {"consumer.session.timeout.ms": "50000",
+                          "share.isolation.level": "read_committed"}))
+    m.eq("heartbeat below the group's own session timeout", incremental_alter_configs(
+        b, [(GROUP, "g1", [("consumer.heartbeat.interval.ms", SET, "15000")])]),
+        [(0, None, GROUP, "g1")])
+    hb = "consumer.heartbeat.interval.ms"
+    m.eq("legacy set", alter_configs(b, [(GROUP, "g2", [(hb, "6000")])]),
+         [(0, None, GROUP, "g2")])
+    m.eq("legacy null", alter_configs(b, [(GROUP, "g2", [(hb, None)])]),
+         [(INVALID_REQUEST, f"Null value not supported for : {hb}", GROUP, "g2")])
+    m.eq("legacy unknown", alter_configs(b, [(GROUP, "g2", [("x", "1")])]),
+         [(INVALID_CONFIG, "Unknown group config name: x", GROUP, "g2")])
+    m.eq("legacy empty name", alter_configs(b, [(GROUP, "", [(hb, "6000")])]), default_group)
+    m.eq("legacy validate_only", alter_configs(b, [(GROUP, "g3", [(hb, "6000")])], True),
+         [(0, None, GROUP, "g3")])
+    m.eq("describe legacy", describe_configs(b, [(GROUP, "g2", [hb])]),
+         described("g2", {hb: "6000"}, keys=[hb]))
+    m.eq("listed", list_config_resources(b, [GROUP]), (0, [("g1", GROUP), ("g2", GROUP)]))
+
+    # removing every config of a group: it stays listed until a restart
+    m.eq("legacy replace with nothing", alter_configs(b, [(GROUP, "g2", [])]),
+         [(0, None, GROUP, "g2")])
+    m.eq("describe emptied", describe_configs(b, [(GROUP, "g2", [hb])]),
+         described("g2", keys=[hb]))
+    m.eq("delete", incremental_alter_configs(b, [(GROUP, "g1", [
+        ("consumer.session.timeout.ms", DELETE, None), ("share.isolation.level", DELETE, "")])]),
+        [(0, None, GROUP, "g1")])
+    m.eq("describe after delete", describe_configs(b, [(GROUP, "g1", None)]),
+         described("g1", {hb: "15000"}))
+    m.eq("still listed", list_config_resources(b, [GROUP]), (0, [("g1", GROUP), ("g2", GROUP)]))
+
+    b.restart()
+    m.eq("listed after restart", list_config_resources(b, [GROUP]), (0, [("g1", GROUP)]))
+    m.eq("describe after restart", describe_configs(b, [(GROUP, "g1", None)]),
+         described("g1", {hb: "15000"}))
+    m.check()

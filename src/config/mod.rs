@@ -4,6 +4,7 @@
 
 pub mod broker_configs;
 pub mod describe;
+pub mod group;
 mod kafka_keys;
 pub mod retention;
 pub mod topic;
@@ -70,6 +71,8 @@ pub struct Config {
     pub max_incremental_fetch_session_cache_slots: usize,
     pub log: LogConfig,
     pub group: GroupConfig,
+    /// The `group.{consumer,share,streams}.*` keys that default and bound group configs.
+    pub group_configs: group::GroupConfigDefaults,
     /// The log cleaner and retention checker.
     pub cleaner: CleanerConfig,
     /// `metrics.address`: where `/metrics` is served; `None` when set empty (disabled).
@@ -466,6 +469,7 @@ impl Config {
             )? as usize,
             metrics_address,
             group,
+            group_configs: group::GroupConfigDefaults::from_raw(&raw)?,
             listener,
             advertised,
             data_dir,
@@ -490,7 +494,10 @@ impl Config {
 
     fn warn_unhonoured(&self) {
         for key in self.raw.keys() {
-            if HONOURED.contains(&key.as_str()) || retention::HONOURED.contains(&key.as_str()) {
+            if HONOURED.contains(&key.as_str())
+                || retention::HONOURED.contains(&key.as_str())
+                || group::honoured(key)
+            {
                 continue;
             }
             // Only the key is logged: a value may be a secret (ssl.keystore.password, ...).

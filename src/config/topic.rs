@@ -29,6 +29,7 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    GroupConfig = 8,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,8 @@
 //! Consumer groups, classic protocol: the pure state machine ([`state`]), committed offsets
-//! ([`offsets`]) and the coordinator that runs them with timers and persistence ([`coordinator`]).
+//! ([`offsets`]) and the coordinator that runs them with timers and persistence ([`coordinator`]);
+//! dynamic group configs ([`configs`]).
 
+pub mod configs;
 pub mod coordinator;
 mod join;
 mod membership;

@@ -1,8 +1,9 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (every Kafka topic config,
-//! with source, synonyms and documentation) and for the broker (every config Kafka's broker lists,
-//! sensitive values hidden; its configs are static: altering them is refused).
+//! with source, synonyms and documentation), for the broker (every config Kafka's broker lists,
+//! sensitive values hidden; its configs are static: altering them is refused) and for groups
+//! (KIP-848 group configs, see `config::group`); ListConfigResources.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_configs_response::{
@@ -15,17 +16,13 @@ use kafka_protocol::ResponseError;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::describe;
+use crate::config::group::{AlterError, Change, OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT};
 use crate::config::topic::{self, ConfigSource, ConfigType, TOPIC_CONFIGS};
 use crate::dispatch::Ctx;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
-
-/// IncrementalAlterConfigs operations.
-const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
-const OP_APPEND: i8 = 2;
-const OP_SUBTRACT: i8 = 3;
+pub const RESOURCE_GROUP: i8 = 32;
 
 struct Entry {
     name: String,
@@ -107,6 +104,32 @@ fn broker_entries(broker: &Broker, entity_default: bool) -> Vec<Entry> {
         .collect()
 }
 
+/// A group's configs (the group need not exist, as in Kafka).
+fn group_entries(broker: &Broker, group: &str) -> Vec<Entry> {
+    let dynamic = broker.group_configs.get(group);
+    crate::config::group::entries(
+        &dynamic,
+        broker.group_configs.defaults(),
+        &broker.config.raw,
+    )
+    .into_iter()
+    .map(|e| Entry {
+        name: e.name.to_string(),
+        value: Some(e.value),
+        source: e.source,
+        synonyms: e
+            .synonyms
+            .into_iter()
+            .map(|(n, v, s)| (n, Some(v), s))
+            .collect(),
+        ty: e.ty,
+        doc: e.doc,
+        read_only: false,
+        sensitive: false,
+    })
+    .collect()
+}
+
 fn describe_entry(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
     let mut r = DescribeConfigsResourceResult::default();
     r.name = str_bytes(&e.name);
@@ -169,6 +192,11 @@ pub async fn describe(
                 ResponseError::InvalidRequest,
                 format!("Unexpected broker id, expected {}", broker.config.node_id),
             )),
+            RESOURCE_GROUP if res.resource_name.is_empty() => Err((
+                ResponseError::InvalidRequest,
+                "Group name must not be empty".to_string(),
+            )),
+            RESOURCE_GROUP => Ok(group_entries(broker, &res.resource_name)),
             other => Err((
                 ResponseError::InvalidRequest,
                 format!("Unsupported resource type {other}"),
@@ -217,7 +245,7 @@ async fn apply_topic(
 fn alter_response(
     resource_type: i8,
     name: &StrBytes,
-    r: Result<(), (ResponseError, String)>,
+    r: Result<(), AlterError>,
 ) -> alter_configs_response::AlterConfigsResourceResponse {
     let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
     out.resource_type = resource_type;
@@ -226,10 +254,27 @@ fn alter_response(
     out.error_message = None;
     if let Err((e, m)) = r {
         out.error_code = e.code();
-        out.error_message = Some(str_bytes(&m));
+        out.error_message = m.as_deref().map(str_bytes);
     }
     out
 }
+
+/// An error with a message.
+fn with_message((e, m): (ResponseError, String)) -> AlterError {
+    (e, Some(m))
+}
+
+/// Group resources named more than once in one request: Kafka refuses each of them.
+fn repeated_groups<'a>(resources: impl Iterator<Item = (i8, &'a StrBytes)>) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    resources
+        .filter(|(ty, _)| *ty == RESOURCE_GROUP)
+        .filter(|(_, name)| !seen.insert(name.as_str()))
+        .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+const REPEATED: &str = "Each resource must appear at most once.";
 
 fn broker_refusal(broker: &Broker, name: &str) -> (ResponseError, String) {
     if !name.is_empty() && name != broker.config.node_id.to_string() {
@@ -278,6 +323,11 @@ pub async fn alter(
     req: AlterConfigsRequest,
 ) -> Option<AlterConfigsResponse> {
     let mut resp = AlterConfigsResponse::default();
+    let repeated = repeated_groups(
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, &r.resource_name)),
+    );
     for res in req.resources {
         let result = match res.resource_type {
             RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
@@ -290,11 +340,30 @@ pub async fn alter(
                         .collect();
                     apply_topic(broker, &res.resource_name, configs, req.validate_only).await
                 }
-            },
-            RESOURCE_BROKER => Err(broker_refusal(broker, &res.resource_name)),
+            }
+            .map_err(with_message),
+            RESOURCE_BROKER => Err(with_message(broker_refusal(broker, &res.resource_name))),
+            RESOURCE_GROUP if repeated.contains(res.resource_name.as_str()) => {
+                Err((ResponseError::InvalidRequest, Some(REPEATED.into())))
+            }
+            RESOURCE_GROUP => {
+                let set: Vec<(&str, Option<&str>)> = res
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.value.as_deref()))
+                    .collect();
+                broker
+                    .group_configs
+                    .alter(
+                        &res.resource_name,
+                        &Change::Replace(&set),
+                        req.validate_only,
+                    )
+                    .await
+            }
             other => Err((
                 ResponseError::InvalidRequest,
-                format!("Unsupported resource type {other}"),
+                Some(format!("Unsupported resource type {other}")),
             )),
         };
         resp.responses.push(alter_response(
@@ -320,6 +389,11 @@ pub async fn incremental_alter(
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let mut resp = IncrementalAlterConfigsResponse::default();
+    let repeated = repeated_groups(
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, &r.resource_name)),
+    );
     for res in req.resources {
         let result = match res.resource_type {
             RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
@@ -386,18 +460,37 @@ pub async fn incremental_alter(
                         }
                     }
                 }
-            },
+            }
+            .map_err(with_message),
             RESOURCE_BROKER => {
                 let keys: Vec<(&str, i8)> = res
                     .configs
                     .iter()
                     .map(|c| (c.name.as_str(), c.config_operation))
                     .collect();
-                broker_deletes(broker, &res.resource_name, &keys)
+                broker_deletes(broker, &res.resource_name, &keys).map_err(with_message)
+            }
+            RESOURCE_GROUP if repeated.contains(res.resource_name.as_str()) => {
+                Err((ResponseError::InvalidRequest, Some(REPEATED.into())))
+            }
+            RESOURCE_GROUP => {
+                let ops: Vec<(&str, i8, Option<&str>)> = res
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.config_operation, c.value.as_deref()))
+                    .collect();
+                broker
+                    .group_configs
+                    .alter(
+                        &res.resource_name,
+                        &Change::Incremental(&ops),
+                        req.validate_only,
+                    )
+                    .await
             }
             other => Err((
                 ResponseError::InvalidRequest,
-                format!("Unsupported resource type {other}"),
+                Some(format!("Unsupported resource type {other}")),
             )),
         };
         let r = alter_response(res.resource_type, &res.resource_name, result);
@@ -414,7 +507,6 @@ pub async fn incremental_alter(
 /// Kafka's `ConfigResource.Type` ids that ListConfigResources (KIP-1142) lists.
 const RESOURCE_BROKER_LOGGER: i8 = 8;
 const RESOURCE_CLIENT_METRICS: i8 = 16;
-const RESOURCE_GROUP: i8 = 32;
 const LISTABLE: [i8; 5] = [
     RESOURCE_TOPIC,
     RESOURCE_BROKER,
@@ -465,7 +557,13 @@ pub async fn list_resources(
                 names.into_iter().for_each(|n| add(ty, n));
             }
             RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => add(ty, broker.config.node_id.to_string()),
-            // No client-metrics subscriptions and no group configs exist in gregor.
+            // Groups that have (or had, since start-up) dynamic configs, as Kafka lists them.
+            RESOURCE_GROUP => broker
+                .group_configs
+                .group_ids()
+                .into_iter()
+                .for_each(|g| add(ty, g)),
+            // No client-metrics subscriptions exist in gregor.
             _ => {}
         }
     }
