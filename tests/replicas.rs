@@ -220,6 +220,11 @@ async fn list_config_resources_lists_what_exists_and_refuses_unknown_types() {
         .collect();
     let node = b.broker.config.node_id.to_string();
     assert_eq!(got, vec![(2, "t".into()), (4, node.clone()), (8, node)]);
+    // Named again and again, a type is still listed once.
+    let r: ListConfigResourcesResponse = c
+        .request(ApiKey::ListConfigResources, 1, &list(vec![4; 10_000]))
+        .await;
+    assert_eq!(r.config_resources.len(), 1);
     let r: ListConfigResourcesResponse = c
         .request(ApiKey::ListConfigResources, 1, &list(vec![2, 3]))
         .await;

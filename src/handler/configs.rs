@@ -276,12 +276,26 @@ fn repeated_groups<'a>(resources: impl Iterator<Item = (i8, &'a StrBytes)>) -> B
 
 const REPEATED: &str = "Each resource must appear at most once.";
 
+/// Why an alteration of broker `name`'s configs is refused: a name that is not this broker's id
+/// (Kafka's messages), or any change at all (gregor's broker configs are static).
 fn broker_refusal(broker: &Broker, name: &str) -> (ResponseError, String) {
-    if !name.is_empty() && name != broker.config.node_id.to_string() {
-        return (
-            ResponseError::InvalidRequest,
-            format!("Unexpected broker id, expected {}", broker.config.node_id),
-        );
+    let node = broker.config.node_id;
+    if !name.is_empty() {
+        match name.parse::<i32>() {
+            Err(_) => {
+                return (
+                    ResponseError::InvalidRequest,
+                    format!("Node id must be an integer, but it is: {name}"),
+                )
+            }
+            Ok(id) if id != node => {
+                return (
+                    ResponseError::InvalidRequest,
+                    format!("Unexpected broker id, expected {node}, but received {name}"),
+                )
+            }
+            Ok(_) => {}
+        }
     }
     (
         ResponseError::InvalidRequest,
@@ -289,28 +303,16 @@ fn broker_refusal(broker: &Broker, name: &str) -> (ResponseError, String) {
     )
 }
 
-/// Broker configs have no dynamic values in gregor, so deleting dynamic ones (as
+/// Broker configs have no dynamic values in gregor, so deleting them (as
 /// kafka-reassign-partitions.sh does with its throttles) changes nothing and succeeds, as deleting
-/// an unset dynamic config does in Kafka; any other operation, or deleting a key Kafka cannot
-/// change at runtime, is refused.
+/// an unset dynamic config does in Kafka (read-only keys included); setting one is refused.
 fn broker_deletes(
     broker: &Broker,
     name: &str,
     ops: &[(&str, i8)],
 ) -> Result<(), (ResponseError, String)> {
     let refusal = broker_refusal(broker, name);
-    if refusal.1.starts_with("Unexpected broker id") {
-        return Err(refusal);
-    }
-    let read_only = |key: &str| {
-        crate::config::broker_configs::BROKER_CONFIGS
-            .iter()
-            .any(|d| d.name == key && d.read_only)
-    };
-    if ops
-        .iter()
-        .all(|(key, op)| *op == OP_DELETE && !read_only(key))
-    {
+    if refusal.1.starts_with("Cannot update") && ops.iter().all(|(_, op)| *op == OP_DELETE) {
         Ok(())
     } else {
         Err(refusal)
@@ -525,12 +527,7 @@ pub async fn list_resources(
     if ctx.header.request_api_version == 0 {
         return Some(resp);
     }
-    let types = if req.resource_types.is_empty() {
-        LISTABLE.to_vec()
-    } else {
-        req.resource_types
-    };
-    if let Some(t) = types.iter().find(|t| !LISTABLE.contains(t)) {
+    if let Some(t) = req.resource_types.iter().find(|t| !LISTABLE.contains(t)) {
         tracing::debug!(
             resource_type = t,
             "ListConfigResources: unsupported resource type"
@@ -544,6 +541,10 @@ pub async fn list_resources(
         r.resource_name = StrBytes::from_string(name);
         resp.config_resources.push(r);
     };
+    // The requested types are a set (as in Kafka): each listed once, however often it is named.
+    let types = LISTABLE
+        .into_iter()
+        .filter(|t| req.resource_types.is_empty() || req.resource_types.contains(t));
     for ty in types {
         match ty {
             RESOURCE_TOPIC => {
