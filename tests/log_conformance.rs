@@ -140,6 +140,95 @@ fn a_corrupt_batch_cuts_the_log_at_the_last_good_one() {
     assert_eq!(read_all(&p, 0).len(), 8);
 }
 
+/// A sealed segment damaged on disk (here: cut to half its size) loses only what is damaged: the
+/// segments after it stay, no offset is handed out again, and the damaged file is kept aside.
+#[test]
+fn a_damaged_sealed_segment_takes_nothing_after_it() {
+    let s = Store::new(small_segments());
+    let p = s.open();
+    append_n(&p, 100, "a");
+    let before = read_all(&p, 0);
+    let end = p.log_end_offset();
+    drop(p);
+    let logs = s.log_files();
+    assert!(logs.len() >= 6, "{} segments", logs.len());
+    let second = &logs[1];
+    let len = std::fs::metadata(second).unwrap().len();
+    let original = std::fs::read(second).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(second)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let second_base: i64 = second
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let third_base: i64 = logs[2]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let p = s.open();
+    assert_eq!(p.log_end_offset(), end, "the next offset must not go back");
+    let after = read_all(&p, 0);
+    // Everything outside the damaged segment is there, exactly.
+    let outside = |r: &&(i64, Vec<u8>)| r.0 < second_base || r.0 >= third_base;
+    let want: Vec<_> = before.iter().filter(outside).cloned().collect();
+    let got: Vec<_> = after.iter().filter(outside).cloned().collect();
+    assert_eq!(got, want);
+    // Of the damaged segment, a prefix of its records survives.
+    let kept: Vec<_> = after.iter().filter(|r| !outside(r)).cloned().collect();
+    let had: Vec<_> = before.iter().filter(|r| !outside(r)).cloned().collect();
+    assert!(!kept.is_empty() && kept.len() < had.len());
+    assert_eq!(kept[..], had[..kept.len()]);
+    // The damaged file's bytes are kept aside, not destroyed.
+    let aside = second.with_extension("log.damaged");
+    assert_eq!(
+        std::fs::read(&aside).unwrap(),
+        original[..(len / 2) as usize]
+    );
+    assert_eq!(append_n(&p, 1, "b"), vec![end]);
+    drop(p);
+    // Recovering again changes nothing.
+    let p = s.open();
+    assert_eq!(p.log_end_offset(), end + 2);
+    assert_eq!(read_all(&p, 0).len(), after.len() + 2);
+}
+
+/// The last segment cut below what the meta store durably indexed (or gone altogether): the
+/// offsets it had handed out are skipped, never handed out again.
+#[test]
+fn offsets_lost_to_damage_at_the_end_are_never_reused() {
+    for remove in [false, true] {
+        let s = Store::new(small_segments());
+        let p = s.open();
+        append_n(&p, 100, "a");
+        let end = p.log_end_offset();
+        // A clean shutdown indexes every segment durably (the active one included).
+        p.close().unwrap();
+        drop(p);
+        let last = s.log_files().pop().unwrap();
+        if remove {
+            std::fs::remove_file(&last).unwrap();
+        } else {
+            let len = std::fs::metadata(&last).unwrap().len();
+            let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+            f.set_len(len / 3).unwrap();
+        }
+        let p = s.open();
+        assert_eq!(p.log_end_offset(), end, "removed: {remove}");
+        assert_eq!(append_n(&p, 1, "b"), vec![end], "removed: {remove}");
+    }
+}
+
 #[test]
 fn delete_before_moves_the_log_start_and_removes_whole_segments() {
     let s = Store::new(small_segments());

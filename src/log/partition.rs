@@ -490,6 +490,9 @@ impl Partition {
                 std::fs::remove_file(s.path())?;
             }
         }
+        // Its durable index goes first: recovery would otherwise take the cut for damage and
+        // keep the offsets above it from being handed out again.
+        self.meta.remove_segment(self.key, base)?;
         let seg = st.segments.get_mut(&base).expect("segment present");
         seg.truncate(cut)?;
         seg.index.offsets.retain(|e| u64::from(e.position) < cut);

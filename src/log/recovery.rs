@@ -1,7 +1,9 @@
 //! Opening a partition: the segment files are the truth for the payload. Every segment is opened
 //! with the index the meta store durably holds for it; every byte beyond that index is scanned,
-//! CRC-checked and indexed again, and a torn or corrupt tail is truncated with a warning (and any
-//! later segment removed) before anything is served. Producer state is the persisted snapshot plus
+//! CRC-checked and indexed again, and a torn or corrupt tail is truncated with a warning before
+//! anything is served. Damage elsewhere (a sealed segment, or bytes the meta store had durably
+//! indexed) costs only what is damaged: the file is kept aside as `<base>.log.damaged`, the segment
+//! is served up to the damage, later segments stay, and no offset ever handed out is reused. Producer state is the persisted snapshot plus
 //! the scanned batches, or is rebuilt from every batch header when the snapshot does not line up.
 
 use std::collections::{BTreeMap, HashMap};
@@ -137,7 +139,9 @@ impl Partition {
         let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
         let mut tail_headers = Vec::new();
         let mut scan_start: Option<i64> = None;
-        let mut stop_after = None;
+        // The highest offset the meta store durably recorded as written (an index's end): the
+        // next offset never goes below it, even if the bytes behind it were damaged.
+        let mut durable_end = hint;
         for (i, &base) in bases.iter().enumerate() {
             let prev_end = segments.values().next_back().map(|s| s.index.next_offset);
             if prev_end.is_some_and(|end| base < end) {
@@ -150,10 +154,14 @@ impl Partition {
                 continue;
             }
             let index = indexes.remove(&base).unwrap_or_else(|| fresh_index(base));
+            durable_end = durable_end.max(index.next_offset);
             let mut seg = Segment::open(&dir, base, index, now_ms)?;
+            let sealed = i + 1 < bases.len();
+            let mut damaged = false;
             if seg.index.indexed_size > seg.size() {
-                tracing::warn!(topic = %topic, partition = key.partition, base_offset = base, "segment shorter than its index; rescanning it");
+                tracing::error!(topic = %topic, partition = key.partition, base_offset = base, "segment shorter than its durable index (damaged on disk); rescanning it");
                 seg.index = fresh_index(base);
+                damaged = true;
             }
             if seg.index.indexed_size < seg.size() {
                 scan_start.get_or_insert(seg.index.next_offset);
@@ -161,34 +169,59 @@ impl Partition {
                 tail_headers.extend(scanned.headers);
                 if scanned.torn {
                     let valid = seg.index.indexed_size;
-                    tracing::warn!(
-                        topic = %topic,
-                        partition = key.partition,
-                        segment = %seg.path().display(),
-                        valid_bytes = valid,
-                        dropped_bytes = seg.size() - valid,
-                        "torn or corrupt batch at the end of the log: truncating it"
-                    );
+                    if sealed || damaged {
+                        // Not a crash's torn tail: damage. Its bytes are kept aside before the
+                        // segment is cut at the damage; the segments after it stay.
+                        let aside = seg.path().with_extension("log.damaged");
+                        if !aside.exists() {
+                            std::fs::copy(seg.path(), &aside)?;
+                            std::fs::File::open(&aside)?.sync_all()?;
+                        }
+                        tracing::error!(
+                            topic = %topic,
+                            partition = key.partition,
+                            segment = %seg.path().display(),
+                            valid_bytes = valid,
+                            damaged_bytes = seg.size() - valid,
+                            copy = %aside.display(),
+                            "damaged batch inside the log: serving the segment up to it; the damaged file is kept aside, the segments after it are kept"
+                        );
+                    } else {
+                        tracing::warn!(
+                            topic = %topic,
+                            partition = key.partition,
+                            segment = %seg.path().display(),
+                            valid_bytes = valid,
+                            dropped_bytes = seg.size() - valid,
+                            "torn or corrupt batch at the end of the log: truncating it"
+                        );
+                    }
                     seg.truncate(valid)?;
-                    stop_after = Some(i);
                 }
             }
             let last_offset = seg.index.next_offset;
             segments.insert(base, seg);
-            if stop_after.is_some() {
-                for &later in &bases[i + 1..] {
-                    tracing::warn!(topic = %topic, partition = key.partition, base_offset = later, "removing segment after a truncated one");
-                    meta.remove_segment(key, later)?;
-                    std::fs::remove_file(dir.join(segment::file_name(later)))?;
-                }
-                break;
-            }
             if last_offset <= hint && bases.get(i + 1).is_some() {
                 // Wholly below the log start offset: a deletion that did not finish.
                 let seg = segments.remove(&base).expect("just inserted");
                 meta.remove_segment(key, base)?;
                 std::fs::remove_file(seg.path())?;
             }
+        }
+        // A segment the meta store knows but whose file is gone counts too.
+        for stale in indexes.values() {
+            durable_end = durable_end.max(stale.next_offset);
+        }
+        // Damage cut the last segment below what was durably written: the offsets in between
+        // were handed out, so appends go on after them (in a new segment), never reusing one.
+        let end = segments
+            .values()
+            .next_back()
+            .map_or(hint, |s| s.index.next_offset);
+        if end < durable_end {
+            tracing::error!(topic = %topic, partition = key.partition, from = end, to = durable_end, "offsets lost to damage are skipped, not reused");
+            let seg = Segment::create(&dir, durable_end, now_ms)?;
+            segments.insert(durable_end, seg);
         }
         for stale in indexes.keys() {
             meta.remove_segment(key, *stale)?;
