@@ -43,6 +43,9 @@ pub struct Broker {
     pub request_memory: RequestMemory,
     /// Free space of each log dir (`gregor.log.dir.min.free.bytes`).
     pub disk: DiskSpace,
+    /// Blocking jobs a request starts and does not wait for (log dir moves): shutdown waits for
+    /// them before it closes the logs.
+    pub background: tokio_util::task::TaskTracker,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
@@ -154,6 +157,7 @@ impl Broker {
             topics,
             fetch_sessions,
             groups: Arc::new(groups),
+            background: tokio_util::task::TaskTracker::new(),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
         })
     }

@@ -110,6 +110,14 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     {
         tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
     }
+    // A log dir move in progress finishes (or fails safely) before the logs are closed.
+    broker.background.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, broker.background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("a log dir move did not finish within {DRAIN_TIMEOUT:?}; closing anyway (start-up recovers it)");
+    }
     let b = broker.clone();
     let _ = tokio::task::spawn_blocking(move || b.close()).await;
     tracing::info!("shutdown complete");

@@ -424,3 +424,33 @@ async fn a_partition_in_two_log_dirs_stops_start_up() {
     // Nothing was deleted.
     assert!(a.join("dup-0").is_dir() && b.join("dup-0").is_dir());
 }
+
+/// Shutdown waits for a move in progress: the logs are closed after it, and a restart right
+/// away finds the partition whole (once, the mover still held the store and the restart failed).
+#[tokio::test]
+async fn shutdown_waits_for_a_move_in_progress() {
+    let mut root = tempfile::tempdir().unwrap();
+    let (a, b) = dirs(root.path());
+    let mut want = Vec::new();
+    for round in 0..6 {
+        let broker = start(root).await;
+        let mut c = broker.client().await;
+        if round == 0 {
+            create_topic(&mut c, "busy", 1).await;
+            for i in 0..200 {
+                let v = format!("v{i}-{}", "x".repeat(2000));
+                let (err, base) = produce(&mut c, "busy", 0, record(&v, 1000 + 10 * i)).await;
+                assert_eq!(err, 0);
+                want.push((base, v));
+            }
+        }
+        assert_eq!(read_all(&mut c, "busy", 0).await, want, "round {round}");
+        let to = if a.join("busy-0").is_dir() { &b } else { &a };
+        assert_eq!(
+            alter(&mut c, &canon(to), "busy", vec![0]).await,
+            vec![(0, 0)]
+        );
+        drop(c);
+        root = broker.stop().await;
+    }
+}

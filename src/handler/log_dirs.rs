@@ -148,7 +148,7 @@ fn spawn_move(
     to: usize,
 ) {
     let broker = broker.clone();
-    tokio::task::spawn_blocking(move || {
+    broker.clone().background.spawn_blocking(move || {
         let started = std::time::Instant::now();
         let from = part.dir();
         match broker.topics.move_partition(&topic, &part, to) {
