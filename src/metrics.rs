@@ -55,6 +55,7 @@ fn register_at_zero() {
         "gregor_connections_created_total",
         "gregor_group_rebalances_total",
         "gregor_group_offset_commits_total",
+        "gregor_log_preallocate_budget_exhausted_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -133,6 +134,15 @@ fn describe() {
     describe_counter!(
         "gregor_log_preallocate_errors_total",
         "Reservations ahead of appends that failed (the appends themselves go on)"
+    );
+    describe_counter!(
+        "gregor_log_preallocate_budget_exhausted_total",
+        "Appends that reserved nothing ahead because all reservations together were at gregor.log.preallocate.total.max.bytes"
+    );
+    describe_gauge!(
+        "gregor_log_preallocate_outstanding_bytes",
+        Unit::Bytes,
+        "Disk space reserved ahead of appends across all partitions (bounded by gregor.log.preallocate.total.max.bytes)"
     );
     describe_histogram!(
         "gregor_meta_flush_seconds",
@@ -358,6 +368,9 @@ async fn sample_once(broker: &Broker) {
     metrics::gauge!("gregor_meta_disk_bytes").set(broker.meta.size_on_disk() as f64);
     metrics::gauge!("gregor_request_memory_bytes").set(broker.request_memory.in_use() as f64);
     metrics::gauge!("gregor_log_dir_free_bytes").set(broker.disk.measure() as f64);
+    metrics::gauge!("gregor_log_preallocate_outstanding_bytes").set(
+        crate::log::preallocate::OUTSTANDING.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
     metrics::gauge!("gregor_alloc_lazy_reserved_bytes")
         .set(crate::alloc::LAZY_RESERVED.load(std::sync::atomic::Ordering::Relaxed) as f64);
 }

@@ -157,21 +157,60 @@ fn a_torn_tail_inside_the_reservation_is_cut_and_appends_go_on() {
     assert_eq!(values(&s.open()), want);
 }
 
+/// `preallocate=true` (any client may set it on a topic) reserves no more than the default: three
+/// one-record produces with 1 GiB segments once allocated 3.2 GB. And 0 turns reservations off.
 #[test]
-fn preallocate_true_reserves_the_whole_segment_and_zero_turns_reservations_off() {
-    let s = Store::new(config(true, 0));
+fn preallocate_true_costs_no_whole_segment_and_zero_turns_reservations_off() {
+    let s = Store::new(LogConfig {
+        segment_bytes: 1 << 30,
+        ..config(true, 256 * MIB)
+    });
     if !supported(&s) {
         return;
     }
-    let p = s.open();
-    append_big(&p, 1, 6);
-    let active = logs(&s).pop().unwrap();
-    assert!(reserved(&active) >= 3 * MIB, "the whole 4 MiB segment");
+    for _ in 0..3 {
+        let p = s.open();
+        append_big(&p, 1, 6);
+        let active = logs(&s).pop().unwrap();
+        assert!(reserved(&active) <= MIB, "{} reserved", reserved(&active));
+    }
 
     let s = Store::new(config(false, 0));
     let p = s.open();
     append_big(&p, 50, 7);
     for f in logs(&s) {
         assert!(reserved(&f) < MIB / 2, "{f:?}: nothing reserved");
+    }
+}
+
+/// All reservations together stay within `gregor.log.preallocate.total.max.bytes`, however many
+/// partitions write; past it, appends go on (and read back) without reserving.
+#[test]
+fn reservations_across_partitions_stay_within_the_total_bound() {
+    let budget = 2 * MIB;
+    let stores: Vec<Store> = (0..40)
+        .map(|_| {
+            Store::new(LogConfig {
+                preallocate_total_max_bytes: budget,
+                ..config(false, 256 * MIB)
+            })
+        })
+        .collect();
+    if !supported(&stores[0]) {
+        return;
+    }
+    let parts: Vec<Partition> = stores.iter().map(Store::open).collect();
+    let mut want = Vec::new();
+    for p in &parts {
+        want.push(append_big(p, 3, 9));
+    }
+    let total: u64 = stores.iter().flat_map(logs).map(|f| reserved(&f)).sum();
+    // Each reservation rounds up to whole 64 KiB chunks and pages: allow one chunk per partition.
+    assert!(
+        total <= budget + 40 * (64 << 10),
+        "{total} bytes reserved ahead across 40 partitions, bound {budget}"
+    );
+    for (p, w) in parts.iter().zip(&want) {
+        assert_eq!(&values(p), w);
     }
 }

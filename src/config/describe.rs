@@ -44,6 +44,11 @@ const GREGOR_KEYS: &[(&str, ConfigType, &str)] = &[
         "The largest disk reservation made ahead of a partition's appends (0: none).",
     ),
     (
+        "gregor.log.preallocate.total.max.bytes",
+        ConfigType::Long,
+        "All disk reservations made ahead of appends together, across every partition; beyond it appends go on without reserving.",
+    ),
+    (
         "gregor.produce.validate.compressed",
         ConfigType::Boolean,
         "Whether the records inside compressed batches are validated on produce.",

@@ -98,6 +98,9 @@ pub struct LogConfig {
     /// `gregor.log.preallocate.max.bytes`: the largest disk reservation made ahead of appends
     /// (0: none beyond what `preallocate` asks).
     pub preallocate_max_bytes: u64,
+    /// `gregor.log.preallocate.total.max.bytes`: all reservations ahead of appends together, across
+    /// every partition of the broker (beyond it, appends go on without reserving).
+    pub preallocate_total_max_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -126,6 +129,7 @@ impl Default for LogConfig {
             min_cleanable_ratio: 0.5,
             preallocate: false,
             preallocate_max_bytes: 256 << 20,
+            preallocate_total_max_bytes: 2 << 30,
         }
     }
 }

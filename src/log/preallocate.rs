@@ -11,12 +11,17 @@
 //! when a segment rolls), never more than [`GROWTH`] times the data already in the segment or the
 //! one before it (a slow or new partition reserves little), nor `gregor.log.preallocate.max.bytes`,
 //! and never past `segment.bytes`. Few reservations matter as much as small ones: each one can wait
-//! for bitmap I/O while it holds the file's lock. Kafka's `preallocate=true` reserves the whole
-//! segment at once. Sealed segments give their reservation back ([`release_beyond_eof`]).
+//! for bitmap I/O while it holds the file's lock. All reservations together stay within
+//! `gregor.log.preallocate.total.max.bytes` ([`OUTSTANDING`]); beyond it appends go on without
+//! reserving. `preallocate=true` (a topic config any client may set) asks for nothing more: Kafka's
+//! preallocation sets a sparse file length and costs no disk, so reserving a whole segment per
+//! partition (gigabytes for a few one-record produces) would not be what it asks for. Sealed
+//! segments give their reservation back ([`release_beyond_eof`]).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{fallocate, FallocateFlags};
@@ -36,6 +41,10 @@ pub const GROWTH: u64 = 8;
 
 static RESERVE_FAILING: Condition = Condition::new("disk space reservation failing");
 
+/// Bytes reserved ahead of appends across every partition of the process, as of each
+/// reservation's last renewal (an upper bound: appends fill reserved space between renewals).
+pub static OUTSTANDING: AtomicU64 = AtomicU64::new(0);
+
 /// The reservation ahead of one active segment.
 #[derive(Debug)]
 pub struct Reservation {
@@ -45,8 +54,10 @@ pub struct Reservation {
     max_chunk: u64,
     /// Where the segment rolls (`segment.bytes`): nothing is reserved beyond it.
     limit: u64,
-    /// `preallocate=true`: reserve up to `limit` at the first append.
-    whole_segment: bool,
+    /// `gregor.log.preallocate.total.max.bytes`: the bound on [`OUTSTANDING`].
+    budget: u64,
+    /// What this reservation adds to [`OUTSTANDING`] (space reserved beyond the data).
+    counted: u64,
     /// When the last reservation was made, and the segment's size then (the write-rate estimate).
     last: Option<(Instant, u64)>,
     /// Until then: the write rate (bytes/s) at the end of the segment before this one.
@@ -64,7 +75,8 @@ impl Reservation {
             end: size,
             max_chunk: config.preallocate_max_bytes.max(MIN_CHUNK),
             limit: config.segment_bytes,
-            whole_segment: config.preallocate,
+            budget: config.preallocate_total_max_bytes,
+            counted: 0,
             last: None,
             inherited_rate: None,
             history: 0,
@@ -97,11 +109,28 @@ impl Reservation {
             return;
         }
         let from = self.end.max(start);
+        // What was reserved before is being filled: it no longer counts as ahead.
+        self.uncount();
         let len = self.next_len(start, want, from);
+        let ahead = (from + len).saturating_sub(start + want);
+        let outstanding = OUTSTANDING.load(Ordering::Relaxed);
+        if outstanding.saturating_add(ahead) > self.budget {
+            metrics::counter!("gregor_log_preallocate_budget_exhausted_total").increment(1);
+            tracing::debug!(
+                outstanding,
+                budget = self.budget,
+                "reservations at their total bound: appending without reserving"
+            );
+            self.end = start + want;
+            self.last = Some((Instant::now(), start));
+            return;
+        }
         let began = Instant::now();
         match fallocate(file, FallocateFlags::KEEP_SIZE, from, len) {
             Ok(()) => {
                 RESERVE_FAILING.cleared();
+                self.counted = ahead;
+                OUTSTANDING.fetch_add(ahead, Ordering::Relaxed);
                 metrics::counter!("gregor_log_preallocated_bytes_total").increment(len);
                 metrics::histogram!("gregor_log_preallocate_seconds")
                     .record(began.elapsed().as_secs_f64());
@@ -124,6 +153,11 @@ impl Reservation {
     /// The segment was cut back to `len` bytes (which also drops what was reserved beyond it).
     pub fn truncated(&mut self, len: u64) {
         self.end = self.end.min(len);
+        self.uncount();
+    }
+
+    fn uncount(&mut self) {
+        OUTSTANDING.fetch_sub(std::mem::take(&mut self.counted), Ordering::Relaxed);
     }
 
     fn next_len(&self, start: u64, want: u64, from: u64) -> u64 {
@@ -131,13 +165,17 @@ impl Reservation {
             .rate(start)
             .map_or(MIN_CHUNK, |r| (r * HORIZON.as_secs_f64()) as u64);
         let cap = GROWTH.saturating_mul(start.max(self.history));
-        let mut chunk = by_rate.min(cap).clamp(MIN_CHUNK, self.max_chunk);
-        if self.whole_segment {
-            chunk = chunk.max(self.limit.saturating_sub(from));
-        }
+        let chunk = by_rate.min(cap).clamp(MIN_CHUNK, self.max_chunk);
         let chunk = chunk.min(self.limit.saturating_sub(from));
         let needed = start + want - from;
         chunk.max(needed).next_multiple_of(MIN_CHUNK)
+    }
+}
+
+impl Drop for Reservation {
+    /// The segment sealed (its space beyond the data is given back) or closed.
+    fn drop(&mut self) {
+        self.uncount();
     }
 }
 
@@ -203,9 +241,9 @@ mod tests {
             256 << 10,
             "10 s of 20 KiB/s, rounded"
         );
-        // preallocate=true: the whole segment at once.
+        // preallocate=true asks for no more (Kafka's costs no disk).
         let whole = Reservation::new(&config(256 << 20, true, 64 << 20), 0).unwrap();
-        assert_eq!(whole.next_len(0, 100, 0), 64 << 20);
+        assert_eq!(whole.next_len(0, 100, 0), MIN_CHUNK);
     }
 
     #[test]
@@ -218,8 +256,9 @@ mod tests {
             .append(true)
             .open(&path)
             .unwrap();
-        let mut r = Reservation::new(&config(256 << 20, true, 8 << 20), 0).unwrap();
-        r.before_append(&file, 0, 10);
+        // A reservation for 8 MiB of appends of which only 10 bytes came.
+        let mut r = Reservation::new(&config(256 << 20, false, 8 << 20), 0).unwrap();
+        r.before_append(&file, 0, 8 << 20);
         std::io::Write::write_all(&mut &file, &[7u8; 10]).unwrap();
         let meta = file.metadata().unwrap();
         assert_eq!(meta.len(), 10, "the length stays the data's");
