@@ -80,7 +80,7 @@ impl Segment {
         let file = OpenOptions::new()
             .create_new(true)
             .read(true)
-            .append(true)
+            .write(true)
             .open(&path)?;
         Ok(Segment {
             base_offset,
@@ -108,8 +108,10 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<Self> {
         let path = dir.join(file_name(base_offset));
-        // O_APPEND: every write lands at the end, whatever a reopen or truncation did to the position.
-        let file = OpenOptions::new().read(true).append(true).open(&path)?;
+        // Not O_APPEND: every write is positioned at the segment's logical end (`size`), so bytes
+        // a failed append left beyond it (when undoing it failed too) are overwritten, never
+        // appended after while the index points elsewhere.
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
         let size = file.metadata()?.len();
         let mut seg = Segment {
             base_offset,
@@ -169,10 +171,10 @@ impl Segment {
         });
     }
 
-    /// Appends already-validated batch pieces in one vectored write. Called with the partition lock
-    /// held; the bytes are in the page cache (surviving a process kill) when this returns. The write
-    /// is positioned (the file is in append mode, so the kernel puts it at the end either way): a
-    /// positioned write skips the file-position lock that every `writev` on a shared file takes.
+    /// Appends already-validated batch pieces in one vectored write at the segment's end (`size`).
+    /// Called with the partition lock held; the bytes are in the page cache (surviving a process
+    /// kill) when this returns. The write is positioned: it lands where the index will say it is,
+    /// and skips the file-position lock that every `writev` on a shared file takes.
     pub fn append(&mut self, pieces: &mut [IoSlice<'_>]) -> io::Result<u64> {
         let start = self.size;
         if let Some(r) = &mut self.reservation {
@@ -476,5 +478,37 @@ mod tests {
             .read_batches(h.position, 10, false)
             .unwrap()
             .is_empty());
+    }
+
+    /// Bytes beyond the segment's end (a failed append whose undo failed too) are overwritten by
+    /// the next append, which lands where its position says (with O_APPEND it landed after them).
+    #[test]
+    fn an_append_lands_at_the_logical_end_over_leftover_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 0).unwrap();
+        let first = build_batch(0, &[(None, Some(b"first"))]);
+        seg.append(&mut [IoSlice::new(&first)]).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&*seg.file, &[0xee; 37], first.len() as u64)
+            .unwrap();
+        let second = build_batch(1, &[(None, Some(b"second"))]);
+        let at = seg.append(&mut [IoSlice::new(&second)]).unwrap();
+        assert_eq!(at, first.len() as u64);
+        let on_disk = std::fs::read(seg.path()).unwrap();
+        assert_eq!(
+            &on_disk[at as usize..at as usize + second.len()],
+            &second[..]
+        );
+        drop(seg);
+        // Reopened, appends still go to the logical end it is given.
+        let index = SegmentIndex {
+            next_offset: 2,
+            indexed_size: (first.len() + second.len()) as u64,
+            ..SegmentIndex::default()
+        };
+        let mut seg = Segment::open(dir.path(), 0, index, 0).unwrap();
+        seg.truncate((first.len() + second.len()) as u64).unwrap();
+        let third = build_batch(2, &[(None, Some(b"third"))]);
+        let at = seg.append(&mut [IoSlice::new(&third)]).unwrap();
+        assert_eq!(at, (first.len() + second.len()) as u64);
     }
 }
