@@ -123,10 +123,9 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     tracing::info!("shutdown complete");
 }
 
-/// Periodic work: expire idle producer ids, honour `log.flush.interval.ms`.
+/// Periodic work: expire idle producer ids, honour `flush.ms` (topic) / `log.flush.interval.ms`.
 async fn maintenance(broker: Arc<Broker>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
-    let flush_ms = broker.config.log.flush_interval_ms;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -139,6 +138,7 @@ async fn maintenance(broker: Arc<Broker>, stop: CancellationToken) {
                 if expired > 0 {
                     tracing::debug!(topic = %topic.name, partition = p.key.partition, expired, "expired idle producer ids");
                 }
+                let flush_ms = p.config().flush_interval_ms;
                 if flush_ms != i64::MAX && p.flush_due(now, flush_ms) {
                     if let Err(e) = p.sync_to(p.log_end_offset() - 1).await {
                         tracing::error!(topic = %topic.name, partition = p.key.partition, error = %e, "scheduled fsync failed");

@@ -477,3 +477,29 @@ async fn deleting_unset_broker_configs_succeeds_and_setting_them_is_refused() {
     }
     b.stop().await;
 }
+
+/// A topic's `flush.ms` is honoured by the background flusher, whatever the broker's
+/// `log.flush.interval.ms` (it used only the broker's).
+#[tokio::test]
+async fn topic_flush_ms_is_honoured_by_the_background_flusher() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let r = create_with(&mut c, "fast-flush", &[("flush.ms", "100")]).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    create_with(&mut c, "default-flush", &[]).await;
+    for t in ["fast-flush", "default-flush"] {
+        let (err, _) = produce(&mut c, t, 0, batch(&[b"v"], None)).await;
+        assert_eq!(err, 0);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let unflushed = |t: &str| {
+        let topic = b.broker.topics.get(t).unwrap();
+        topic.partitions[0].flush_due(gregor::log::now_ms(), 0)
+    };
+    assert!(!unflushed("fast-flush"), "flush.ms=100 was not honoured");
+    assert!(
+        unflushed("default-flush"),
+        "the default (no scheduled flush) changed"
+    );
+    b.stop().await;
+}

@@ -37,6 +37,8 @@ pub(super) struct State {
     pub(super) producers: ProducerStates,
     pub(super) unflushed_messages: u64,
     pub(super) first_unflushed_ms: Option<i64>,
+    /// A segment file was created since the last fsync: its directory entry needs one too.
+    pub(super) dir_unsynced: bool,
 }
 
 /// A sealed segment whose fsync and index are to be persisted, with the checkpoint of its roll.
@@ -334,6 +336,7 @@ impl Partition {
             return Ok(None);
         }
         let mut new = Segment::create(&self.dir(), next, now_ms)?;
+        st.dir_unsynced = true;
         new.reserve_ahead(config, st.segments.values().next_back());
         tracing::debug!(topic = %self.topic, partition = self.key.partition, base_offset = next, "rolled segment");
         let sealed = st
@@ -368,17 +371,24 @@ impl Partition {
         let retired = self.retired.clone();
         let job = move || {
             let mut last = persist.lock().unwrap_or_else(|p| p.into_inner());
-            if *last >= checkpoint.snapshot_offset || retired.load(Ordering::Acquire) {
-                return; // a newer checkpoint (clean shutdown) already covers this segment
+            if retired.load(Ordering::Acquire) {
+                return;
             }
             if let Err(e) = super::preallocate::release_beyond_eof(&file) {
                 tracing::warn!(error = %e, base_offset = base, "cannot give back the space reserved beyond a sealed segment");
             }
-            let saved = file
-                .sync_data()
-                .and_then(|_| meta.save_log(key, &[(base, &index)], &checkpoint));
+            // Jobs may run out of order: each fsyncs and indexes its own segment whatever ran
+            // before it; only the checkpoint must not go back to an older one.
+            let saved = file.sync_data().and_then(|_| {
+                if *last < checkpoint.snapshot_offset {
+                    meta.save_log(key, &[(base, &index)], &checkpoint)
+                        .map(|_| *last = checkpoint.snapshot_offset)
+                } else {
+                    meta.replace_segments(key, &[], &[(base, &index)], None)
+                }
+            });
             match saved {
-                Ok(()) => *last = checkpoint.snapshot_offset,
+                Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, base_offset = base, "cannot persist a sealed segment's index; recovery will rescan it")
                 }
@@ -405,23 +415,40 @@ impl Partition {
         if *synced > offset {
             return Ok(());
         }
-        let (files, target) = {
+        let durable = *synced;
+        let (files, dir, target) = {
             let mut st = self.lock();
             st.unflushed_messages = 0;
             st.first_unflushed_ms = None;
+            // Every segment holding offsets not yet durable (a roll, or several, since the last
+            // fsync leaves more than the active one), and the directory if a file was created.
             let files: Vec<_> = st
                 .segments
                 .values()
-                .rev()
-                .take(2)
+                .filter(|s| s.index.next_offset > durable)
                 .map(|s| s.file().clone())
                 .collect();
-            (files, st.next_offset)
+            let dir = std::mem::take(&mut st.dir_unsynced).then(|| self.dir());
+            (files, dir, st.next_offset)
         };
         let started = std::time::Instant::now();
-        tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data()))
-            .await
-            .map_err(io::Error::other)??;
+        let dir_for_retry = dir.clone();
+        let synced_all = tokio::task::spawn_blocking(move || {
+            files.iter().try_for_each(|f| f.sync_data())?;
+            match &dir {
+                Some(d) => super::relocate::sync_dir(d),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        if let Err(e) = synced_all {
+            if dir_for_retry.is_some() {
+                self.lock().dir_unsynced = true;
+            }
+            return Err(e);
+        }
         metrics::histogram!("gregor_log_flush_seconds").record(started.elapsed().as_secs_f64());
         // Group commit: how many messages this one fsync made durable.
         metrics::histogram!("gregor_log_flush_messages").record((target - *synced).max(0) as f64);

@@ -267,6 +267,7 @@ impl Partition {
             producers,
             unflushed_messages: 0,
             first_unflushed_ms: None,
+            dir_unsynced: true,
         };
         Ok(Partition::from_parts(
             key,
