@@ -299,3 +299,24 @@ fn timestamp_lookup_finds_the_first_record_at_or_after() {
     assert_eq!(p.offset_for_timestamp(10_000_000).unwrap(), None);
     assert_eq!(p.max_timestamp(), Some((119, 590_001)));
 }
+
+/// Under a message-count flush policy, a retried duplicate is answered only once its batch is
+/// durable, like the original (it was answered at once, possibly before the original's fsync).
+#[test]
+fn a_retried_duplicate_waits_for_the_fsync_its_original_waits_for() {
+    for (messages, wait) in [(1, true), (u64::MAX, false)] {
+        let s = Store::new(LogConfig {
+            flush_interval_messages: messages,
+            ..LogConfig::default()
+        });
+        let p = s.open();
+        let b = common::batch(&[b"once"], Some((7, 0, 0)));
+        let first = p.append(&b, gregor::log::now_ms()).unwrap();
+        assert!(!first.duplicate);
+        assert_eq!(first.sync_needed, wait);
+        let again = p.append(&b, gregor::log::now_ms()).unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.base_offset, first.base_offset);
+        assert_eq!(again.sync_needed, wait, "flush.messages={messages}");
+    }
+}

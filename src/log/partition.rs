@@ -240,9 +240,12 @@ impl Partition {
                     last_offset: m.last_offset,
                     log_start_offset: self.log_start_offset(),
                     duplicate: true,
-                    sync_needed: false,
+                    // A retry of a batch whose first ack may still be waiting for its fsync: under
+                    // a message-count flush policy, answer it only once that batch is durable
+                    // (an fsync shared with the original, or none if it already is).
+                    sync_needed: config.flush_interval_messages != u64::MAX,
                     log_append_time: None,
-                })
+                });
             }
             SeqCheck::Reject(error) => {
                 return Err(AppendError::rejected(
