@@ -208,8 +208,12 @@ impl Partition {
                 std::fs::remove_file(seg.path())?;
             }
         }
-        // A segment the meta store knows but whose file is gone counts too.
-        for stale in indexes.values() {
+        // A segment the meta store knows but whose file is gone: its offsets are lost (and count
+        // towards the durable end).
+        for (base, stale) in &indexes {
+            if stale.next_offset > *base && stale.next_offset > hint {
+                tracing::error!(topic = %topic, partition = key.partition, base_offset = base, from = base, to = stale.next_offset, "a segment file the meta store indexed is missing: its offsets are lost");
+            }
             durable_end = durable_end.max(stale.next_offset);
         }
         // Damage cut the last segment below what was durably written: the offsets in between

@@ -87,6 +87,27 @@ pub(super) fn write_partition_metadata(dir: &Path, id: &Uuid) -> io::Result<()> 
     crate::log::relocate::sync_dir(dir)
 }
 
+/// Checks that a partition directory about to be opened for topic `id` is that topic's: a
+/// `partition.metadata` naming another id means the meta store and the directory disagree (a meta
+/// store from another broker or an older backup): nothing is opened, truncated or rewritten (Kafka
+/// refuses it too, with InconsistentTopicIdException).
+pub(super) fn check_owner(dir: &Path, id: &Uuid) -> io::Result<()> {
+    if !dir.join(PARTITION_METADATA).exists() {
+        return Ok(());
+    }
+    match read_partition_metadata(dir) {
+        Some(found) if found == *id => Ok(()),
+        found => Err(io::Error::other(format!(
+            "{} belongs to topic id {}, but the meta store gives the topic id {}: the meta store \
+             is not this data's (another broker's, or an older backup?); gregor will not open it. \
+             Move the directory or the meta store away",
+            dir.display(),
+            found.map_or_else(|| "(unreadable)".to_string(), |f| kafka_uuid(&f)),
+            kafka_uuid(id),
+        ))),
+    }
+}
+
 /// The topic id a partition directory's `partition.metadata` names, if it is readable and valid.
 fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
     let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
@@ -112,9 +133,22 @@ pub(super) enum Stray {
     Foreign,
 }
 
+/// The topic id in a transient copy's name (`<partition>.<32 hex>-future|-delete`).
+fn transient_id(name: &str) -> Option<Uuid> {
+    let stem = name
+        .strip_suffix("-future")
+        .or_else(|| name.strip_suffix("-delete"))?;
+    Uuid::try_parse(stem.rsplit_once('.')?.1).ok()
+}
+
 pub(super) fn classify(path: &Path, name: &str) -> Stray {
+    // gregor's own copy only if its partition.metadata names the id in its name: a directory a
+    // user happened to name so is left alone.
     if is_transient_name(name) {
-        return Stray::Transient;
+        return match transient_id(name) {
+            Some(id) if read_partition_metadata(path) == Some(id) => Stray::Transient,
+            _ => Stray::Foreign,
+        };
     }
     let Some((topic, partition)) = name.rsplit_once('-') else {
         return Stray::Foreign;
@@ -163,8 +197,15 @@ mod tests {
             id,
         };
         assert_eq!(classify(&part, "orders-3"), want);
+        // A copy gregor made (renamed from its partition directory) carries the id in its name
+        // and in its file; a user's directory named like one does not.
         let copy = format!("orders-3.{}-delete", id.simple());
+        std::fs::rename(&part, dir.path().join(&copy)).unwrap();
         assert_eq!(classify(&dir.path().join(&copy), &copy), Stray::Transient);
+        let fake = format!("userstuff.{}-delete", Uuid::from_u128(8).simple());
+        std::fs::create_dir_all(dir.path().join(&fake)).unwrap();
+        assert_eq!(classify(&dir.path().join(&fake), &fake), Stray::Foreign);
+        std::fs::rename(dir.path().join(&copy), &part).unwrap();
         // A look-alike without gregor's file, and other names, are someone else's.
         for name in ["photos", "lost+found", ".git", "orders-4", "x-01", "y--1"] {
             std::fs::create_dir_all(dir.path().join(name)).unwrap();

@@ -158,7 +158,9 @@ impl Topics {
                 match dirs::classify(&entry.path(), &name) {
                     Stray::Transient => {
                         tracing::warn!(dir = %entry.path().display(), "removing the copy of an unfinished delete or move");
-                        std::fs::remove_dir_all(entry.path())?;
+                        if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                            tracing::warn!(dir = %entry.path().display(), error = %e, "cannot remove it; leaving it");
+                        }
                     }
                     Stray::Partition {
                         topic,
@@ -191,6 +193,22 @@ impl Topics {
             return Ok(());
         }
         let partitions = parts.iter().map(|(_, p, _)| p + 1).max().unwrap_or(0);
+        // A partition missing in between comes back empty, unless a directory of that name is
+        // there (another topic's, or not gregor's): then nothing of this topic is opened.
+        for p in 0..partitions {
+            if parts.iter().any(|(_, q, _)| *q == p) {
+                continue;
+            }
+            if let Some(d) = self
+                .log_dirs
+                .iter()
+                .map(|d| partition_dir(d, &name, p))
+                .find(|d| d.exists())
+            {
+                tracing::warn!(dir = %d.display(), topic = %name, %id, "not rebuilding a topic: a directory it would use for a missing partition is not its own; leaving all of its directories alone");
+                return Ok(());
+            }
+        }
         let mut dirs = self.place(partitions);
         for (_, p, d) in &parts {
             dirs[*p as usize] = *d;
@@ -207,6 +225,23 @@ impl Topics {
         self.meta.flush_blocking()?;
         self.insert(topic);
         tracing::warn!(topic = %name, %id, partitions, found = parts.len(), "rebuilt a topic from its partition directories (its record was missing from the meta store); its config overrides are back to the defaults");
+        Ok(())
+    }
+
+    /// New partitions never take over a directory that is already there (a user's, or a stray
+    /// copy): the create is refused, naming it.
+    fn check_free(&self, topic: &str, partitions: std::ops::Range<i32>) -> Result<(), TopicError> {
+        for p in partitions {
+            for d in &self.log_dirs {
+                let dir = partition_dir(d, topic, p);
+                if dir.exists() {
+                    return Err(TopicError::new(
+                        ResponseError::KafkaStorageError,
+                        format!("{} already exists and is not one of gregor's partitions: move it away to create this partition", dir.display()),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -358,6 +393,7 @@ impl Topics {
             partition: p,
         };
         let dir = partition_dir(&self.log_dirs[log_dir], &record.name, p);
+        dirs::check_owner(&dir, &record.id)?;
         let partition = Partition::open(
             key,
             name.clone(),
@@ -547,6 +583,7 @@ impl Topics {
             configs,
         };
         let dirs = self.place(partitions);
+        self.check_free(&record.name, 0..partitions)?;
         let topic = self
             .open_topic(&record, &dirs)
             .map_err(TopicError::storage)?;
@@ -679,6 +716,7 @@ impl Topics {
         let mut partitions = current.partitions.clone();
         let config = crate::config::topic::log_config(&self.log_config, &current.configs);
         let dirs = self.place(count - have);
+        self.check_free(name, have..count)?;
         for (p, &d) in (have..count).zip(&dirs) {
             let key = PartitionKey {
                 topic_id: current.id,
@@ -688,11 +726,12 @@ impl Topics {
             let part = Partition::open(
                 key,
                 current.name.clone(),
-                dir,
+                dir.clone(),
                 config.clone(),
                 self.meta.clone(),
                 now_ms(),
             )
+            .and_then(|part| dirs::write_partition_metadata(&dir, &current.id).map(|_| part))
             .map_err(TopicError::storage)?;
             partitions.push(Arc::new(part));
         }
