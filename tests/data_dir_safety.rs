@@ -5,29 +5,7 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::store::decode;
 use common::*;
-
-/// Every (offset, value) of a partition from offset 0.
-async fn read_all(c: &mut Client, topic: &str, partition: i32) -> Vec<(i64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut next = 0;
-    loop {
-        let p = fetch(c, topic, partition, next).await;
-        assert_eq!(p.error_code, 0, "fetch {topic}-{partition}@{next}");
-        let recs = decode(p.records.as_ref().unwrap_or(&Bytes::new()));
-        if recs.is_empty() {
-            return out;
-        }
-        for r in recs {
-            if r.0 >= next {
-                out.push((r.0, r.2.unwrap()));
-                next = r.0 + 1;
-            }
-        }
-    }
-}
 
 /// Produces `n` one-record batches to each partition; returns what each holds.
 async fn fill(c: &mut Client, topic: &str, partitions: i32, n: usize) -> Vec<Vec<(i64, Vec<u8>)>> {

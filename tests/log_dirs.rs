@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::store::{decode, keyed_batch};
+use common::store::keyed_batch;
 use common::*;
 use kafka_protocol::messages::alter_replica_log_dirs_request::{
     AlterReplicaLogDir, AlterReplicaLogDirTopic,
@@ -53,24 +53,13 @@ fn record(value: &str, ts: i64) -> Bytes {
     )
 }
 
-/// Every (offset, value) of a partition from offset 0.
+/// Every (offset, value) of a partition from offset 0, values as text.
 async fn read_all(c: &mut Client, topic: &str, partition: i32) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    let mut next = 0;
-    loop {
-        let p = fetch(c, topic, partition, next).await;
-        assert_eq!(p.error_code, 0, "fetch {topic}-{partition}@{next}");
-        let recs = decode(p.records.as_ref().unwrap_or(&Bytes::new()));
-        if recs.is_empty() {
-            return out;
-        }
-        for r in recs {
-            if r.0 >= next {
-                out.push((r.0, String::from_utf8(r.2.unwrap()).unwrap()));
-                next = r.0 + 1;
-            }
-        }
-    }
+    common::read_all(c, topic, partition)
+        .await
+        .into_iter()
+        .map(|(o, v)| (o, String::from_utf8(v).unwrap()))
+        .collect()
 }
 
 async fn describe(c: &mut Client) -> DescribeLogDirsResponse {

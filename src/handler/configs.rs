@@ -547,16 +547,12 @@ pub async fn list_resources(
         .filter(|t| req.resource_types.is_empty() || req.resource_types.contains(t));
     for ty in types {
         match ty {
-            RESOURCE_TOPIC => {
-                let mut names: Vec<String> = broker
-                    .topics
-                    .all()
-                    .iter()
-                    .map(|t| t.name.to_string())
-                    .collect();
-                names.sort();
-                names.into_iter().for_each(|n| add(ty, n));
-            }
+            // By name, as `all` lists them.
+            RESOURCE_TOPIC => broker
+                .topics
+                .all()
+                .iter()
+                .for_each(|t| add(ty, t.name.to_string())),
             RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => add(ty, broker.config.node_id.to_string()),
             // Groups that have (or had, since start-up) dynamic configs, as Kafka lists them.
             RESOURCE_GROUP => broker

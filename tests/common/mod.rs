@@ -310,3 +310,23 @@ pub async fn fetch(
         .await;
     resp.responses[0].partitions[0].clone()
 }
+
+/// Every (offset, value) of a partition from offset 0, fetched in order.
+pub async fn read_all(c: &mut Client, topic: &str, partition: i32) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    loop {
+        let p = fetch(c, topic, partition, next).await;
+        assert_eq!(p.error_code, 0, "fetch {topic}-{partition}@{next}");
+        let recs = store::decode(p.records.as_ref().unwrap_or(&Bytes::new()));
+        if recs.is_empty() {
+            return out;
+        }
+        for r in recs {
+            if r.0 >= next {
+                out.push((r.0, r.2.unwrap_or_default()));
+                next = r.0 + 1;
+            }
+        }
+    }
+}
