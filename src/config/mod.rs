@@ -8,6 +8,7 @@ pub mod group;
 mod kafka_keys;
 pub mod retention;
 pub mod topic;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use crate::group::GroupConfig;
 use crate::log::rewrite::TopicCompression;
 use crate::log::LogConfig;
 pub use retention::CleanerConfig;
+use values::{int, invalid, opt_bool, opt_int, parse_listener};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -516,75 +518,6 @@ impl Config {
             }
         }
     }
-}
-
-fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: if describe::is_sensitive(key) {
-            HIDDEN.into()
-        } else {
-            value.into()
-        },
-        reason: reason.into(),
-    }
-}
-
-fn int(
-    _raw: &BTreeMap<String, String>,
-    key: &str,
-    v: &str,
-    min: i64,
-    max: i64,
-) -> Result<i64, ConfigError> {
-    let n: i64 = v
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, v, "not an integer"))?;
-    if n < min || n > max {
-        return Err(invalid(key, v, &format!("must be between {min} and {max}")));
-    }
-    Ok(n)
-}
-
-fn opt_int(
-    raw: &BTreeMap<String, String>,
-    key: &str,
-    default: i64,
-    min: i64,
-    max: i64,
-) -> Result<i64, ConfigError> {
-    match raw.get(key) {
-        Some(v) => int(raw, key, v, min, max),
-        None => Ok(default),
-    }
-}
-
-fn opt_bool(raw: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, ConfigError> {
-    match raw.get(key).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) if v == "true" => Ok(true),
-        Some(v) if v == "false" => Ok(false),
-        Some(v) => Err(invalid(key, &v, "expected true or false")),
-    }
-}
-
-/// Picks the first client listener (not a controller listener) from Kafka's `NAME://host:port,...`.
-fn parse_listener(v: &str, controller_names: &[&str]) -> Result<Listener, String> {
-    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, addr) = part.split_once("://").ok_or("expected NAME://host:port")?;
-        if controller_names.contains(&name) {
-            continue;
-        }
-        let (host, port) = addr.rsplit_once(':').ok_or("expected NAME://host:port")?;
-        let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        return Ok(Listener { host, port });
-    }
-    Err("no client listener".into())
 }
 
 #[cfg(test)]

@@ -12,7 +12,13 @@ use std::collections::BTreeMap;
 use kafka_protocol::ResponseError;
 
 use super::topic::{ConfigSource, ConfigType};
-use super::{int, invalid, ConfigError};
+
+mod broker_defaults;
+mod java;
+
+use broker_defaults::KINDS;
+pub use broker_defaults::{honoured, GroupConfigDefaults};
+use java::{java_trim, valid_auto_offset_reset};
 
 #[derive(Debug, Clone, Copy)]
 enum Rule {
@@ -84,137 +90,6 @@ pub fn find(name: &str) -> Option<&'static GroupConfigDef> {
     GROUP_CONFIGS.iter().find(|d| d.name == name)
 }
 
-/// The broker keys read here: (key, Kafka's default, min, max). All are INTs.
-#[rustfmt::skip]
-const BROKER_KEYS: &[(&str, i32, i32, i32)] = &[
-    ("group.consumer.session.timeout.ms", 45_000, 1, i32::MAX),
-    ("group.consumer.min.session.timeout.ms", 45_000, 1, i32::MAX),
-    ("group.consumer.max.session.timeout.ms", 60_000, 1, i32::MAX),
-    ("group.consumer.heartbeat.interval.ms", 5_000, 1, i32::MAX),
-    ("group.consumer.min.heartbeat.interval.ms", 5_000, 1, i32::MAX),
-    ("group.consumer.max.heartbeat.interval.ms", 15_000, 1, i32::MAX),
-    ("group.share.session.timeout.ms", 45_000, 1, i32::MAX),
-    ("group.share.min.session.timeout.ms", 45_000, 1, i32::MAX),
-    ("group.share.max.session.timeout.ms", 60_000, 1, i32::MAX),
-    ("group.share.heartbeat.interval.ms", 5_000, 1, i32::MAX),
-    ("group.share.min.heartbeat.interval.ms", 5_000, 1, i32::MAX),
-    ("group.share.max.heartbeat.interval.ms", 15_000, 1, i32::MAX),
-    ("group.share.record.lock.duration.ms", 30_000, 1_000, 3_600_000),
-    ("group.share.min.record.lock.duration.ms", 15_000, 1_000, 30_000),
-    ("group.share.max.record.lock.duration.ms", 60_000, 30_000, 3_600_000),
-    ("group.streams.session.timeout.ms", 45_000, 1, i32::MAX),
-    ("group.streams.min.session.timeout.ms", 45_000, 1, i32::MAX),
-    ("group.streams.max.session.timeout.ms", 60_000, 1, i32::MAX),
-    ("group.streams.heartbeat.interval.ms", 5_000, 1, i32::MAX),
-    ("group.streams.min.heartbeat.interval.ms", 5_000, 1, i32::MAX),
-    ("group.streams.max.heartbeat.interval.ms", 15_000, 1, i32::MAX),
-    ("group.streams.num.standby.replicas", 0, 0, i32::MAX),
-    ("group.streams.max.standby.replicas", 2, 0, i32::MAX),
-];
-
-/// Broker keys honoured here (as group configs' defaults and bounds).
-pub fn honoured(key: &str) -> bool {
-    BROKER_KEYS.iter().any(|(k, ..)| *k == key)
-}
-
-/// The broker's group coordinator settings that give group configs their defaults and bounds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupConfigDefaults(BTreeMap<&'static str, i32>);
-
-impl Default for GroupConfigDefaults {
-    fn default() -> Self {
-        GroupConfigDefaults(BROKER_KEYS.iter().map(|(k, d, ..)| (*k, *d)).collect())
-    }
-}
-
-/// The three kinds of KIP-848 groups, as they appear in key names.
-const KINDS: [&str; 3] = ["consumer", "share", "streams"];
-
-impl GroupConfigDefaults {
-    /// Reads the broker keys, validated as Kafka validates them at start-up.
-    pub fn from_raw(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let mut values = BTreeMap::new();
-        for (key, default, min, max) in BROKER_KEYS {
-            let v = match raw.get(*key) {
-                Some(v) => int(raw, key, v, i64::from(*min), i64::from(*max))? as i32,
-                None => *default,
-            };
-            values.insert(*key, v);
-        }
-        let d = GroupConfigDefaults(values);
-        d.startup_checks()
-            .map_err(|(key, why)| invalid(&key, &d.get(&key).to_string(), &why))?;
-        Ok(d)
-    }
-
-    /// What Kafka's `GroupCoordinatorConfig` and `ShareGroupConfig` require, in their order;
-    /// the error names the key and gives Kafka's message.
-    fn startup_checks(&self) -> Result<(), (String, String)> {
-        const GE: &str = "greater than or equal to";
-        const LE: &str = "less than or equal to";
-        const LT: &str = "less than";
-        let check = |a: &str, rel: &str, b: &str| {
-            let (x, y) = (self.get(a), self.get(b));
-            let ok = match rel {
-                GE => x >= y,
-                LE => x <= y,
-                _ => x < y,
-            };
-            if ok {
-                Ok(())
-            } else {
-                Err((a.to_string(), format!("{a} must be {rel} {b}")))
-            }
-        };
-        for kind in KINDS {
-            let k = |s: &str| format!("group.{kind}.{s}");
-            let (hb, min_hb, max_hb) = (
-                k("heartbeat.interval.ms"),
-                k("min.heartbeat.interval.ms"),
-                k("max.heartbeat.interval.ms"),
-            );
-            let (st, min_st, max_st) = (
-                k("session.timeout.ms"),
-                k("min.session.timeout.ms"),
-                k("max.session.timeout.ms"),
-            );
-            check(&max_hb, GE, &min_hb)?;
-            check(&hb, GE, &min_hb)?;
-            check(&hb, LE, &max_hb)?;
-            check(&max_st, GE, &min_st)?;
-            check(&st, GE, &min_st)?;
-            check(&st, LE, &max_st)?;
-            if kind == "streams" {
-                check(
-                    "group.streams.num.standby.replicas",
-                    LE,
-                    "group.streams.max.standby.replicas",
-                )?;
-            }
-            check(&hb, LT, &st)?;
-        }
-        let lock = "group.share.record.lock.duration.ms";
-        check(lock, GE, "group.share.min.record.lock.duration.ms")?;
-        check("group.share.max.record.lock.duration.ms", GE, lock)
-    }
-
-    /// A broker key's value (0 for a key not read here).
-    pub fn get(&self, key: &str) -> i32 {
-        self.0.get(key).copied().unwrap_or(0)
-    }
-
-    /// The default of a group config: its broker key's value, else `GroupConfig`'s default.
-    fn default_of(&self, def: &GroupConfigDef) -> String {
-        def.broker_key
-            .map_or_else(|| def.default.to_string(), |k| self.get(k).to_string())
-    }
-}
-
-/// Java's `String.trim()`.
-fn java_trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c <= ' ')
-}
-
 /// A value as Kafka's ConfigDef parses and prints it back; the message is Kafka's.
 fn parse(def: &GroupConfigDef, raw: &str) -> Result<String, String> {
     let name = def.name;
@@ -246,88 +121,6 @@ fn parse(def: &GroupConfigDef, raw: &str) -> Result<String, String> {
             }
         }
     }
-}
-
-/// `ShareGroupAutoOffsetResetStrategy.fromString` succeeds.
-fn valid_auto_offset_reset(v: &str) -> bool {
-    match v {
-        "earliest" | "latest" => true,
-        _ => v
-            .strip_prefix("by_duration:")
-            .and_then(java_duration_nanos)
-            .is_some_and(|n| n >= 0),
-    }
-}
-
-/// `java.time.Duration.parse` (`[-+]PnDTnHnMn.nS`, case-insensitive) in nanoseconds; `None`
-/// where Java throws.
-fn java_duration_nanos(s: &str) -> Option<i128> {
-    fn number(s: &str) -> Option<(i64, &str)> {
-        let end = s
-            .char_indices()
-            .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
-            .map_or(s.len(), |(i, _)| i);
-        let digits = &s[..end];
-        if !digits.bytes().any(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        Some((digits.parse().ok()?, &s[end..]))
-    }
-    let upper = s.to_ascii_uppercase();
-    let (negate, rest) = match upper.as_bytes().first()? {
-        b'-' => (true, &upper[1..]),
-        b'+' => (false, &upper[1..]),
-        _ => (false, &upper[..]),
-    };
-    let mut rest = rest.strip_prefix('P')?;
-    let mut seconds: i64 = 0;
-    let mut nanos: i64 = 0;
-    let mut any = false;
-    if let Some((n, r)) = number(rest).filter(|(_, r)| r.starts_with('D')) {
-        seconds = n.checked_mul(86_400)?;
-        rest = &r[1..];
-        any = true;
-    }
-    if let Some(r) = rest.strip_prefix('T') {
-        rest = r;
-        let mut any_time = false;
-        for (unit, scale) in [('H', 3_600i64), ('M', 60)] {
-            if let Some((n, r)) = number(rest).filter(|(_, r)| r.starts_with(unit)) {
-                seconds = seconds.checked_add(n.checked_mul(scale)?)?;
-                rest = &r[1..];
-                any_time = true;
-            }
-        }
-        if let Some((n, r)) = number(rest) {
-            let (frac, r) = match r.strip_prefix(['.', ',']) {
-                Some(f) => {
-                    let end = f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len());
-                    if end > 9 {
-                        return None;
-                    }
-                    (&f[..end], &f[end..])
-                }
-                None => ("", r),
-            };
-            let r = r.strip_prefix('S')?;
-            seconds = seconds.checked_add(n)?;
-            if !frac.is_empty() {
-                let f: i64 = format!("{frac:0<9}").parse().ok()?;
-                nanos = if rest.starts_with('-') { -f } else { f };
-            }
-            rest = r;
-            any_time = true;
-        }
-        if !any_time {
-            return None;
-        }
-        any = true;
-    }
-    if !any || !rest.is_empty() {
-        return None;
-    }
-    let total = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
-    Some(if negate { -total } else { total })
 }
 
 /// `GroupConfigManager.validate`: a group's whole new config, on top of the broker's consumer
@@ -575,8 +368,8 @@ mod tests {
         a.sort_unstable();
         b.sort_unstable();
         assert_eq!(a, b);
-        for (k, default, ..) in BROKER_KEYS {
-            let def = super::super::describe::kafka_def(k).unwrap_or_else(|| panic!("{k}"));
+        for (k, default, ..) in broker_defaults::BROKER_KEYS {
+            let def = crate::config::describe::kafka_def(k).unwrap_or_else(|| panic!("{k}"));
             assert_eq!(def.default, Some(default.to_string().as_str()), "{k}");
         }
     }
@@ -638,37 +431,6 @@ mod tests {
             .unwrap_err(),
             "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
         );
-    }
-
-    #[test]
-    fn auto_offset_reset_follows_java() {
-        for ok in [
-            "latest",
-            "earliest",
-            "by_duration:PT1H",
-            "by_duration:P1D",
-            "by_duration:pt1.5s",
-            "by_duration:P1DT2H3M4.000000001S",
-            "by_duration:PT0S",
-            "by_duration:-PT-1H",
-        ] {
-            assert!(valid_auto_offset_reset(ok), "{ok}");
-        }
-        for bad in [
-            "none",
-            "LATEST",
-            "by_duration",
-            "by_duration:",
-            "by_duration:-PT1H",
-            "by_duration:P",
-            "by_duration:PT",
-            "by_duration:PT1",
-            "by_duration:1H",
-            "by_duration:PT1.0000000001S",
-            "by_duration:P99999999999999999D",
-        ] {
-            assert!(!valid_auto_offset_reset(bad), "{bad}");
-        }
     }
 
     #[test]
@@ -759,22 +521,5 @@ mod tests {
         let sb = e.last().unwrap();
         assert_eq!(sb.synonyms.len(), 2);
         assert_eq!(sb.source, ConfigSource::Default);
-    }
-
-    #[test]
-    fn broker_keys_are_checked_at_startup() {
-        let e =
-            GroupConfigDefaults::from_raw(&map(&[("group.consumer.session.timeout.ms", "70000")]))
-                .unwrap_err()
-                .to_string();
-        assert!(
-            e.contains("group.consumer.session.timeout.ms must be less than or equal to group.consumer.max.session.timeout.ms"),
-            "{e}"
-        );
-        assert!(GroupConfigDefaults::from_raw(&map(&[(
-            "group.share.record.lock.duration.ms",
-            "999"
-        )]))
-        .is_err());
     }
 }
