@@ -425,9 +425,16 @@ impl Partition {
             st.first_unflushed_ms = None;
             // Every segment holding offsets not yet durable (a roll, or several, since the last
             // fsync leaves more than the active one), and the directory if a file was created.
+            // From the segment holding the durable end on: earlier ones end below it.
+            let first = st
+                .segments
+                .range(..=durable)
+                .next_back()
+                .map_or(i64::MIN, |(base, _)| *base);
             let files: Vec<_> = st
                 .segments
-                .values()
+                .range(first..)
+                .map(|(_, s)| s)
                 .filter(|s| s.index.next_offset > durable)
                 .map(|s| s.file().clone())
                 .collect();
