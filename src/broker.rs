@@ -1,5 +1,6 @@
 //! The broker's shared state: configuration, the data directory (format version, cluster id),
-//! the meta store, the topic registry, fetch sessions and the producer-id allocator.
+//! the meta store, the topic registry, the store layer, fetch sessions and the producer-id
+//! allocator.
 
 use std::io;
 use std::path::Path;
@@ -10,8 +11,10 @@ use crate::disk_space::DiskSpace;
 use crate::group::configs::GroupConfigs;
 use crate::group::Coordinator;
 use crate::handler::fetch_session::FetchSessions;
+use crate::log::dir_failure::LogDirFailures;
 use crate::meta::Meta;
 use crate::request_memory::RequestMemory;
+use crate::store::Store;
 use crate::topics::Topics;
 
 /// The storage format this build writes; a data dir with a newer one is refused.
@@ -41,8 +44,8 @@ pub struct Broker {
     pub group_configs: GroupConfigs,
     /// `queued.max.request.bytes` across all connections.
     pub request_memory: RequestMemory,
-    /// Free space of each log dir (`gregor.log.dir.min.free.bytes`).
-    pub disk: DiskSpace,
+    /// Appends, fetches and their waits, durability and log dir health (see `store`).
+    pub store: Store,
     /// Blocking jobs a request starts and does not wait for (log dir moves): shutdown waits for
     /// them before it closes the logs.
     pub background: tokio_util::task::TaskTracker,
@@ -133,8 +136,14 @@ impl Broker {
                 source,
             })?,
         );
-        let topics = Topics::open(&log_dirs, meta.clone(), config.log.clone())
-            .map_err(|source| OpenError::Io { dir: d, source })?;
+        let failures = Arc::new(LogDirFailures::new());
+        let topics = Topics::open(
+            &log_dirs,
+            meta.clone(),
+            config.log.clone(),
+            failures.clone(),
+        )
+        .map_err(|source| OpenError::Io { dir: d, source })?;
         let fetch_sessions = FetchSessions::new(config.max_incremental_fetch_session_cache_slots);
         let groups = Coordinator::open(meta.clone(), config.group.clone()).map_err(|source| {
             OpenError::Io {
@@ -150,7 +159,10 @@ impl Broker {
         Ok(Broker {
             group_configs,
             request_memory: RequestMemory::new(config.queued_max_request_bytes),
-            disk: DiskSpace::new(log_dirs, config.log_dir_min_free_bytes),
+            store: Store::new(
+                DiskSpace::new(log_dirs, config.log_dir_min_free_bytes),
+                failures,
+            ),
             config,
             cluster_id,
             meta,

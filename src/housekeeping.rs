@@ -18,12 +18,14 @@ const DELETE_CHECK: Duration = Duration::from_secs(1);
 /// Granularity of a cleaner thread's backoff sleep, so shutdown is never kept waiting.
 const SLEEP_SLICE: Duration = Duration::from_millis(100);
 
-fn partitions(broker: &Broker) -> Vec<Arc<Partition>> {
+pub fn partitions(broker: &Broker) -> Vec<Arc<Partition>> {
     broker
         .topics
         .all()
         .iter()
         .flat_map(|t| t.partitions.iter().cloned())
+        // Nothing touches a log dir gone offline after a storage failure.
+        .filter(|p| !p.is_offline())
         .collect()
 }
 
@@ -106,7 +108,7 @@ fn cleaner_thread(id: usize, broker: &Broker, cleaner: &Cleaner, stopping: &Atom
     while !stopped() {
         let now = now_ms();
         // Cleaned copies need room beside the segments they replace.
-        let grabbed = if broker.disk.low() {
+        let grabbed = if broker.store.disk.low() {
             None
         } else {
             cleaner.grab(&partitions(broker), now)

@@ -5,19 +5,24 @@
 //!   [`codec`] turns frames into typed requests on kafka-protocol; [`dispatch`] routes by API key
 //!   (and generates the ApiVersions table); [`handler`] holds one module per API family.
 //! - [`broker`] is the shared state: [`config`], the [`meta`] store (sled), the [`topics`] registry.
+//! - [`store`] is the layer between the handlers and the logs, in the shape of Kafka's
+//!   ReplicaManager: appends, fetches, the purgatory where they wait, durability, log dir health;
+//!   no file or meta-store I/O runs on an async worker below it.
 //! - [`log`] is the partition store: segment files of record batches, indexes, recovery,
 //!   retention and compaction; [`housekeeping`] runs retention passes and the log cleaner.
 //!
 //! # The two paths
 //! - **Produce**: `server` → `connection` reads a frame → `codec` decodes header and body →
-//!   `dispatch` (version check) → `handler::produce` sorts partitions into unknown / invalid / ok →
+//!   `dispatch` (version check) → `handler::produce` checks the request's rules →
+//!   `store::Store::append_records` refuses offline or full log dirs and, on the blocking pool,
 //!   `log::Partition::append` validates the batch (framing, magic, CRC32C, records), patches
-//!   `baseOffset`, appends the bytes as sent to the active segment (page cache; fsync per the flush
-//!   policy, group-committed) → the high watermark advances and wakes parked fetches →
+//!   `baseOffset`, appends the bytes as sent to the active segment (page cache) → the store wakes
+//!   parked fetches and waits for the fsync the flush policy asks (group-committed) →
 //!   per-partition response → `codec` encodes → `connection` writes (nothing for acks=0).
-//! - **Fetch**: `connection` → `codec` → `dispatch` → `handler::fetch` reads each partition up to
-//!   its byte budget → if fewer than `min_bytes`, waits on the partitions' append signal until
-//!   `max_wait_ms` → reads again → response with the stored bytes untouched.
+//! - **Fetch**: `connection` → `codec` → `dispatch` → `handler::fetch` resolves partitions →
+//!   `store::Store::fetch_records` reads each up to its byte budget on the blocking pool → if fewer
+//!   than `min_bytes`, parks in the fetch purgatory until an append or `max_wait_ms` → reads again
+//!   → response with the stored bytes untouched.
 
 pub mod alloc;
 pub mod broker;
@@ -35,6 +40,7 @@ pub mod meta;
 pub mod metrics;
 pub mod request_memory;
 pub mod server;
+pub mod store;
 pub mod topics;
 pub mod wire;
 

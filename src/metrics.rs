@@ -367,7 +367,7 @@ async fn sample_once(broker: &Broker) {
     }
     metrics::gauge!("gregor_meta_disk_bytes").set(broker.meta.size_on_disk() as f64);
     metrics::gauge!("gregor_request_memory_bytes").set(broker.request_memory.in_use() as f64);
-    metrics::gauge!("gregor_log_dir_free_bytes").set(broker.disk.measure() as f64);
+    metrics::gauge!("gregor_log_dir_free_bytes").set(broker.store.disk.measure() as f64);
     metrics::gauge!("gregor_log_preallocate_outstanding_bytes").set(
         crate::log::preallocate::OUTSTANDING.load(std::sync::atomic::Ordering::Relaxed) as f64,
     );

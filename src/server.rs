@@ -123,7 +123,8 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     tracing::info!("shutdown complete");
 }
 
-/// Periodic work: expire idle producer ids, honour `flush.ms` (topic) / `log.flush.interval.ms`.
+/// Periodic work: expire idle producer ids, honour `flush.ms` (topic) / `log.flush.interval.ms`;
+/// the scan runs on the blocking pool, the fsyncs through `sync_to` (group-committed with produces).
 async fn maintenance(broker: Arc<Broker>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     loop {
@@ -131,19 +132,26 @@ async fn maintenance(broker: Arc<Broker>, stop: CancellationToken) {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let now = now_ms();
-        for topic in broker.topics.all() {
-            for p in &topic.partitions {
-                let expired = p.expire_producers(now);
-                if expired > 0 {
-                    tracing::debug!(topic = %topic.name, partition = p.key.partition, expired, "expired idle producer ids");
-                }
-                let flush_ms = p.config().flush_interval_ms;
-                if flush_ms != i64::MAX && p.flush_due(now, flush_ms) {
-                    if let Err(e) = p.sync_to(p.log_end_offset() - 1).await {
-                        tracing::error!(topic = %topic.name, partition = p.key.partition, error = %e, "scheduled fsync failed");
+        let b = broker.clone();
+        let due = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            crate::housekeeping::partitions(&b)
+                .into_iter()
+                .filter(|p| {
+                    let expired = p.expire_producers(now);
+                    if expired > 0 {
+                        tracing::debug!(topic = %p.topic, partition = p.key.partition, expired, "expired idle producer ids");
                     }
-                }
+                    let flush_ms = p.config().flush_interval_ms;
+                    flush_ms != i64::MAX && p.flush_due(now, flush_ms)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for p in due {
+            if let Err(e) = p.sync_to(p.log_end_offset() - 1).await {
+                tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "scheduled fsync failed");
             }
         }
     }

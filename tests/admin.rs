@@ -5,35 +5,11 @@
 mod common;
 
 use bytes::Bytes;
-use common::{batch, fetch, name, produce, produce_req, Client, TestBroker};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use common::{batch, create_with, fetch, name, produce, produce_req, Client, TestBroker};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use kafka_protocol::ResponseError;
-
-async fn create_with(
-    c: &mut Client,
-    topic: &str,
-    configs: &[(&str, &str)],
-) -> CreateTopicsResponse {
-    let mut t = CreatableTopic::default();
-    t.name = name(topic);
-    t.num_partitions = 1;
-    t.replication_factor = -1;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut cfg = CreatableTopicConfig::default();
-            cfg.name = StrBytes::from_string(k.to_string());
-            cfg.value = Some(StrBytes::from_string(v.to_string()));
-            cfg
-        })
-        .collect();
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    c.request(ApiKey::CreateTopics, 7, &req).await
-}
 
 async fn describe(c: &mut Client, topic: &str) -> Vec<(String, String, i8)> {
     let mut res = describe_configs_request::DescribeConfigsResource::default();

@@ -4,26 +4,15 @@
 //! deterministic mutations of the seeds (bit flips, byte changes, insertions, deletions,
 //! truncations and splices). The coverage-guided runs are `fuzz/run.sh` (cargo fuzz, nightly).
 
+mod common;
+
 #[path = "../fuzz/src/targets/mod.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod targets;
 
 use std::path::{Path, PathBuf};
 
-/// xorshift64*: deterministic, so a failing mutation is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use common::Rng;
 
 fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
     let mut v = seed.to_vec();

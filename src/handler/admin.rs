@@ -143,6 +143,11 @@ pub async fn describe_topic_partitions(
             dp.isr_nodes = vec![node];
             dp.eligible_leader_replicas = Some(Vec::new());
             dp.last_known_elr = Some(Vec::new());
+            if topic.partition(p).is_some_and(|p| p.is_offline()) {
+                // Its only replica is in an offline log dir (see `log::dir_failure`).
+                dp.leader_id = BrokerId(-1);
+                dp.offline_replicas = vec![node];
+            }
             t.partitions.push(dp);
         }
         resp.topics.push(t);
@@ -169,30 +174,10 @@ pub async fn delete_records(
             rp.low_watermark = -1;
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                 None => rp.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(part) => {
-                    let hw = part.high_watermark();
-                    let target = if p.offset == -1 { hw } else { p.offset };
-                    if target < 0 || target > hw {
-                        rp.error_code = ResponseError::OffsetOutOfRange.code();
-                    } else {
-                        let part = part.clone();
-                        let moved = tokio::task::spawn_blocking(move || {
-                            part.delete_before(target).map(|_| part.log_start_offset())
-                        })
-                        .await
-                        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-                        match moved {
-                            Ok(start) => rp.low_watermark = start,
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                                rp.error_code = ResponseError::UnknownTopicOrPartition.code();
-                            }
-                            Err(e) => {
-                                tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "delete records failed");
-                                rp.error_code = ResponseError::KafkaStorageError.code();
-                            }
-                        }
-                    }
-                }
+                Some(part) => match broker.store.delete_records(part, p.offset).await {
+                    Ok(start) => rp.low_watermark = start,
+                    Err(e) => rp.error_code = e.code(),
+                },
             }
             rt.partitions.push(rp);
         }

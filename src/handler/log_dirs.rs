@@ -34,6 +34,13 @@ pub async fn describe(
         .map(|d| {
             let mut r = DescribeLogDirsResult::default();
             r.log_dir = str_bytes(&d.display().to_string());
+            if broker.store.failures.is_dir_offline(d) {
+                // As Kafka: an offline dir is listed with the error and nothing else.
+                r.error_code = ResponseError::KafkaStorageError.code();
+                r.total_bytes = -1;
+                r.usable_bytes = -1;
+                return r;
+            }
             r.total_bytes = fs2::total_space(d).map_or(-1, |b| b as i64);
             r.usable_bytes = fs2::available_space(d).map_or(-1, |b| b as i64);
             r
@@ -55,6 +62,9 @@ pub async fn describe(
             let Some(d) = broker.topics.log_dir_of(p) else {
                 continue;
             };
+            if results[d].error_code != 0 {
+                continue;
+            }
             let mut dp = DescribeLogDirsPartition::default();
             dp.partition_index = p.key.partition;
             dp.partition_size = p.size_bytes() as i64;
@@ -121,6 +131,15 @@ pub async fn alter(
                 // As Kafka: the directory is checked first.
                 (None, _) => ResponseError::LogDirNotFound.code(),
                 (Some(_), None) => ResponseError::UnknownTopicOrPartition.code(),
+                (Some(to), Some(part))
+                    if part.is_offline()
+                        || broker
+                            .store
+                            .failures
+                            .is_dir_offline(&broker.topics.log_dirs()[to]) =>
+                {
+                    ResponseError::KafkaStorageError.code()
+                }
                 (Some(to), Some(part)) => {
                     spawn_move(broker, topic.clone().expect("found"), part.clone(), to);
                     0

@@ -36,6 +36,12 @@ pub(crate) fn topic_entry(broker: &Broker, topic: &Topic, ops: i32) -> MetadataR
             mp.leader_epoch = 0;
             mp.replica_nodes = vec![node];
             mp.isr_nodes = vec![node];
+            if p.is_offline() {
+                // Its only replica is in an offline log dir: no leader, as Kafka reports it.
+                mp.error_code = ResponseError::LeaderNotAvailable.code();
+                mp.leader_id = BrokerId(-1);
+                mp.offline_replicas = vec![node];
+            }
             mp
         })
         .collect();

@@ -1,6 +1,6 @@
-//! Produce: sorts partitions into unknown / invalid / appended, appends each partition's single
-//! batch (validated, offset patched, stored as sent), fsyncs per the flush policy (group-committed)
-//! before acknowledging, and answers per partition. acks=0 sends nothing back, except that, as in
+//! Produce: checks the request-level rules (acks, one batch per partition, topic names or ids),
+//! hands the batches to the store (which appends them and waits for the durability the flush
+//! policy promises) and answers per partition. acks=0 sends nothing back, except that, as in
 //! Kafka, an error closes the connection so the producer notices.
 
 use std::collections::hash_map::Entry;
@@ -19,10 +19,10 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::condition::{storage_error, STORAGE_WRITES};
 use crate::dispatch::{Ctx, Outcome, Reply};
 use crate::log::batch::{self, BatchView, Compression};
-use crate::log::{now_ms, AppendError, Partition};
+use crate::log::now_ms;
+use crate::store::AppendEntry;
 
 /// Every error a produce can answer per partition, each counted in `gregor_produce_errors_total`
 /// (registered at zero for each, so dashboards have a series before the first error).
@@ -41,13 +41,6 @@ pub const COUNTED_ERRORS: &[ResponseError] = &[
     ResponseError::UnsupportedCompressionType,
 ];
 
-struct Pending {
-    topic: usize,
-    index: usize,
-    partition: Arc<Partition>,
-    last_offset: i64,
-}
-
 fn error_response(
     index: i32,
     error: ResponseError,
@@ -63,11 +56,12 @@ fn error_response(
     r
 }
 
-/// Kafka's request-level rule for v3+: exactly one v2 batch per partition (zstd needs v7+).
+/// Kafka's request-level rule for v3+: exactly one v2 batch per partition (zstd needs v7+); the
+/// batch's bytes when it holds.
 fn check_single_batch(
     records: &Option<Bytes>,
     version: i16,
-) -> Result<(), (ResponseError, String)> {
+) -> Result<Bytes, (ResponseError, String)> {
     let Some(records) = records.as_ref().filter(|r| !r.is_empty()) else {
         return Err((
             ResponseError::InvalidRecord,
@@ -96,7 +90,7 @@ fn check_single_batch(
             }
         }
     }
-    Ok(())
+    Ok(records.clone())
 }
 
 /// Kafka reads a produce request into a map from partition to records: a topic named twice is one
@@ -136,23 +130,47 @@ fn merge_duplicates(topics: Vec<TopicProduceData>, version: i16) -> Vec<TopicPro
     out
 }
 
+fn refused(
+    index: i32,
+    error: ResponseError,
+    message: Option<String>,
+    record_errors: Vec<(i32, String)>,
+    topic: &str,
+) -> PartitionProduceResponse {
+    tracing::debug!(
+        topic,
+        partition = index,
+        ?error,
+        message = message.as_deref().unwrap_or(""),
+        "produce refused"
+    );
+    metrics::counter!("gregor_produce_errors_total", "error" => format!("{error:?}")).increment(1);
+    let mut r = error_response(index, error, message);
+    r.record_errors = record_errors
+        .into_iter()
+        .map(|(i, m)| {
+            let mut e = BatchIndexAndErrorMessage::default();
+            e.batch_index = i;
+            e.batch_index_error_message = Some(str_bytes(&m));
+            e
+        })
+        .collect();
+    r
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &Ctx,
     req: ProduceRequest,
 ) -> Reply<ProduceResponse> {
     let version = ctx.header.request_api_version;
-    let now = now_ms();
     let acks_ok = matches!(req.acks, -1..=1);
     let mut resp = ProduceResponse::default();
-    let mut pending = Vec::new();
+    // (topic, partition) positions in `resp` of the batches handed to the store, in its order.
+    let mut slots = Vec::new();
+    let mut entries = Vec::new();
     let mut any_error = false;
-    // A nearly full log dir refuses appends before the disk is actually full (see disk_space).
-    let disk_low = broker.disk.low();
-    for (ti, t) in merge_duplicates(req.topic_data, version)
-        .into_iter()
-        .enumerate()
-    {
+    for t in merge_duplicates(req.topic_data, version) {
         // v13+ names topics by id (KIP-516); an unknown id is UNKNOWN_TOPIC_ID, as in Kafka.
         let by_id = version >= 13;
         let topic = if by_id {
@@ -170,112 +188,70 @@ pub async fn handle(
             tr.name = t.name.clone();
         }
         for p in t.partition_data {
-            let part = topic.as_ref().and_then(|t| t.partition(p.index)).cloned();
-            let result = if !acks_ok {
-                Err((ResponseError::InvalidRequiredAcks, None, Vec::new()))
-            } else if let Some(dir) = part
+            let part = topic
                 .as_ref()
-                .filter(|_| disk_low)
-                .map(|p| p.dir())
-                .filter(|d| broker.disk.low_at(d))
-            {
-                Err((
-                    ResponseError::KafkaStorageError,
-                    Some(broker.disk.refusal(&dir)),
-                    Vec::new(),
-                ))
-            } else if let Some(part) = part {
-                match check_single_batch(&p.records, version) {
-                    Err((e, m)) => Err((e, Some(m), Vec::new())),
-                    Ok(()) => {
-                        let records = p.records.as_ref().expect("checked");
-                        match part.append(records, now) {
-                            Ok(a) => {
-                                STORAGE_WRITES.cleared();
-                                if let Some(t) = &topic {
-                                    t.metrics.bytes_in.increment(records.len() as u64);
-                                    if !a.duplicate {
-                                        t.metrics
-                                            .messages_in
-                                            .increment((a.last_offset - a.base_offset + 1) as u64);
-                                    }
-                                }
-                                if a.sync_needed {
-                                    pending.push(Pending {
-                                        topic: ti,
-                                        index: tr.partition_responses.len(),
-                                        partition: part.clone(),
-                                        last_offset: a.last_offset,
-                                    });
-                                }
-                                Ok(a)
-                            }
-                            Err(AppendError::Rejected {
-                                error,
-                                message,
-                                record_errors,
-                            }) => Err((error, Some(message), record_errors)),
-                            Err(AppendError::Storage(e)) => {
-                                storage_error(&STORAGE_WRITES, "append", || {
-                                    format!("append to {}-{} failed: {e}", part.topic, p.index)
-                                });
-                                Err((
-                                    ResponseError::KafkaStorageError,
-                                    Some(e.to_string()),
-                                    Vec::new(),
-                                ))
-                            }
-                        }
-                    }
-                }
-            } else if by_id && topic.is_none() {
-                Err((ResponseError::UnknownTopicId, None, Vec::new()))
-            } else {
-                Err((ResponseError::UnknownTopicOrPartition, None, Vec::new()))
+                .and_then(|t| Some((t.clone(), t.partition(p.index)?.clone())));
+            let checked = match part {
+                _ if !acks_ok => Err((ResponseError::InvalidRequiredAcks, None)),
+                None if by_id && topic.is_none() => Err((ResponseError::UnknownTopicId, None)),
+                None => Err((ResponseError::UnknownTopicOrPartition, None)),
+                Some((topic, partition)) => match check_single_batch(&p.records, version) {
+                    Ok(records) => Ok(AppendEntry {
+                        topic,
+                        partition,
+                        records,
+                    }),
+                    Err((e, m)) => Err((e, Some(m))),
+                },
             };
-            let pr = match result {
-                Ok(a) => {
-                    let mut r = PartitionProduceResponse::default();
-                    r.index = p.index;
-                    r.base_offset = a.base_offset;
-                    r.log_append_time_ms = a.log_append_time.unwrap_or(-1);
-                    r.log_start_offset = a.log_start_offset;
-                    r
+            match checked {
+                Ok(entry) => {
+                    slots.push((resp.responses.len(), tr.partition_responses.len()));
+                    entries.push(entry);
+                    // Filled in with the store's answer below.
+                    tr.partition_responses.push(error_response(
+                        p.index,
+                        ResponseError::UnknownServerError,
+                        None,
+                    ));
                 }
-                Err((error, message, record_errors)) => {
+                Err((error, message)) => {
                     any_error = true;
-                    tracing::debug!(topic = %topic_name, partition = p.index, ?error, message = message.as_deref().unwrap_or(""), "produce refused");
-                    metrics::counter!("gregor_produce_errors_total", "error" => format!("{error:?}")).increment(1);
-                    let mut r = error_response(p.index, error, message);
-                    r.record_errors = record_errors
-                        .into_iter()
-                        .map(|(i, m)| {
-                            let mut e = BatchIndexAndErrorMessage::default();
-                            e.batch_index = i;
-                            e.batch_index_error_message = Some(str_bytes(&m));
-                            e
-                        })
-                        .collect();
-                    r
+                    tr.partition_responses.push(refused(
+                        p.index,
+                        error,
+                        message,
+                        Vec::new(),
+                        &topic_name,
+                    ));
                 }
-            };
-            tr.partition_responses.push(pr);
+            }
         }
         resp.responses.push(tr);
     }
-    for p in pending {
-        if let Err(e) = p.partition.sync_to(p.last_offset).await {
-            storage_error(&STORAGE_WRITES, "fsync", || {
-                format!(
-                    "fsync of {}-{} failed: {e}",
-                    p.partition.topic, p.partition.key.partition
-                )
-            });
-            any_error = true;
-            let index = resp.responses[p.topic].partition_responses[p.index].index;
-            resp.responses[p.topic].partition_responses[p.index] =
-                error_response(index, ResponseError::KafkaStorageError, Some(e.to_string()));
-        }
+    let results = if entries.is_empty() {
+        Vec::new()
+    } else {
+        broker.store.append_records(entries, now_ms()).await
+    };
+    for ((ti, pi), result) in slots.into_iter().zip(results) {
+        let tr = &mut resp.responses[ti];
+        let r = &mut tr.partition_responses[pi];
+        *r = match result {
+            Ok(a) => {
+                let mut ok = PartitionProduceResponse::default();
+                ok.index = r.index;
+                ok.base_offset = a.base_offset;
+                ok.log_append_time_ms = a.log_append_time.unwrap_or(-1);
+                ok.log_start_offset = a.log_start_offset;
+                ok
+            }
+            Err(f) => {
+                any_error = true;
+                let topic = tr.name.0.to_string();
+                refused(r.index, f.error, f.message, f.record_errors, &topic)
+            }
+        };
     }
     if req.acks == 0 {
         return if any_error {

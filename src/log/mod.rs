@@ -22,6 +22,7 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod dir_failure;
 mod partition;
 pub mod preallocate;
 pub mod producer_state;
@@ -32,6 +33,7 @@ pub mod relocate;
 mod retention;
 pub mod rewrite;
 pub mod segment;
+pub mod sync;
 mod validate;
 
 use std::io;

@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use tokio::sync::Notify;
-
 use super::producer_state::{ProducerStates, SeqCheck};
 
 use super::batch::BatchView;
+use super::dir_failure::LogDirFailures;
 use super::rewrite;
 use super::segment::Segment;
 use super::validate::{decompress_limit, validate, PartitionName, ValidatedBatch};
@@ -55,6 +54,12 @@ pub(super) struct Marks {
     pub(super) cleaner_checkpoint: Option<i64>,
 }
 
+/// What a partition reports to besides its files: its meta store and the broker's log dir health.
+pub(super) struct Backing {
+    pub(super) meta: Arc<dyn LogMetaStore>,
+    pub(super) failures: Arc<LogDirFailures>,
+}
+
 pub struct Partition {
     pub key: PartitionKey,
     pub topic: Arc<str>,
@@ -64,7 +69,6 @@ pub struct Partition {
     pub(super) state: Mutex<State>,
     high_watermark: AtomicI64,
     pub(super) log_start: AtomicI64,
-    waiters: Mutex<Vec<Arc<Notify>>>,
     /// Offset up to which the log is known fsynced; held while syncing so syncs group-commit.
     synced: tokio::sync::Mutex<i64>,
     /// Serialises persisting of checkpoints so an older one never overwrites a newer one; holds
@@ -78,12 +82,16 @@ pub struct Partition {
     pub(super) maintenance: Mutex<()>,
     /// Serialises writes of the log start offset so a smaller one never overwrites a larger one.
     pub(super) start_writer: Mutex<()>,
+    /// Sealed segments waiting to be persisted, in the order they were sealed.
+    seals: Arc<Mutex<std::collections::VecDeque<SealJob>>>,
     /// Set when the partition's topic is deleted: background work on it stops.
     pub(super) retired: Arc<AtomicBool>,
     /// Offset below which the log is compacted (-1: never cleaned).
     pub(super) cleaner_checkpoint: AtomicI64,
     /// Segment files removed from the log, waiting for `file.delete.delay.ms` before unlinking.
     pub(super) pending_deletes: Mutex<Vec<super::retention::PendingDelete>>,
+    /// The broker's offline log dirs: a failed fsync takes this partition's dir offline.
+    pub(super) failures: Arc<LogDirFailures>,
 }
 
 impl Partition {
@@ -94,8 +102,9 @@ impl Partition {
         config: LogConfig,
         state: State,
         marks: Marks,
-        meta: Arc<dyn LogMetaStore>,
+        backing: Backing,
     ) -> Self {
+        let Backing { meta, failures } = backing;
         let next = state.next_offset;
         // No sealing is being persisted yet: every sealed segment counts as done.
         let active_base = state.segments.keys().next_back().copied().unwrap_or(next);
@@ -107,16 +116,28 @@ impl Partition {
             state: Mutex::new(state),
             high_watermark: AtomicI64::new(next),
             log_start: AtomicI64::new(marks.log_start),
-            waiters: Mutex::new(Vec::new()),
             synced: tokio::sync::Mutex::new(next),
             persist: Arc::new(Mutex::new(active_base)),
             meta,
             maintenance: Mutex::new(()),
             start_writer: Mutex::new(()),
+            seals: Arc::default(),
             retired: Arc::new(AtomicBool::new(false)),
             cleaner_checkpoint: AtomicI64::new(marks.cleaner_checkpoint.unwrap_or(-1)),
             pending_deletes: Mutex::new(Vec::new()),
+            failures,
         }
+    }
+
+    /// Whether the partition's log dir is offline after a storage failure (nothing is appended to
+    /// or served from it until a restart).
+    pub fn is_offline(&self) -> bool {
+        self.failures.any() && self.failures.is_offline(&self.dir())
+    }
+
+    /// Takes the partition's log dir offline after `what` failed.
+    pub(super) fn dir_failed(&self, what: &str, error: &io::Error) {
+        self.failures.fail(&self.dir(), what, error);
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
@@ -196,9 +217,6 @@ impl Partition {
         } else {
             self.append_validated(&batch, &config, now_ms)?
         };
-        if !appended.duplicate {
-            self.wake_waiters();
-        }
         Ok(appended)
     }
 
@@ -208,11 +226,11 @@ impl Partition {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Appended, AppendError> {
-        let mut sealed = None;
-        let result = self.append_locked(&mut self.lock(), batch, config, now_ms, &mut sealed);
+        let mut rolled = false;
+        let result = self.append_locked(&mut self.lock(), batch, config, now_ms, &mut rolled);
         // Persisted outside the state lock (`persist` is taken before it everywhere else).
-        if let Some(job) = sealed {
-            self.persist_sealed(job);
+        if rolled {
+            self.persist_sealed();
         }
         result
     }
@@ -223,13 +241,19 @@ impl Partition {
         batch: &ValidatedBatch<'_>,
         config: &LogConfig,
         now_ms: i64,
-        sealed: &mut Option<SealJob>,
+        rolled: &mut bool,
     ) -> Result<Appended, AppendError> {
         let view = &batch.view;
         if self.is_retired() {
             return Err(AppendError::rejected(
                 kafka_protocol::ResponseError::UnknownTopicOrPartition,
                 "the topic is being deleted",
+            ));
+        }
+        if self.is_offline() {
+            return Err(AppendError::rejected(
+                kafka_protocol::ResponseError::KafkaStorageError,
+                LogDirFailures::message(&self.dir()),
             ));
         }
         match st.producers.check(view) {
@@ -256,7 +280,7 @@ impl Partition {
         }
         let base = st.next_offset;
         let count = i64::from(view.last_offset_delta()) + 1;
-        *sealed = self
+        *rolled = self
             .maybe_roll(st, config, view, now_ms)
             .map_err(AppendError::Storage)?;
         let mut header = [0u8; 16];
@@ -268,19 +292,19 @@ impl Partition {
             .values_mut()
             .next_back()
             .expect("a partition always has a segment");
-        let position = match seg
-            .append(&mut [IoSlice::new(&header), IoSlice::new(&view.bytes()[16..])])
-        {
-            Ok(p) => p,
-            Err(e) => {
-                // Undo a partial write so the file never holds a torn batch while we keep serving.
-                let size = seg.size();
-                if let Err(t) = seg.truncate(size) {
-                    tracing::error!(topic = %self.topic, partition = self.key.partition, error = %t, "cannot undo a failed append");
+        let position =
+            match seg.append(&mut [IoSlice::new(&header), IoSlice::new(&view.bytes()[16..])]) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Undo a partial write so the file never holds a torn batch while we keep serving.
+                    let size = seg.size();
+                    if let Err(t) = seg.truncate(size) {
+                        // Torn bytes may stay in the file: nothing more is served from this dir.
+                        self.dir_failed("undoing a failed append", &t);
+                    }
+                    return Err(AppendError::Storage(e));
                 }
-                return Err(AppendError::Storage(e));
-            }
-        };
+            };
         let max_ts = view.max_timestamp();
         seg.index_batch(
             position,
@@ -317,7 +341,7 @@ impl Partition {
         config: &LogConfig,
         batch: &BatchView<'_>,
         now_ms: i64,
-    ) -> io::Result<Option<SealJob>> {
+    ) -> io::Result<bool> {
         let next = st.next_offset;
         let (len, count) = (
             batch.size() as u64,
@@ -336,7 +360,7 @@ impl Partition {
         let old = waited > config.roll_ms;
         let offsets_overflow = next + count - active.base_offset > i64::from(u32::MAX);
         if active.size() == 0 || !(full || old || offsets_overflow) {
-            return Ok(None);
+            return Ok(false);
         }
         let mut new = Segment::create(&self.dir(), next, now_ms)?;
         st.dir_unsynced = true;
@@ -352,48 +376,76 @@ impl Partition {
             snapshot_offset: next,
             producers: st.producers.clone(),
         };
-        Ok(sealed.map(|(base, file, index)| SealJob {
-            base,
-            file,
-            index,
-            checkpoint,
-        }))
+        if let Some((base, file, index)) = sealed {
+            self.queue_seal(SealJob {
+                base,
+                file,
+                index,
+                checkpoint,
+            });
+        }
+        Ok(true)
     }
 
-    /// Fsyncs a sealed segment, then records its index and the checkpoint (off the append path).
-    pub(super) fn persist_sealed(&self, job: SealJob) {
-        let SealJob {
-            base,
-            file,
-            index,
-            checkpoint,
-        } = job;
+    /// Queues a segment just sealed for persisting, in the order segments are sealed (called with
+    /// the state lock held, so the queue's order is the log's).
+    pub(super) fn queue_seal(&self, job: SealJob) {
+        self.seals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(job);
+    }
+
+    /// Persists the queued sealed segments in offset order (off the append path): each is fsynced
+    /// with its directory, then its index and the checkpoint of its roll are recorded. A segment is
+    /// never indexed before the ones sealed before it are durable, so recovery can trust that the
+    /// indexed segments are a durable prefix of the log.
+    pub(super) fn persist_sealed(&self) {
         let meta = self.meta.clone();
         let key = self.key;
         let persist = self.persist.clone();
+        let seals = self.seals.clone();
         let retired = self.retired.clone();
+        let failures = self.failures.clone();
+        let dir = self.dir();
         let job = move || {
             let mut last = persist.lock().unwrap_or_else(|p| p.into_inner());
-            if retired.load(Ordering::Acquire) {
+            let queued: Vec<SealJob> = seals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+                .collect();
+            if retired.load(Ordering::Acquire) || failures.is_offline(&dir) {
                 return;
             }
-            if let Err(e) = super::preallocate::release_beyond_eof(&file) {
-                tracing::warn!(error = %e, base_offset = base, "cannot give back the space reserved beyond a sealed segment");
-            }
-            // Jobs may run out of order: each fsyncs and indexes its own segment whatever ran
-            // before it; only the checkpoint must not go back to an older one.
-            let saved = file.sync_data().and_then(|_| {
-                if *last < checkpoint.snapshot_offset {
+            for job in queued {
+                let SealJob {
+                    base,
+                    file,
+                    index,
+                    checkpoint,
+                } = job;
+                if let Err(e) = super::preallocate::release_beyond_eof(&file) {
+                    tracing::warn!(error = %e, base_offset = base, "cannot give back the space reserved beyond a sealed segment");
+                }
+                // The file's bytes and its directory entry (and the new active segment's): the
+                // index saved next claims them, so both must survive a power cut first.
+                let path = dir.join(super::segment::file_name(base));
+                let synced =
+                    super::sync::sync_file(&file, &path).and_then(|_| super::sync::sync_dir(&dir));
+                if let Err(e) = synced {
+                    // Its pages may be gone while the file reads as written: the dir goes offline.
+                    failures.fail(&dir, "fsync of a sealed segment", &e);
+                    return;
+                }
+                let saved = if *last < checkpoint.snapshot_offset {
                     meta.save_log(key, &[(base, &index)], &checkpoint)
                         .map(|_| *last = checkpoint.snapshot_offset)
                 } else {
                     meta.replace_segments(key, &[], &[(base, &index)], None)
-                }
-            });
-            match saved {
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, base_offset = base, "cannot persist a sealed segment's index; recovery will rescan it")
+                };
+                if let Err(e) = saved {
+                    tracing::warn!(error = %e, base_offset = base, "cannot persist a sealed segment's index; recovery will rescan it");
                 }
             }
         };
@@ -419,6 +471,10 @@ impl Partition {
             return Ok(());
         }
         let durable = *synced;
+        if self.is_offline() {
+            // Never report a later fsync's success after one failed: the pages may be gone.
+            return Err(io::Error::other(LogDirFailures::message(&self.dir())));
+        }
         let (files, dir, target) = {
             let mut st = self.lock();
             st.unflushed_messages = 0;
@@ -436,7 +492,7 @@ impl Partition {
                 .range(first..)
                 .map(|(_, s)| s)
                 .filter(|s| s.index.next_offset > durable)
-                .map(|s| s.file().clone())
+                .map(|s| (s.file().clone(), s.path().to_path_buf()))
                 .collect();
             let dir = std::mem::take(&mut st.dir_unsynced).then(|| self.dir());
             (files, dir, st.next_offset)
@@ -444,9 +500,11 @@ impl Partition {
         let started = std::time::Instant::now();
         let dir_for_retry = dir.clone();
         let synced_all = tokio::task::spawn_blocking(move || {
-            files.iter().try_for_each(|f| f.sync_data())?;
+            files
+                .iter()
+                .try_for_each(|(f, path)| super::sync::sync_file(f, path))?;
             match &dir {
-                Some(d) => super::relocate::sync_dir(d),
+                Some(d) => super::sync::sync_dir(d),
                 None => Ok(()),
             }
         })
@@ -457,6 +515,7 @@ impl Partition {
             if dir_for_retry.is_some() {
                 self.lock().dir_unsynced = true;
             }
+            self.dir_failed("fsync", &e);
             return Err(e);
         }
         metrics::histogram!("gregor_log_flush_seconds").record(started.elapsed().as_secs_f64());
@@ -464,20 +523,6 @@ impl Partition {
         metrics::histogram!("gregor_log_flush_messages").record((target - *synced).max(0) as f64);
         *synced = target;
         Ok(())
-    }
-
-    /// Registers `notify` to be woken by the next append (a parked long-poll fetch).
-    pub fn register_waiter(&self, notify: &Arc<Notify>) {
-        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        w.retain(|n| Arc::strong_count(n) > 1);
-        w.push(notify.clone());
-    }
-
-    fn wake_waiters(&self) {
-        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
-        for w in waiters {
-            w.notify_one();
-        }
     }
 
     /// Forgets idle producers (`producer.id.expiration.ms`).

@@ -1,10 +1,16 @@
 //! Opening a partition: the segment files are the truth for the payload. Every segment is opened
 //! with the index the meta store durably holds for it; every byte beyond that index is scanned,
-//! CRC-checked and indexed again, and a torn or corrupt tail is truncated with a warning before
-//! anything is served. Damage elsewhere (a sealed segment, or bytes the meta store had durably
-//! indexed) costs only what is damaged: the file is kept aside as `<base>.log.damaged`, the segment
-//! is served up to the damage, later segments stay, and no offset ever handed out is reused. Producer state is the persisted snapshot plus
-//! the scanned batches, or is rebuilt from every batch header when the snapshot does not line up.
+//! CRC-checked and indexed again.
+//!
+//! Segments are indexed in offset order, each only once it is fsynced, so the indexed segments are
+//! a durable prefix of the log. A torn or corrupt batch beyond that prefix is where the disk's copy
+//! of the log ends (a crash's torn tail, or a power cut that took unsynced bytes): as Kafka, the log
+//! is truncated there and the unindexed segments after it are removed, so what is served is always
+//! a prefix of what was appended, without holes. Damage inside durably indexed bytes (a disk fault,
+//! not a crash) costs only what is damaged: the file is kept aside as `<base>.log.damaged`, the
+//! segment is served up to the damage, later segments stay, and no offset ever handed out is
+//! reused. Producer state is the persisted snapshot plus the scanned batches, or is rebuilt from
+//! every batch header when the snapshot does not line up.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -12,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{BatchView, HEADER_LEN};
-use super::partition::{Marks, State};
+use super::partition::{Backing, Marks, State};
 use super::producer_state::ProducerStates;
 use super::retention::DELETED_SUFFIX;
 use super::segment::{self, Segment, SegmentIndex};
@@ -113,6 +119,7 @@ impl Partition {
         dir: PathBuf,
         config: LogConfig,
         meta: Arc<dyn LogMetaStore>,
+        failures: Arc<super::dir_failure::LogDirFailures>,
         now_ms: i64,
     ) -> io::Result<Partition> {
         std::fs::create_dir_all(&dir)?;
@@ -142,6 +149,8 @@ impl Partition {
         // The highest offset the meta store durably recorded as written (an index's end): the
         // next offset never goes below it, even if the bytes behind it were damaged.
         let mut durable_end = hint;
+        // Whether a torn batch in never-indexed bytes of a sealed segment ended the log.
+        let mut cut = false;
         for (i, &base) in bases.iter().enumerate() {
             let prev_end = segments.values().next_back().map(|s| s.index.next_offset);
             if prev_end.is_some_and(|end| base < end) {
@@ -151,6 +160,15 @@ impl Partition {
                 meta.remove_segment(key, base)?;
                 indexes.remove(&base);
                 std::fs::remove_file(dir.join(segment::file_name(base)))?;
+                continue;
+            }
+            let durably_indexed = indexes.contains_key(&base);
+            if cut && !durably_indexed {
+                // Beyond a torn batch in bytes never known fsynced: what follows it was never
+                // durable either, and keeping it would leave a hole in the log.
+                let seg = Segment::open(&dir, base, fresh_index(base), now_ms)?;
+                tracing::warn!(topic = %topic, partition = key.partition, base_offset = base, bytes = seg.size(), "removing a segment written after the torn end of the log (never fsynced; lost with a power cut)");
+                std::fs::remove_file(seg.path())?;
                 continue;
             }
             let index = indexes.remove(&base).unwrap_or_else(|| fresh_index(base));
@@ -169,7 +187,7 @@ impl Partition {
                 tail_headers.extend(scanned.headers);
                 if scanned.torn {
                     let valid = seg.index.indexed_size;
-                    if sealed || damaged {
+                    if damaged {
                         // Not a crash's torn tail: damage. Its bytes are kept aside before the
                         // segment is cut at the damage; the segments after it stay.
                         let aside = seg.path().with_extension("log.damaged");
@@ -187,14 +205,18 @@ impl Partition {
                             "damaged batch inside the log: serving the segment up to it; the damaged file is kept aside, the segments after it are kept"
                         );
                     } else {
+                        // Beyond what the meta store knows durable (segments are indexed in
+                        // order, once fsynced): the end of what reached the disk. As Kafka, the
+                        // log ends here and unindexed segments after it go.
                         tracing::warn!(
                             topic = %topic,
                             partition = key.partition,
                             segment = %seg.path().display(),
                             valid_bytes = valid,
                             dropped_bytes = seg.size() - valid,
-                            "torn or corrupt batch at the end of the log: truncating it"
+                            "torn or corrupt batch beyond the durable end of the log: truncating it"
                         );
+                        cut |= sealed;
                     }
                     seg.truncate(valid)?;
                 }
@@ -283,7 +305,7 @@ impl Partition {
                 log_start,
                 cleaner_checkpoint: persisted.cleaner_checkpoint,
             },
-            meta,
+            Backing { meta, failures },
         ))
     }
 }

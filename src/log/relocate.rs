@@ -22,6 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::segment::file_name;
+use super::sync::sync_dir;
 use super::Partition;
 
 /// What a move copied, and how long appends waited for the switch.
@@ -30,11 +31,6 @@ pub struct Moved {
     pub bytes: u64,
     pub segments: usize,
     pub paused: Duration,
-}
-
-/// Fsyncs a directory, so the entries created or renamed in it are durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// Copies `from[start..end)` to the same positions of `to`.

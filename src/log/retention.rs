@@ -221,9 +221,12 @@ impl Partition {
                 let mut active = Segment::create(&self.dir(), next, now_ms)?;
                 active.reserve_ahead(config, st.segments.values().next_back());
                 st.segments.insert(next, active);
-                old
+                if let Some(job) = old {
+                    self.queue_seal(job);
+                }
+                true
             } else {
-                None
+                false
             };
             let doomed: Vec<(i64, Reason)> = st
                 .segments
@@ -239,8 +242,8 @@ impl Partition {
             (doomed, new_start, rolled)
         };
         // The old active segment is sealed like any other (its fsync, index and checkpoint).
-        if let Some(job) = rolled {
-            self.persist_sealed(job);
+        if rolled {
+            self.persist_sealed();
         }
         let bases: Vec<i64> = doomed.iter().map(|(b, _)| *b).collect();
         self.advance_log_start(new_start, &bases)?;

@@ -82,6 +82,7 @@ impl Segment {
             .read(true)
             .write(true)
             .open(&path)?;
+        super::sync::created(&path);
         Ok(Segment {
             base_offset,
             path,
@@ -263,7 +264,7 @@ impl Segment {
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        super::sync::sync_file(&self.file, &self.path)
     }
 
     /// Cuts the file back to `len` bytes (recovery of a torn tail, never under readers).

@@ -43,7 +43,7 @@ pub(super) fn is_transient_name(name: &str) -> bool {
 pub(super) fn remove_copy(dir: &Path, doomed: &Path) -> io::Result<()> {
     std::fs::rename(dir, doomed)?;
     if let Some(parent) = doomed.parent() {
-        crate::log::relocate::sync_dir(parent)?;
+        crate::log::sync::sync_dir(parent)?;
     }
     std::fs::remove_dir_all(doomed)
 }
@@ -84,7 +84,7 @@ pub(super) fn write_partition_metadata(dir: &Path, id: &Uuid) -> io::Result<()> 
     std::fs::write(&tmp, &text)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, &path)?;
-    crate::log::relocate::sync_dir(dir)
+    crate::log::sync::sync_dir(dir)
 }
 
 /// Checks that a partition directory about to be opened for topic `id` is that topic's: a

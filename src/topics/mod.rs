@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use crate::log::dir_failure::LogDirFailures;
 use crate::log::{now_ms, LogConfig, Partition, PartitionKey};
 use crate::meta::{Meta, Placement, TopicRecord};
 
@@ -64,6 +65,8 @@ pub struct Topics {
     log_dirs: Vec<PathBuf>,
     meta: Arc<Meta>,
     log_config: LogConfig,
+    /// Offline log dirs (shared with every partition and the store).
+    failures: Arc<LogDirFailures>,
     maps: RwLock<Maps>,
     /// Serialises create and delete (they touch sled and the file system together).
     changes: tokio::sync::Mutex<()>,
@@ -192,6 +195,7 @@ impl Topics {
             dir.clone(),
             crate::config::topic::log_config(&self.log_config, &record.configs),
             self.meta.clone(),
+            self.failures.clone(),
             now_ms(),
         )?;
         dirs::write_partition_metadata(&dir, &record.id)?;
@@ -417,7 +421,7 @@ impl Topics {
             let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
             let to = parent.join(delete_name(&record.name, p, &record.id));
             std::fs::rename(&dir, &to)
-                .and_then(|_| crate::log::relocate::sync_dir(&parent))
+                .and_then(|_| crate::log::sync::sync_dir(&parent))
                 .map_err(TopicError::storage)?;
             doomed.push(to);
         }
@@ -521,6 +525,7 @@ impl Topics {
                 dir.clone(),
                 config.clone(),
                 self.meta.clone(),
+                self.failures.clone(),
                 now_ms(),
             )
             .and_then(|part| dirs::write_partition_metadata(&dir, &current.id).map(|_| part))

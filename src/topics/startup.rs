@@ -14,6 +14,7 @@ use super::dirs::{
     self, delete_name, future_name, partition_dir, partition_name, remove_copy, Stray,
 };
 use super::{Maps, Topics};
+use crate::log::dir_failure::LogDirFailures;
 use crate::log::{LogConfig, PartitionKey};
 use crate::meta::{Meta, Placement, TopicRecord};
 
@@ -24,11 +25,13 @@ impl Topics {
         log_dirs: &[PathBuf],
         meta: Arc<Meta>,
         log_config: LogConfig,
+        failures: Arc<LogDirFailures>,
     ) -> io::Result<Topics> {
         let topics = Topics {
             log_dirs: log_dirs.to_vec(),
             meta,
             log_config,
+            failures,
             maps: RwLock::new(Maps::default()),
             changes: tokio::sync::Mutex::new(()),
         };
@@ -159,7 +162,7 @@ impl Topics {
                 let copy = self.log_dirs[i].join(&future);
                 if !target.exists() && copy.exists() {
                     std::fs::rename(&copy, &target)?;
-                    crate::log::relocate::sync_dir(&self.log_dirs[i])?;
+                    crate::log::sync::sync_dir(&self.log_dirs[i])?;
                     tracing::info!(partition = %name, dir = %self.log_dirs[i].display(), "finished an interrupted move to another log dir");
                 }
                 let source = self.dir_index(from);
@@ -191,7 +194,7 @@ impl Topics {
                 (0..self.log_dirs.len()).find(|&i| self.log_dirs[i].join(&doomed).is_dir())
             {
                 std::fs::rename(self.log_dirs[i].join(&doomed), self.log_dirs[i].join(&name))?;
-                crate::log::relocate::sync_dir(&self.log_dirs[i])?;
+                crate::log::sync::sync_dir(&self.log_dirs[i])?;
                 tracing::warn!(partition = %name, dir = %self.log_dirs[i].display(), "restored a partition whose topic delete did not finish");
                 holders.push(i);
             }

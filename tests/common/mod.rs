@@ -16,6 +16,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+/// xorshift64*: deterministic, so a failing mutation is the same on every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
 pub struct TestBroker {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
@@ -244,6 +259,30 @@ pub async fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
         "{:?}",
         resp.topics[0].error_message
     );
+}
+
+/// CreateTopics v7 of one single-partition topic with `configs` (the broker's replication factor).
+pub async fn create_with(
+    c: &mut Client,
+    topic: &str,
+    configs: &[(&str, &str)],
+) -> CreateTopicsResponse {
+    let mut t = CreatableTopic::default();
+    t.name = name(topic);
+    t.num_partitions = 1;
+    t.replication_factor = -1;
+    t.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut cfg = create_topics_request::CreatableTopicConfig::default();
+            cfg.name = StrBytes::from_string(k.to_string());
+            cfg.value = Some(StrBytes::from_string(v.to_string()));
+            cfg
+        })
+        .collect();
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    c.request(ApiKey::CreateTopics, 7, &req).await
 }
 
 pub fn produce_req(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {

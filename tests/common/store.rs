@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use gregor::log::dir_failure::LogDirFailures;
 use gregor::log::{LogConfig, Partition, PartitionKey};
 use gregor::meta::Meta;
 use kafka_protocol::records::{
@@ -16,6 +17,7 @@ pub struct Store {
     pub meta: Arc<Meta>,
     pub key: PartitionKey,
     pub config: LogConfig,
+    pub failures: Arc<LogDirFailures>,
 }
 
 impl Store {
@@ -30,6 +32,7 @@ impl Store {
                 partition: 0,
             },
             config,
+            failures: Arc::new(LogDirFailures::new()),
         }
     }
 
@@ -44,6 +47,7 @@ impl Store {
             self.partition_dir(),
             self.config.clone(),
             self.meta.clone(),
+            self.failures.clone(),
             now_ms,
         )
         .unwrap()

@@ -41,6 +41,7 @@ fn open_log() -> Log {
             dir.path().join(format!("p{i}")),
             config,
             Arc::new(NoMeta),
+            Arc::new(gregor::log::dir_failure::LogDirFailures::new()),
             NOW_MS,
         )
         .expect("partition")

@@ -9,11 +9,11 @@
 //! 4. the group's other segments are unlinked, the swap file renamed over `<base>.log`, the directory
 //!    fsynced.
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::super::segment::{file_name, parse_file_name};
+use super::super::sync::sync_dir;
 use super::super::{LogMetaStore, PartitionKey};
 
 const CLEANED_SUFFIX: &str = ".log.cleaned";
@@ -32,10 +32,6 @@ fn parse_swap(name: &str) -> Option<(i64, i64)> {
     let (base, end) = stem.split_once('-')?;
     let digits = |s: &str| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit());
     (digits(base) && digits(end)).then(|| Some((base.parse().ok()?, end.parse().ok()?)))?
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// Step 3: makes the fsynced cleaned copy of segments `[base, end)` the committed replacement.

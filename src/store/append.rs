@@ -1,0 +1,141 @@
+//! `append_records`: one produce request's batches, appended on the blocking pool and acknowledged
+//! once each is as durable as its topic's flush policy promises (fsyncs group-committed across
+//! requests by `Partition::sync_to`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+
+use super::{blocking, Store};
+use crate::condition::{storage_error, STORAGE_WRITES};
+use crate::log::dir_failure::LogDirFailures;
+use crate::log::{AppendError, Appended, Partition};
+use crate::topics::Topic;
+
+/// One partition's batch (already checked to be a single v2 batch).
+pub struct AppendEntry {
+    pub topic: Arc<Topic>,
+    pub partition: Arc<Partition>,
+    pub records: Bytes,
+}
+
+/// Why a partition's batch was not appended (or not made durable).
+#[derive(Debug)]
+pub struct AppendFailure {
+    pub error: ResponseError,
+    pub message: Option<String>,
+    /// (record index, message) pairs for INVALID_RECORD.
+    pub record_errors: Vec<(i32, String)>,
+}
+
+impl AppendFailure {
+    fn storage(message: String) -> AppendFailure {
+        AppendFailure {
+            error: ResponseError::KafkaStorageError,
+            message: Some(message),
+            record_errors: Vec::new(),
+        }
+    }
+}
+
+type Result1 = Result<Appended, AppendFailure>;
+
+/// Appends one batch (on a blocking thread), counting it in the topic's metrics.
+fn append_one(e: &AppendEntry, now_ms: i64) -> Result1 {
+    let p = &e.partition;
+    match p.append(&e.records, now_ms) {
+        Ok(a) => {
+            STORAGE_WRITES.cleared();
+            e.topic.metrics.bytes_in.increment(e.records.len() as u64);
+            if !a.duplicate {
+                e.topic
+                    .metrics
+                    .messages_in
+                    .increment((a.last_offset - a.base_offset + 1) as u64);
+            }
+            Ok(a)
+        }
+        Err(AppendError::Rejected {
+            error,
+            message,
+            record_errors,
+        }) => Err(AppendFailure {
+            error,
+            message: Some(message),
+            record_errors,
+        }),
+        Err(AppendError::Storage(err)) => {
+            storage_error(&STORAGE_WRITES, "append", || {
+                format!("append to {}-{} failed: {err}", p.topic, p.key.partition)
+            });
+            Err(AppendFailure::storage(err.to_string()))
+        }
+    }
+}
+
+impl Store {
+    /// Appends each entry's batch and returns, in order, its offsets or why it failed; returns
+    /// once every appended batch is durable as its flush policy asks.
+    pub async fn append_records(&self, entries: Vec<AppendEntry>, now_ms: i64) -> Vec<Result1> {
+        // Refused before any I/O: an offline log dir, or one nearly full (see `disk_space`).
+        let disk_low = self.disk.low();
+        let refusals: Vec<Option<AppendFailure>> = entries
+            .iter()
+            .map(|e| {
+                if e.partition.is_offline() {
+                    return Some(AppendFailure::storage(LogDirFailures::message(
+                        &e.partition.dir(),
+                    )));
+                }
+                let dir = e.partition.dir();
+                (disk_low && self.disk.low_at(&dir))
+                    .then(|| AppendFailure::storage(self.disk.refusal(&dir)))
+            })
+            .collect();
+        let count = entries.len();
+        let appended = blocking(move || {
+            let results: Vec<Result1> = entries
+                .iter()
+                .zip(refusals)
+                .map(|(e, refused)| match refused {
+                    Some(f) => Err(f),
+                    None => append_one(e, now_ms),
+                })
+                .collect();
+            (entries, results)
+        })
+        .await;
+        let (entries, mut results) = match appended {
+            Ok(done) => done,
+            // The append task panicked (a bug): every partition of the request fails.
+            Err(e) => {
+                return (0..count)
+                    .map(|_| Err(AppendFailure::storage(e.to_string())))
+                    .collect()
+            }
+        };
+        for (e, r) in entries.iter().zip(&results) {
+            if matches!(r, Ok(a) if !a.duplicate) {
+                self.fetches.check(e.partition.key);
+            }
+        }
+        // The delayed part of a produce: acknowledged only once durable per the flush policy.
+        for (e, r) in entries.iter().zip(results.iter_mut()) {
+            let Ok(a) = r else { continue };
+            if !a.sync_needed {
+                continue;
+            }
+            if let Err(err) = e.partition.sync_to(a.last_offset).await {
+                storage_error(&STORAGE_WRITES, "fsync", || {
+                    format!(
+                        "fsync of {}-{} failed: {err}",
+                        e.partition.topic, e.partition.key.partition
+                    )
+                });
+                *r = Err(AppendFailure::storage(err.to_string()));
+            }
+        }
+        results
+    }
+}

@@ -1,0 +1,87 @@
+//! Offsets of a partition's log: ListOffsets lookups (Kafka's `fetchOffsetForTimestamp`; the
+//! timestamp ones read indexes and batches) and DeleteRecords (Kafka's `deleteRecords`), off the
+//! async workers and refused on an offline log dir.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+
+use super::{blocking, Store};
+use crate::condition::{storage_error, STORAGE_READS};
+use crate::log::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+/// (offset, timestamp) for one lookup (blocking for the timestamp ones).
+fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+    let found = match timestamp {
+        MAX_TIMESTAMP => Ok(p.max_timestamp()),
+        ts => p.offset_for_timestamp(ts),
+    };
+    found.map(|f| f.unwrap_or((-1, -1))).map_err(|e| {
+        storage_error(&STORAGE_READS, "read", || {
+            format!(
+                "timestamp lookup in {}-{} failed: {e}",
+                p.topic, p.key.partition
+            )
+        });
+        ResponseError::KafkaStorageError
+    })
+}
+
+impl Store {
+    /// The offset ListOffsets answers for `timestamp` (a time, or one of Kafka's special values).
+    pub async fn list_offset(
+        &self,
+        p: &Arc<Partition>,
+        timestamp: i64,
+    ) -> Result<(i64, i64), ResponseError> {
+        if p.is_offline() {
+            return Err(ResponseError::KafkaStorageError);
+        }
+        match timestamp {
+            LATEST => Ok((p.high_watermark(), -1)),
+            EARLIEST | EARLIEST_LOCAL => Ok((p.log_start_offset(), -1)),
+            ts if ts >= 0 || ts == MAX_TIMESTAMP => {
+                let p = p.clone();
+                blocking(move || lookup(&p, ts))
+                    .await
+                    .unwrap_or(Err(ResponseError::KafkaStorageError))
+            }
+            _ => Err(ResponseError::InvalidRequest),
+        }
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (-1: the high watermark) and returns it.
+    pub async fn delete_records(
+        &self,
+        p: &Arc<Partition>,
+        offset: i64,
+    ) -> Result<i64, ResponseError> {
+        if p.is_offline() {
+            return Err(ResponseError::KafkaStorageError);
+        }
+        let hw = p.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(ResponseError::OffsetOutOfRange);
+        }
+        let part = p.clone();
+        let moved = blocking(move || part.delete_before(target).map(|_| part.log_start_offset()))
+            .await
+            .and_then(|r| r);
+        match moved {
+            Ok(start) => Ok(start),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ResponseError::UnknownTopicOrPartition)
+            }
+            Err(e) => {
+                tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "delete records failed");
+                Err(ResponseError::KafkaStorageError)
+            }
+        }
+    }
+}
