@@ -37,7 +37,7 @@ pub struct Broker {
     pub config: Config,
     pub cluster_id: String,
     pub meta: Arc<Meta>,
-    pub topics: Topics,
+    pub topics: Arc<Topics>,
     pub fetch_sessions: FetchSessions,
     pub groups: Arc<Coordinator>,
     /// Dynamic group configs (DescribeConfigs / AlterConfigs of GROUP resources).
@@ -166,7 +166,7 @@ impl Broker {
             config,
             cluster_id,
             meta,
-            topics,
+            topics: Arc::new(topics),
             fetch_sessions,
             groups: Arc::new(groups),
             background: tokio_util::task::TaskTracker::new(),

@@ -329,7 +329,7 @@ impl Topics {
 
     /// Creates a topic; durable when this returns. `validate_only` checks without creating.
     pub async fn create(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
@@ -380,12 +380,15 @@ impl Topics {
         };
         let dirs = self.place(partitions);
         self.check_free(&record.name, 0..partitions)?;
-        let topic = self
-            .open_topic(&record, &dirs)
-            .map_err(TopicError::storage)?;
-        self.record_placements(record.id, 0, &dirs)
-            .map_err(TopicError::storage)?;
-        self.meta.put_topic(&record).map_err(TopicError::storage)?;
+        // Directories, segment files and meta-store writes: on the blocking pool.
+        let this = self.clone();
+        let topic = blocking(move || {
+            let topic = this.open_topic(&record, &dirs)?;
+            this.record_placements(record.id, 0, &dirs)?;
+            this.meta.put_topic(&record)?;
+            Ok(topic)
+        })
+        .await?;
         self.meta.flush().await.map_err(TopicError::storage)?;
         self.insert(topic);
         tracing::info!(topic = %name, partitions, "created topic");
@@ -394,7 +397,7 @@ impl Topics {
     }
 
     /// Deletes a topic and its data; durable when this returns.
-    pub async fn delete(&self, topic: &Arc<Topic>) -> Result<(), TopicError> {
+    pub async fn delete(self: &Arc<Self>, topic: &Arc<Topic>) -> Result<(), TopicError> {
         let _guard = self.changes.lock().await;
         let record = TopicRecord {
             name: topic.name.to_string(),
@@ -409,32 +412,36 @@ impl Topics {
         }
         // Stop appends, retention and the cleaner on its partitions before its metadata and files
         // go, so nothing writes either again.
-        let partitions = topic.partitions.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || partitions.iter().for_each(|p| p.retire())).await;
         // The directories are renamed aside first (durably), then the record goes: a crash
         // before the record is gone restores them; after, start-up removes the renamed copies.
         // A partition directory is never left under its own name without its topic's record.
-        let mut doomed = Vec::with_capacity(topic.partitions.len());
-        for (p, part) in (0..record.partitions).zip(&topic.partitions) {
-            let dir = part.dir();
-            let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
-            let to = parent.join(delete_name(&record.name, p, &record.id));
-            std::fs::rename(&dir, &to)
-                .and_then(|_| crate::log::sync::sync_dir(&parent))
-                .map_err(TopicError::storage)?;
-            doomed.push(to);
-        }
-        self.meta
-            .delete_topic(&record)
-            .map_err(TopicError::storage)?;
-        self.meta.flush().await.map_err(TopicError::storage)?;
-        for dir in doomed {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's data (start-up will)");
+        // All of it (renames, fsyncs, removing gigabytes) on the blocking pool.
+        let (this, partitions) = (self.clone(), topic.partitions.clone());
+        let doomed = blocking(move || {
+            partitions.iter().for_each(|p| p.retire());
+            let mut doomed = Vec::with_capacity(partitions.len());
+            for (p, part) in (0..record.partitions).zip(&partitions) {
+                let dir = part.dir();
+                let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+                let to = parent.join(delete_name(&record.name, p, &record.id));
+                std::fs::rename(&dir, &to).and_then(|_| crate::log::sync::sync_dir(&parent))?;
+                doomed.push(to);
             }
-        }
-        tracing::info!(topic = %record.name, "deleted topic");
+            this.meta.delete_topic(&record)?;
+            Ok((doomed, record.name))
+        })
+        .await?;
+        self.meta.flush().await.map_err(TopicError::storage)?;
+        let (doomed, name) = doomed;
+        let _ = tokio::task::spawn_blocking(move || {
+            for dir in doomed {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's data (start-up will)");
+                }
+            }
+        })
+        .await;
+        tracing::info!(topic = %name, "deleted topic");
         metrics::counter!("gregor_topics_deleted_total").increment(1);
         Ok(())
     }
@@ -477,7 +484,7 @@ impl Topics {
 
     /// Grows a topic to `count` partitions; durable when this returns.
     pub async fn add_partitions(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         count: i32,
         validate_only: bool,
@@ -513,28 +520,31 @@ impl Topics {
         let config = crate::config::topic::log_config(&self.log_config, &current.configs);
         let dirs = self.place(count - have);
         self.check_free(name, have..count)?;
-        for (p, &d) in (have..count).zip(&dirs) {
-            let key = PartitionKey {
-                topic_id: current.id,
-                partition: p,
-            };
-            let dir = partition_dir(&self.log_dirs[d], name, p);
-            let part = Partition::open(
-                key,
-                current.name.clone(),
-                dir.clone(),
-                config.clone(),
-                self.meta.clone(),
-                self.failures.clone(),
-                now_ms(),
-            )
-            .and_then(|part| dirs::write_partition_metadata(&dir, &current.id).map(|_| part))
-            .map_err(TopicError::storage)?;
-            partitions.push(Arc::new(part));
-        }
-        self.record_placements(current.id, have, &dirs)
-            .map_err(TopicError::storage)?;
-        self.meta.put_topic(&record).map_err(TopicError::storage)?;
+        let (this, topic) = (self.clone(), current.clone());
+        let partitions = blocking(move || {
+            for (p, &d) in (have..count).zip(&dirs) {
+                let key = PartitionKey {
+                    topic_id: topic.id,
+                    partition: p,
+                };
+                let dir = partition_dir(&this.log_dirs[d], &topic.name, p);
+                let part = Partition::open(
+                    key,
+                    topic.name.clone(),
+                    dir.clone(),
+                    config.clone(),
+                    this.meta.clone(),
+                    this.failures.clone(),
+                    now_ms(),
+                )?;
+                dirs::write_partition_metadata(&dir, &topic.id)?;
+                partitions.push(Arc::new(part));
+            }
+            this.record_placements(topic.id, have, &dirs)?;
+            this.meta.put_topic(&record)?;
+            Ok(partitions)
+        })
+        .await?;
         self.meta.flush().await.map_err(TopicError::storage)?;
         self.insert(Topic {
             metrics: current.metrics.clone(),
@@ -557,6 +567,17 @@ impl Topics {
             }
         }
     }
+}
+
+/// Runs file and meta-store work of a topic change on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, TopicError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r)
+        .map_err(TopicError::storage)
 }
 
 #[cfg(test)]
