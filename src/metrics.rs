@@ -59,8 +59,18 @@ fn register_at_zero() {
     ] {
         metrics::counter!(name).increment(0);
     }
-    for name in ["gregor_connections_open", "gregor_fetch_waiting"] {
+    for name in [
+        "gregor_connections_open",
+        "gregor_fetch_waiting",
+        "kafka_log_logmanager_offlinelogdirectorycount",
+    ] {
         metrics::gauge!(name).set(0.0);
+    }
+    for name in [
+        "kafka_server_delayedoperationpurgatory_numdelayedoperations",
+        "kafka_server_delayedoperationpurgatory_purgatorysize",
+    ] {
+        metrics::gauge!(name, "delayedOperation" => "Fetch").set(0.0);
     }
     for name in ["gregor_log_flush_seconds", "gregor_meta_flush_seconds"] {
         let _ = metrics::histogram!(name);

@@ -109,6 +109,15 @@ async fn every_dashboard_metric_has_a_series_on_a_fresh_broker() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The store's gauges, with Kafka's names, from start-up.
+    let text = scrape(mport);
+    for series in [
+        "kafka_log_logmanager_offlinelogdirectorycount",
+        r#"kafka_server_delayedoperationpurgatory_numdelayedoperations{delayedOperation="Fetch"}"#,
+        r#"kafka_server_delayedoperationpurgatory_purgatorysize{delayedOperation="Fetch"}"#,
+    ] {
+        assert_eq!(value(&text, series), Some(0.0), "{series}");
+    }
     child.kill().unwrap();
     let _ = child.wait();
 }

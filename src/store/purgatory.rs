@@ -46,12 +46,6 @@ fn shard_of(key: &PartitionKey) -> usize {
 
 impl Purgatory {
     pub fn new(name: &'static str) -> Purgatory {
-        for metric in [
-            "kafka_server_delayedoperationpurgatory_numdelayedoperations",
-            "kafka_server_delayedoperationpurgatory_purgatorysize",
-        ] {
-            metrics::gauge!(metric, "delayedOperation" => name).set(0.0);
-        }
         Purgatory {
             name,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
