@@ -11,7 +11,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::fetch_session::{Resolved, SessionPartition, TopicRef};
+use super::fetch_session::{PartitionList, Resolved, SessionPartition, TopicRef};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::condition::{storage_error, STORAGE_READS};
@@ -76,18 +76,19 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
         }
     };
     let mut leader_epochs = std::collections::HashMap::new();
-    let listed: Vec<SessionPartition> = req
-        .topics
-        .iter()
-        .flat_map(|t| {
-            let tr = topic_ref(&t.topic, t.topic_id);
-            t.partitions.iter().map(move |p| (tr.clone(), p))
-        })
-        .map(|(tr, p)| {
-            leader_epochs.insert((tr.clone(), p.partition), p.current_leader_epoch);
-            SessionPartition::new(tr, p.partition, p.fetch_offset, p.partition_max_bytes)
-        })
-        .collect();
+    // Each partition once, as Kafka reads the request into a map (the last mention's fields).
+    let listed = PartitionList::from_listed(
+        req.topics
+            .iter()
+            .flat_map(|t| {
+                let tr = topic_ref(&t.topic, t.topic_id);
+                t.partitions.iter().map(move |p| (tr.clone(), p))
+            })
+            .map(|(tr, p)| {
+                leader_epochs.insert((tr.clone(), p.partition), p.current_leader_epoch);
+                SessionPartition::new(tr, p.partition, p.fetch_offset, p.partition_max_bytes)
+            }),
+    );
     let forgotten = req
         .forgotten_topics_data
         .iter()
@@ -116,7 +117,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
             }
         }
     } else {
-        (0, listed, false)
+        (0, listed.into_vec(), false)
     };
     resp.session_id = session_id;
     let topics: Vec<Option<Arc<Topic>>> = specs
@@ -149,7 +150,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
         min_bytes: req.min_bytes.max(0) as u64,
         max_wait: Duration::from_millis(req.max_wait_ms.max(0) as u64),
     };
-    let outcomes = broker.store.fetch_records(params, Arc::new(targets)).await;
+    let outcomes = broker
+        .store
+        .fetch_records(params, Arc::new(targets), &ctx.gone)
+        .await;
     let mut sent = Vec::new();
     let mut attached = Attached::default();
     for ((spec, topic), mut o) in specs.iter().zip(&topics).zip(outcomes) {

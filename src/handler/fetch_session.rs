@@ -2,8 +2,8 @@
 //! partitions a consumer fetches and what it was last told about them, so later requests list only
 //! changes and responses carry only partitions with news.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
@@ -47,15 +47,91 @@ impl SessionPartition {
     }
 }
 
-struct Session {
+/// A partition's identity in a request or a session.
+type Key = (TopicRef, i32);
+
+/// Partitions in request order, each once (a partition named again keeps its first place and
+/// takes its latest fields, as Kafka's LinkedHashMap of fetch data), with O(1) lookup.
+#[derive(Default, Clone)]
+pub struct PartitionList {
     partitions: Vec<SessionPartition>,
+    index: HashMap<Key, usize>,
+}
+
+impl PartitionList {
+    pub fn from_listed(listed: impl IntoIterator<Item = SessionPartition>) -> Self {
+        let mut list = PartitionList::default();
+        for p in listed {
+            list.upsert(p);
+        }
+        list
+    }
+
+    /// Adds `p`, or updates the fetch position and limit of the partition already there.
+    fn upsert(&mut self, p: SessionPartition) {
+        match self.index.get(&(p.topic.clone(), p.partition)) {
+            Some(&i) => {
+                let q = &mut self.partitions[i];
+                q.fetch_offset = p.fetch_offset;
+                q.max_bytes = p.max_bytes;
+            }
+            None => {
+                self.index
+                    .insert((p.topic.clone(), p.partition), self.partitions.len());
+                self.partitions.push(p);
+            }
+        }
+    }
+
+    fn forget(&mut self, forgotten: &HashSet<Key>) {
+        if forgotten.is_empty() {
+            return;
+        }
+        self.partitions
+            .retain(|p| !forgotten.contains(&(p.topic.clone(), p.partition)));
+        self.index = self
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.topic.clone(), p.partition), i))
+            .collect();
+    }
+
+    fn get_mut(&mut self, key: &Key) -> Option<&mut SessionPartition> {
+        let i = *self.index.get(key)?;
+        self.partitions.get_mut(i)
+    }
+
+    pub fn len(&self) -> usize {
+        self.partitions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.partitions.is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<SessionPartition> {
+        self.partitions
+    }
+}
+
+struct Session {
+    partitions: PartitionList,
     next_epoch: i32,
     last_used: Instant,
 }
 
+/// The session cache. The map's lock is held only to find, add or evict a session; work on one
+/// session's partitions holds that session's own lock, so a client updating a large session never
+/// makes others wait.
 pub struct FetchSessions {
     slots: usize,
-    inner: Mutex<(HashMap<i32, Session>, i32)>,
+    sessions: Mutex<HashMap<i32, Arc<Mutex<Session>>>>,
+}
+
+/// A random positive session id (Kafka's are random too: a client cannot guess another's).
+fn random_id() -> i32 {
+    ((Uuid::new_v4().as_u128() as u32) & 0x7fff_ffff).max(1) as i32
 }
 
 /// What a fetch request resolves to.
@@ -77,13 +153,17 @@ impl FetchSessions {
     pub fn new(slots: usize) -> Self {
         FetchSessions {
             slots,
-            inner: Mutex::new((HashMap::new(), 0)),
+            sessions: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Arc<Mutex<Session>>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     #[cfg(test)]
     fn open_sessions(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.len()
+        self.map().len()
     }
 
     /// Resolves a request's session fields against the cache. `listed` are the partitions the
@@ -92,74 +172,60 @@ impl FetchSessions {
         &self,
         session_id: i32,
         epoch: i32,
-        listed: Vec<SessionPartition>,
-        forgotten: Vec<(TopicRef, i32)>,
+        listed: PartitionList,
+        forgotten: Vec<Key>,
     ) -> Resolved {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (sessions, next_id) = &mut *guard;
         let now = Instant::now();
         if epoch == FINAL_EPOCH || epoch == INITIAL_EPOCH {
+            let mut sessions = self.map();
             if session_id != 0 {
                 sessions.remove(&session_id);
             }
             if epoch == FINAL_EPOCH
                 || self.slots == 0
-                || !make_room(sessions, self.slots, listed.len(), now)
+                || !make_room(&mut sessions, self.slots, listed.len(), now)
             {
                 return Resolved::Full {
                     session_id: 0,
-                    partitions: listed,
+                    partitions: listed.into_vec(),
                 };
             }
             let id = loop {
-                *next_id = next_id.wrapping_add(1).max(1);
-                if !sessions.contains_key(next_id) {
-                    break *next_id;
+                let id = random_id();
+                if !sessions.contains_key(&id) {
+                    break id;
                 }
             };
             sessions.insert(
                 id,
-                Session {
+                Arc::new(Mutex::new(Session {
                     partitions: listed.clone(),
                     next_epoch: 1,
                     last_used: now,
-                },
+                })),
             );
             metrics::gauge!("gregor_fetch_sessions").set(sessions.len() as f64);
             return Resolved::Full {
                 session_id: id,
-                partitions: listed,
+                partitions: listed.into_vec(),
             };
         }
-        let Some(session) = sessions.get_mut(&session_id) else {
+        let Some(session) = self.map().get(&session_id).cloned() else {
             return Resolved::Error(ResponseError::FetchSessionIdNotFound);
         };
+        let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
         if session.next_epoch != epoch {
             return Resolved::Error(ResponseError::InvalidFetchSessionEpoch);
         }
         session.next_epoch = epoch.wrapping_add(1).max(1);
         session.last_used = now;
-        session.partitions.retain(|p| {
-            !forgotten
-                .iter()
-                .any(|(t, i)| *t == p.topic && *i == p.partition)
-        });
-        for l in listed {
-            match session
-                .partitions
-                .iter_mut()
-                .find(|p| p.topic == l.topic && p.partition == l.partition)
-            {
-                Some(p) => {
-                    p.fetch_offset = l.fetch_offset;
-                    p.max_bytes = l.max_bytes;
-                }
-                None => session.partitions.push(l),
-            }
+        session.partitions.forget(&forgotten.into_iter().collect());
+        for l in listed.into_vec() {
+            session.partitions.upsert(l);
         }
         Resolved::Incremental {
             session_id,
-            partitions: session.partitions.clone(),
+            partitions: session.partitions.partitions.clone(),
         }
     }
 
@@ -168,17 +234,14 @@ impl FetchSessions {
         if session_id == 0 {
             return;
         }
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = guard.0.get_mut(&session_id) {
-            for (topic, partition, hw, log_start) in sent {
-                if let Some(p) = s
-                    .partitions
-                    .iter_mut()
-                    .find(|p| p.topic == *topic && p.partition == *partition)
-                {
-                    p.last_hw = *hw;
-                    p.last_log_start = *log_start;
-                }
+        let Some(session) = self.map().get(&session_id).cloned() else {
+            return;
+        };
+        let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
+        for (topic, partition, hw, log_start) in sent {
+            if let Some(p) = s.partitions.get_mut(&(topic.clone(), *partition)) {
+                p.last_hw = *hw;
+                p.last_log_start = *log_start;
             }
         }
     }
@@ -187,7 +250,7 @@ impl FetchSessions {
 /// Frees a slot if the cache is full: the least recently used session goes if it is stale or
 /// smaller than the newcomer (Kafka prefers keeping sessions that save the most work).
 fn make_room(
-    sessions: &mut HashMap<i32, Session>,
+    sessions: &mut HashMap<i32, Arc<Mutex<Session>>>,
     slots: usize,
     wanted: usize,
     now: Instant,
@@ -195,10 +258,18 @@ fn make_room(
     if sessions.len() < slots {
         return true;
     }
-    let Some((&victim, s)) = sessions.iter().min_by_key(|(_, s)| s.last_used) else {
+    // A session in use right now (its lock taken) is not a candidate.
+    let Some((victim, last_used, size)) = sessions
+        .iter()
+        .filter_map(|(id, s)| {
+            let s = s.try_lock().ok()?;
+            Some((*id, s.last_used, s.partitions.len()))
+        })
+        .min_by_key(|(_, last_used, _)| *last_used)
+    else {
         return false;
     };
-    if now.duration_since(s.last_used) >= STALE_AFTER || s.partitions.len() < wanted {
+    if now.duration_since(last_used) >= STALE_AFTER || size < wanted {
         sessions.remove(&victim);
         metrics::counter!("gregor_fetch_session_evictions_total").increment(1);
         return true;
@@ -210,6 +281,10 @@ fn make_room(
 mod tests {
     use super::*;
 
+    fn list(v: Vec<SessionPartition>) -> PartitionList {
+        PartitionList::from_listed(v)
+    }
+
     fn part(p: i32, offset: i64) -> SessionPartition {
         SessionPartition::new(TopicRef::Name("t".into()), p, offset, 1000)
     }
@@ -220,7 +295,7 @@ mod tests {
         let Resolved::Full {
             session_id,
             partitions,
-        } = cache.resolve(0, INITIAL_EPOCH, vec![part(0, 0), part(1, 0)], vec![])
+        } = cache.resolve(0, INITIAL_EPOCH, list(vec![part(0, 0), part(1, 0)]), vec![])
         else {
             panic!()
         };
@@ -229,7 +304,7 @@ mod tests {
         let Resolved::Incremental { partitions, .. } = cache.resolve(
             session_id,
             1,
-            vec![part(1, 5)],
+            list(vec![part(1, 5)]),
             vec![(TopicRef::Name("t".into()), 0)],
         ) else {
             panic!()
@@ -238,23 +313,23 @@ mod tests {
         assert_eq!(partitions[0].fetch_offset, 5);
         // Wrong epoch, unknown session.
         assert!(matches!(
-            cache.resolve(session_id, 1, vec![], vec![]),
+            cache.resolve(session_id, 1, list(vec![]), vec![]),
             Resolved::Error(ResponseError::InvalidFetchSessionEpoch)
         ));
         assert!(matches!(
-            cache.resolve(999, 1, vec![], vec![]),
+            cache.resolve(999, 1, list(vec![]), vec![]),
             Resolved::Error(ResponseError::FetchSessionIdNotFound)
         ));
         // Cache full with a bigger, fresh session: a smaller newcomer gets no session.
         let Resolved::Full {
             session_id: none, ..
-        } = cache.resolve(0, INITIAL_EPOCH, vec![], vec![])
+        } = cache.resolve(0, INITIAL_EPOCH, list(vec![]), vec![])
         else {
             panic!()
         };
         assert_eq!(none, 0);
         // Closing the session frees the slot.
-        let _ = cache.resolve(session_id, FINAL_EPOCH, vec![], vec![]);
+        let _ = cache.resolve(session_id, FINAL_EPOCH, list(vec![]), vec![]);
         assert_eq!(cache.open_sessions(), 0);
     }
 }
