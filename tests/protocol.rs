@@ -558,3 +558,61 @@ async fn lying_array_counts_in_every_request_type_are_harmless() {
         "RSS grew by {grown_mib} MiB under lying counts"
     );
 }
+
+/// ListOffsets as Kafka 4.1's ReplicaManager answers it: each special timestamp only from the
+/// version that introduced it (UNSUPPORTED_VERSION before, and for any other negative value),
+/// LATEST_TIERED (-5) without tiered storage is offset -1 with leader epoch -1, and a partition
+/// named twice is answered once, with INVALID_REQUEST.
+#[tokio::test]
+async fn list_offsets_timestamps_versions_and_duplicates_as_kafka() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "lo", 2).await;
+    let req = |parts: &[(i32, i64)]| {
+        let mut t = ListOffsetsTopic::default();
+        t.name = name("lo");
+        t.partitions = parts
+            .iter()
+            .map(|&(p, ts)| {
+                let mut lp = ListOffsetsPartition::default();
+                lp.partition_index = p;
+                lp.timestamp = ts;
+                lp
+            })
+            .collect();
+        let mut r = ListOffsetsRequest::default();
+        r.topics = vec![t];
+        r
+    };
+    let answer = |r: &ListOffsetsResponse| -> Vec<(i32, i16, i64, i32)> {
+        r.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.error_code, p.offset, p.leader_epoch))
+            })
+            .collect()
+    };
+    let unsupported = kafka_protocol::ResponseError::UnsupportedVersion.code();
+    let invalid = kafka_protocol::ResponseError::InvalidRequest.code();
+    let r: ListOffsetsResponse = c
+        .request(ApiKey::ListOffsets, 9, &req(&[(0, -5), (1, -6)]))
+        .await;
+    assert_eq!(answer(&r), vec![(0, 0, -1, -1), (1, unsupported, -1, -1)]);
+    let r: ListOffsetsResponse = c
+        .request(ApiKey::ListOffsets, 9, &req(&[(0, i64::MIN)]))
+        .await;
+    assert_eq!(answer(&r), vec![(0, unsupported, -1, -1)]);
+    let r: ListOffsetsResponse = c
+        .request(ApiKey::ListOffsets, 6, &req(&[(0, -3), (1, -1)]))
+        .await;
+    assert_eq!(answer(&r), vec![(0, unsupported, -1, -1), (1, 0, 0, 0)]);
+    let r: ListOffsetsResponse = c.request(ApiKey::ListOffsets, 8, &req(&[(0, -5)])).await;
+    assert_eq!(answer(&r), vec![(0, unsupported, -1, -1)]);
+    let r: ListOffsetsResponse = c
+        .request(ApiKey::ListOffsets, 9, &req(&[(0, -1), (1, -2), (0, -2)]))
+        .await;
+    assert_eq!(answer(&r), vec![(0, invalid, -1, -1), (1, 0, 0, 0)]);
+}

@@ -1,16 +1,30 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and by
 //! timestamp through each segment's sparse time index (looked up by the store).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
+
+/// Kafka's special timestamps and the first version that may send each (ReplicaManager's
+/// `timestampMinSupportedVersion`); any other negative timestamp is UNSUPPORTED_VERSION.
+fn special_supported(timestamp: i64, version: i16) -> bool {
+    let since = match timestamp {
+        -1 | -2 => 1,
+        -3 => 7,
+        -4 => 8,
+        -5 => 9,
+        _ => return false,
+    };
+    version >= since
+}
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -18,33 +32,63 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let version = ctx.header.request_api_version;
+    // As Kafka: a partition named more than once is answered once, with INVALID_REQUEST, and a
+    // topic named twice is one topic in the answer.
+    let mut seen: HashMap<(TopicName, i32), usize> = HashMap::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            *seen.entry((t.name.clone(), p.partition_index)).or_default() += 1;
+        }
+    }
     let mut resp = ListOffsetsResponse::default();
+    let mut topic_index: HashMap<TopicName, usize> = HashMap::new();
     for t in req.topics {
         let topic = broker.topics.get(t.name.0.as_str());
-        let mut tr = ListOffsetsTopicResponse::default();
-        tr.name = t.name.clone();
+        let ti = *topic_index.entry(t.name.clone()).or_insert_with(|| {
+            let mut tr = ListOffsetsTopicResponse::default();
+            tr.name = t.name.clone();
+            resp.topics.push(tr);
+            resp.topics.len() - 1
+        });
         for p in t.partitions {
             let mut pr = ListOffsetsPartitionResponse::default();
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            if version >= 4 {
-                // The field exists from v4; setting it below makes the answer unencodable.
-                pr.leader_epoch = 0;
-            }
-            match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
-                None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(part) => match broker.store.list_offset(part, p.timestamp).await {
-                    Ok((offset, ts)) => {
-                        pr.offset = offset;
-                        pr.timestamp = ts;
+            let key = (t.name.clone(), p.partition_index);
+            let error = match seen.get(&key).copied() {
+                // A later mention of a partition already answered.
+                Some(0) => continue,
+                Some(n) if n > 1 => {
+                    seen.insert(key, 0);
+                    Some(ResponseError::InvalidRequest)
+                }
+                _ if p.timestamp < 0 && !special_supported(p.timestamp, version) => {
+                    Some(ResponseError::UnsupportedVersion)
+                }
+                _ => None,
+            };
+            let found = match (
+                error,
+                topic.as_ref().and_then(|t| t.partition(p.partition_index)),
+            ) {
+                (Some(e), _) => Err(e),
+                (None, None) => Err(ResponseError::UnknownTopicOrPartition),
+                (None, Some(part)) => broker.store.list_offset(part, p.timestamp).await,
+            };
+            match found {
+                Ok(found) => {
+                    pr.offset = found.offset;
+                    pr.timestamp = found.timestamp;
+                    if version >= 4 {
+                        // The field exists from v4; setting it below makes the answer unencodable.
+                        pr.leader_epoch = found.leader_epoch;
                     }
-                    Err(e) => pr.error_code = e.code(),
-                },
+                }
+                Err(e) => pr.error_code = e.code(),
             }
-            tr.partitions.push(pr);
+            resp.topics[ti].partitions.push(pr);
         }
-        resp.topics.push(tr);
     }
     Some(resp)
 }

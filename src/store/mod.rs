@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 pub use append::{AppendEntry, AppendFailure};
 pub use fetch::{FetchOutcome, FetchParams, FetchTarget, Records};
+pub use offsets::ListedOffset;
 
 use crate::disk_space::DiskSpace;
 use crate::log::dir_failure::LogDirFailures;

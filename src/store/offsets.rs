@@ -14,6 +14,14 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// What ListOffsets answers for one partition.
+pub struct ListedOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub leader_epoch: i32,
+}
 
 /// (offset, timestamp) for one lookup (blocking for the timestamp ones).
 fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
@@ -33,25 +41,38 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
 }
 
 impl Store {
-    /// The offset ListOffsets answers for `timestamp` (a time, or one of Kafka's special values).
+    /// The offset ListOffsets answers for `timestamp` (a time, or one of Kafka's special values;
+    /// the caller has checked the version may use it).
     pub async fn list_offset(
         &self,
         p: &Arc<Partition>,
         timestamp: i64,
-    ) -> Result<(i64, i64), ResponseError> {
+    ) -> Result<ListedOffset, ResponseError> {
         if p.is_offline() {
             return Err(ResponseError::KafkaStorageError);
         }
+        let at = |(offset, timestamp)| ListedOffset {
+            offset,
+            timestamp,
+            leader_epoch: 0,
+        };
         match timestamp {
-            LATEST => Ok((p.high_watermark(), -1)),
-            EARLIEST | EARLIEST_LOCAL => Ok((p.log_start_offset(), -1)),
+            LATEST => Ok(at((p.high_watermark(), -1))),
+            EARLIEST | EARLIEST_LOCAL => Ok(at((p.log_start_offset(), -1))),
+            // No tiered storage: nothing was ever uploaded (Kafka's answer without remote logs).
+            LATEST_TIERED => Ok(ListedOffset {
+                offset: -1,
+                timestamp: -1,
+                leader_epoch: -1,
+            }),
             ts if ts >= 0 || ts == MAX_TIMESTAMP => {
                 let p = p.clone();
                 blocking(move || lookup(&p, ts))
                     .await
                     .unwrap_or(Err(ResponseError::KafkaStorageError))
+                    .map(at)
             }
-            _ => Err(ResponseError::InvalidRequest),
+            _ => Err(ResponseError::UnsupportedVersion),
         }
     }
 
