@@ -36,7 +36,10 @@ type Queued = Box<(Instant, Bytes, Held)>;
 
 /// Why the reader stopped.
 enum ReadEnd {
+    /// The client closed the connection (or the handling side stopped taking requests).
     Eof,
+    /// The broker is shutting down: requests in progress finish and are answered.
+    Stopped,
     Closed(String),
 }
 
@@ -66,7 +69,7 @@ async fn read_frames(
             if held.is_none() {
                 held = Some(tokio::select! {
                     h = memory.reserve(4 + len) => h,
-                    _ = stop.cancelled() => return ReadEnd::Eof,
+                    _ = stop.cancelled() => return ReadEnd::Stopped,
                 });
             }
             if buf.len() < 4 + len {
@@ -90,7 +93,7 @@ async fn read_frames(
                     return ReadEnd::Closed(format!("idle for {} ms (connections.max.idle.ms)", idle.as_millis()));
                 }
             },
-            _ = stop.cancelled() => return ReadEnd::Eof,
+            _ = stop.cancelled() => return ReadEnd::Stopped,
         }
         buf.reserve(want);
         match rd.try_read_buf(&mut (&mut buf).limit(want)) {
@@ -194,14 +197,23 @@ pub async fn serve(
     tracing::debug!(%peer, "connection opened");
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Queued>(READ_AHEAD);
-    let reader = tokio::spawn(read_frames(
+    let gone = CancellationToken::new();
+    let reading = read_frames(
         rd,
         broker.config.socket_request_max_bytes,
         std::time::Duration::from_millis(broker.config.connections_max_idle_ms),
         tx,
         stop.clone(),
         broker.clone(),
-    ));
+    );
+    let peer_gone = gone.clone();
+    let reader = tokio::spawn(async move {
+        let end = reading.await;
+        if !matches!(end, ReadEnd::Stopped) {
+            peer_gone.cancel();
+        }
+        end
+    });
     let mut close_reason = None;
     while let Some(queued) = rx.recv().await {
         let (arrived, frame, held) = *queued;
@@ -211,7 +223,7 @@ pub async fn serve(
         metrics::gauge!("gregor_requests_in_flight").increment(1.0);
         // Boxed: the largest handler future is then allocated while a request runs, not for the
         // life of every (mostly idle) connection.
-        let outcome = Box::pin(dispatch::dispatch(&broker, peer, frame)).await;
+        let outcome = Box::pin(dispatch::dispatch(&broker, peer, gone.clone(), frame)).await;
         drop(held);
         metrics::gauge!("gregor_requests_in_flight").decrement(1.0);
         match outcome {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Message, Request};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::Broker;
@@ -29,6 +30,9 @@ pub enum Outcome {
 pub struct Ctx {
     pub header: RequestHeader,
     pub peer: SocketAddr,
+    /// Cancelled when the client's connection is gone: a delayed operation stops waiting (its
+    /// answer would go nowhere) so the connection's slot is freed at once.
+    pub gone: CancellationToken,
 }
 
 /// What a handler asks for: a response, nothing (acks=0), or closing the connection.
@@ -157,7 +161,12 @@ fn encode<T: kafka_protocol::protocol::Encodable>(
 }
 
 /// Decodes one request frame, runs its handler and returns what to send back.
-pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) -> Outcome {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    gone: CancellationToken,
+    mut frame: Bytes,
+) -> Outcome {
     let started = Instant::now();
     if let Some((key, version, correlation_id)) = codec::peek_header(&frame) {
         if key == ApiKey::ApiVersions as i16
@@ -174,7 +183,7 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
     };
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
-    let ctx = Ctx { header, peer };
+    let ctx = Ctx { header, peer, gone };
     let name = api_name(api);
     metrics::counter!("gregor_requests_total", "api" => name).increment(1);
     let outcome = if api == ApiKey::Produce && (0..PRODUCE_FLOOR).contains(&version) {

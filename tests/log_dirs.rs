@@ -443,3 +443,81 @@ async fn shutdown_waits_for_a_move_in_progress() {
         root = broker.stop().await;
     }
 }
+
+/// Slows the fsyncs under one test's root a little, so seal jobs queue up behind a move.
+struct SlowFsyncs(PathBuf);
+
+impl gregor::log::sync::SyncObserver for SlowFsyncs {
+    fn before_sync(&self, path: &Path) -> std::io::Result<()> {
+        if path.starts_with(&self.0) {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        Ok(())
+    }
+    fn synced_file(&self, _: &Path, _: u64) {}
+    fn synced_dir(&self, _: &Path) {}
+    fn created(&self, _: &Path) {}
+}
+
+/// Whether `file` was opened with O_APPEND (Linux ignores pwritev's offset then).
+fn opened_for_append(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+        .unwrap();
+    flags & 0o2000 != 0
+}
+
+/// Seal jobs and flush-policy fsyncs queued before a move finish after it: they work on the
+/// partition's new directory (the old one is gone) and never take a log dir offline; the moved
+/// segment files are written at positions, not opened for append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_racing_seals_and_fsyncs_never_take_a_log_dir_offline() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = dirs(root.path());
+    gregor::log::sync::observe(std::sync::Arc::new(SlowFsyncs(
+        root.path().canonicalize().unwrap(),
+    )));
+    let broker = start(root).await;
+    let mut c = broker.client().await;
+    let r = create_with(&mut c, "race", &[("flush.messages", "1")]).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let addr = broker.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let producer = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let mut acked = Vec::new();
+        let mut i = 0i64;
+        while !stopping.load(std::sync::atomic::Ordering::Acquire) {
+            let v = format!("v{i}");
+            let (err, off) = produce(&mut c, "race", 0, record(&v, 1000 + 10 * i)).await;
+            assert_eq!(err, 0, "produce {i} refused");
+            acked.push((off, v));
+            i += 1;
+        }
+        acked
+    });
+    let (adir, bdir) = (canon(&a), canon(&b));
+    for round in 0..16 {
+        let to = if round % 2 == 0 { &bdir } else { &adir };
+        assert_eq!(alter(&mut c, to, "race", vec![0]).await, vec![(0, 0)]);
+        wait_in(&mut c, to, "race", 0).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let acked = producer.await.unwrap();
+    assert!(
+        !broker.broker.store.failures.any(),
+        "a log dir went offline"
+    );
+    assert_eq!(read_all(&mut c, "race", 0).await, acked);
+    let part = broker.broker.topics.get("race").unwrap().partitions[0].clone();
+    let region = part.read_region(0, 1 << 20, true).unwrap().region.unwrap();
+    assert!(
+        !opened_for_append(&region.file),
+        "a moved segment was reopened with O_APPEND"
+    );
+}

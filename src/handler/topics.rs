@@ -184,7 +184,10 @@ pub async fn delete(
             Some(t) => {
                 r.name = Some(TopicName(str_bytes(&t.name)));
                 r.topic_id = t.id;
-                if let Err(e) = broker.topics.delete(&t).await {
+                let deleted = broker.topics.delete(&t).await;
+                // Fetches parked on its partitions answer now, not at their max_wait_ms.
+                broker.store.partitions_stopped(&t.partitions);
+                if let Err(e) = deleted {
                     r.error_code = e.error.code();
                     r.error_message = Some(str_bytes(&e.message));
                 }

@@ -64,7 +64,7 @@ pub struct Partition {
     pub key: PartitionKey,
     pub topic: Arc<str>,
     /// The partition's directory (changes only when it moves to another log dir).
-    dir: RwLock<PathBuf>,
+    dir: Arc<RwLock<PathBuf>>,
     pub(super) config: RwLock<Arc<LogConfig>>,
     pub(super) state: Mutex<State>,
     high_watermark: AtomicI64,
@@ -111,7 +111,7 @@ impl Partition {
         Partition {
             key,
             topic,
-            dir: RwLock::new(dir),
+            dir: Arc::new(RwLock::new(dir)),
             config: RwLock::new(Arc::new(config)),
             state: Mutex::new(state),
             high_watermark: AtomicI64::new(next),
@@ -407,9 +407,16 @@ impl Partition {
         let seals = self.seals.clone();
         let retired = self.retired.clone();
         let failures = self.failures.clone();
-        let dir = self.dir();
+        let current_dir = self.dir.clone();
         let job = move || {
             let mut last = persist.lock().unwrap_or_else(|p| p.into_inner());
+            // Read under `persist`, which a move to another log dir holds while it switches: the
+            // partition's directory now, not when the job was queued (a moved segment's copy was
+            // fsynced by the move; syncing the old, removed directory would fail).
+            let dir = current_dir
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let queued: Vec<SealJob> = seals
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -497,6 +504,7 @@ impl Partition {
             let dir = std::mem::take(&mut st.dir_unsynced).then(|| self.dir());
             (files, dir, st.next_offset)
         };
+        let dir_then = self.dir();
         let started = std::time::Instant::now();
         let dir_for_retry = dir.clone();
         let synced_all = tokio::task::spawn_blocking(move || {
@@ -514,6 +522,12 @@ impl Partition {
         if let Err(e) = synced_all {
             if dir_for_retry.is_some() {
                 self.lock().dir_unsynced = true;
+            }
+            if self.dir() != dir_then {
+                // Moved to another log dir meanwhile: the move copied and fsynced everything up
+                // to `target` (appends were held), and the old directory may already be gone.
+                *synced = target;
+                return Ok(());
             }
             self.dir_failed("fsync", &e);
             return Err(e);

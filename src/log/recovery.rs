@@ -12,7 +12,7 @@
 //! reused. Producer state is the persisted snapshot plus the scanned batches, or is rebuilt from
 //! every batch header when the snapshot does not line up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use super::partition::{Backing, Marks, State};
 use super::producer_state::ProducerStates;
 use super::retention::DELETED_SUFFIX;
 use super::segment::{self, Segment, SegmentIndex};
-use super::{cleaner, records, LogConfig, LogMetaStore, Partition, PartitionKey};
+use super::{cleaner, records, Checkpoint, LogConfig, LogMetaStore, Partition, PartitionKey};
 
 /// What a scan of the tail found.
 struct Scanned {
@@ -125,12 +125,27 @@ impl Partition {
         std::fs::create_dir_all(&dir)?;
         cleaner::finish_interrupted_swaps(&dir, key, meta.as_ref())?;
         let persisted = meta.load_log(key)?;
-        let mut indexes: HashMap<i64, SegmentIndex> = persisted.segments.into_iter().collect();
+        let mut indexes: BTreeMap<i64, SegmentIndex> = persisted.segments.into_iter().collect();
         let mut bases = list_segments(&dir)?;
         let hint = persisted.log_start_offset.unwrap_or(0);
+        // Whether the meta store has a record of this log (a checkpoint or a log start). Without
+        // one, files found here are a log it never recorded: a rebuild after the meta store was
+        // lost (or data from an older gregor), whose gaps nothing can explain.
+        let recorded = persisted.checkpoint.is_some() || persisted.log_start_offset.is_some();
         if bases.is_empty() {
             Segment::create(&dir, hint, now_ms)?;
             bases.push(hint);
+            if !recorded {
+                // A new log is recorded from its first byte (made durable with the topic).
+                meta.save_log(
+                    key,
+                    &[],
+                    &Checkpoint {
+                        snapshot_offset: hint,
+                        producers: ProducerStates::default(),
+                    },
+                )?;
+            }
         }
         if persisted.log_start_offset.is_some() {
             // Wholly below the durable log start (the next segment starts at or before it): a
@@ -222,6 +237,32 @@ impl Partition {
                 }
             }
             let last_offset = seg.index.next_offset;
+            if let Some(&next_base) = bases.get(i + 1) {
+                // A segment is sealed at exactly the next one's base, so a never-indexed sealed
+                // segment that ends short of it lost its tail to a power cut at a batch boundary
+                // (no torn batch to see), while bytes of later segments survived: the log ends
+                // here too. Gaps the log legitimately has are left alone: compaction's (cleaned
+                // segments are indexed, and below the cleaner checkpoint), damage's and missing
+                // indexed files' (their indexes cover the gap), and a rebuilt log's (no
+                // persisted state at all).
+                let unexplained_gap = !cut
+                    && recorded
+                    && !durably_indexed
+                    && last_offset < next_base
+                    && next_base > persisted.cleaner_checkpoint.unwrap_or(-1)
+                    && indexes.range(last_offset..next_base).next().is_none();
+                if unexplained_gap {
+                    tracing::warn!(
+                        topic = %topic,
+                        partition = key.partition,
+                        segment = %seg.path().display(),
+                        from = last_offset,
+                        to = next_base,
+                        "a segment never fsynced ends short of the next one: the log ends there (what followed was lost with a power cut)"
+                    );
+                    cut = true;
+                }
+            }
             segments.insert(base, seg);
             if last_offset <= hint && bases.get(i + 1).is_some() {
                 // Wholly below the log start offset: a deletion that did not finish.
@@ -273,6 +314,14 @@ impl Partition {
             .log_start_offset
             .unwrap_or(first_base)
             .min(next_offset);
+        let mut cleaner_checkpoint = persisted.cleaner_checkpoint;
+        if !recorded && next_offset > hint {
+            // An unrecorded log may be compacted anywhere: its gaps stay legitimate on every
+            // later start (the cleaner takes it as cleaned up to here), and it is recorded now.
+            let cp = cleaner_checkpoint.unwrap_or(-1).max(next_offset);
+            meta.save_cleaner_checkpoint(key, cp)?;
+            cleaner_checkpoint = Some(cp);
+        }
         let producers = match (persisted.checkpoint, scan_start) {
             (Some(cp), Some(start)) if cp.snapshot_offset == start => {
                 let mut p = cp.producers;
@@ -286,6 +335,16 @@ impl Partition {
         };
         if scan_start.is_some() {
             tracing::info!(topic = %topic, partition = key.partition, next_offset, "recovered partition log");
+        }
+        if !recorded && next_offset > hint {
+            meta.save_log(
+                key,
+                &[],
+                &Checkpoint {
+                    snapshot_offset: next_offset,
+                    producers: producers.clone(),
+                },
+            )?;
         }
         let state = State {
             segments,
@@ -303,7 +362,7 @@ impl Partition {
             state,
             Marks {
                 log_start,
-                cleaner_checkpoint: persisted.cleaner_checkpoint,
+                cleaner_checkpoint,
             },
             Backing { meta, failures },
         ))

@@ -163,7 +163,7 @@ impl Partition {
                     .keys()
                     .map(|base| {
                         let path = target.join(file_name(*base));
-                        let file = OpenOptions::new().read(true).append(true).open(&path)?;
+                        let file = OpenOptions::new().read(true).write(true).open(&path)?;
                         Ok((path, file))
                     })
                     .collect::<io::Result<Vec<_>>>()

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use tokio_util::sync::CancellationToken;
 
 use super::{blocking, Store};
 use crate::condition::{storage_error, STORAGE_READS};
@@ -80,6 +81,10 @@ fn read_one(t: &FetchTarget, budget: u64, min_one: bool) -> FetchOutcome {
     if t.current_leader_epoch > 0 {
         return FetchOutcome::failed(ResponseError::UnknownLeaderEpoch, -1, -1);
     }
+    if p.is_retired() {
+        // Its topic was deleted while the fetch waited.
+        return FetchOutcome::failed(ResponseError::UnknownTopicOrPartition, -1, -1);
+    }
     if p.is_offline() {
         return FetchOutcome::failed(ResponseError::KafkaStorageError, -1, -1);
     }
@@ -134,12 +139,38 @@ fn read_pass(targets: &[FetchTarget], max_bytes: u64) -> (Vec<FetchOutcome>, u64
     (outcomes, total, any_error)
 }
 
+/// Counts a parked fetch in `gregor_fetch_waiting` for as long as it lives (also when its future
+/// is dropped mid-wait).
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Waiting {
+        metrics::gauge!("gregor_fetch_waiting").increment(1.0);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        metrics::gauge!("gregor_fetch_waiting").decrement(1.0);
+    }
+}
+
 impl Store {
-    /// Reads `targets`, waiting up to `max_wait` for `min_bytes`; outcomes in the targets' order.
+    /// Wakes the fetches waiting on `partitions` (their topic was deleted: they answer at once).
+    pub fn partitions_stopped(&self, partitions: &[Arc<Partition>]) {
+        for p in partitions {
+            self.fetches.check(p.key);
+        }
+    }
+
+    /// Reads `targets`, waiting up to `max_wait` for `min_bytes` (or until the client is `gone`);
+    /// outcomes in the targets' order.
     pub async fn fetch_records(
         &self,
         params: FetchParams,
         targets: Arc<Vec<FetchTarget>>,
+        gone: &CancellationToken,
     ) -> Vec<FetchOutcome> {
         let deadline = tokio::time::Instant::now() + params.max_wait;
         // Registered only once a read comes up short, and that read is then repeated, so an append
@@ -163,6 +194,7 @@ impl Store {
                 || total >= params.min_bytes
                 || any_error
                 || tokio::time::Instant::now() >= deadline
+                || gone.is_cancelled()
             {
                 return outcomes;
             }
@@ -173,10 +205,13 @@ impl Store {
                 watch = Some(self.fetches.watch(keys));
                 continue;
             };
-            metrics::gauge!("gregor_fetch_waiting").increment(1.0);
-            // Woken or timed out, read again: data that arrived at the deadline is not missed.
-            let _ = tokio::time::timeout_at(deadline, w.op.notified()).await;
-            metrics::gauge!("gregor_fetch_waiting").decrement(1.0);
+            let _waiting = Waiting::new();
+            // Woken, timed out or abandoned, read again: data that arrived at the deadline is not
+            // missed.
+            tokio::select! {
+                _ = tokio::time::timeout_at(deadline, w.op.notified()) => {}
+                _ = gone.cancelled() => {}
+            }
         }
     }
 }

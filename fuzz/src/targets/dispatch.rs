@@ -78,7 +78,12 @@ pub fn run(data: &[u8]) {
         for frame in frames {
             let handled = tokio::time::timeout(
                 Duration::from_secs(600),
-                dispatch::dispatch(&broker, peer, frame),
+                dispatch::dispatch(
+                    &broker,
+                    peer,
+                    tokio_util::sync::CancellationToken::new(),
+                    frame,
+                ),
             )
             .await;
             if let Ok(dispatch::Outcome::Close(_)) = handled {
