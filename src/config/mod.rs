@@ -71,6 +71,8 @@ pub struct Config {
     /// `max.connections.per.ip`: further connections from one address are closed at once.
     pub max_connections_per_ip: usize,
     pub max_incremental_fetch_session_cache_slots: usize,
+    /// `fetch.max.bytes`: the most bytes one fetch answer carries, whatever the client asks.
+    pub fetch_max_bytes: u64,
     pub log: LogConfig,
     pub group: GroupConfig,
     /// The `group.{consumer,share,streams}.*` keys that default and bound group configs.
@@ -138,6 +140,7 @@ const HONOURED: &[&str] = &[
     "log.flush.interval.ms",
     "producer.id.expiration.ms",
     "max.incremental.fetch.session.cache.slots",
+    "fetch.max.bytes",
     "log.message.timestamp.after.max.ms",
     "log.message.timestamp.before.max.ms",
     "gregor.produce.validate.compressed",
@@ -496,6 +499,13 @@ impl Config {
                 0,
                 i64::from(i32::MAX),
             )? as usize,
+            fetch_max_bytes: opt_int(
+                &raw,
+                "fetch.max.bytes",
+                57_671_680,
+                1024,
+                i64::from(i32::MAX),
+            )? as u64,
             log,
             cleaner,
             raw: RawConfig(raw),

@@ -142,18 +142,17 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
         })
         .collect();
     let params = FetchParams {
+        // As Kafka: the broker's `fetch.max.bytes` caps what a client asks for.
         max_bytes: if req.max_bytes <= 0 {
             i32::MAX as u64
         } else {
             req.max_bytes as u64
-        },
+        }
+        .min(broker.config.fetch_max_bytes),
         min_bytes: req.min_bytes.max(0) as u64,
         max_wait: Duration::from_millis(req.max_wait_ms.max(0) as u64),
     };
-    let outcomes = broker
-        .store
-        .fetch_records(params, Arc::new(targets), &ctx.gone)
-        .await;
+    let outcomes = broker.store.fetch_records(params, targets, &ctx.gone).await;
     let mut sent = Vec::new();
     let mut attached = Attached::default();
     for ((spec, topic), mut o) in specs.iter().zip(&topics).zip(outcomes) {

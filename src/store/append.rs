@@ -1,4 +1,4 @@
-//! `append_records`: one produce request's batches, appended on the blocking pool and acknowledged
+//! `append_records`: one produce request's batches, appended (without stalling other tasks) and acknowledged
 //! once each is as durable as its topic's flush policy promises (fsyncs group-committed across
 //! requests by `Partition::sync_to`).
 
@@ -41,7 +41,7 @@ impl AppendFailure {
 
 type Result1 = Result<Appended, AppendFailure>;
 
-/// Appends one batch (on a blocking thread), counting it in the topic's metrics.
+/// Appends one batch (may block), counting it in the topic's metrics.
 fn append_one(e: &AppendEntry, now_ms: i64) -> Result1 {
     let p = &e.partition;
     match p.append(&e.records, now_ms) {
@@ -93,28 +93,16 @@ impl Store {
                     .then(|| AppendFailure::storage(self.disk.refusal(&dir)))
             })
             .collect();
-        let count = entries.len();
-        let appended = blocking(move || {
-            let results: Vec<Result1> = entries
+        let mut results: Vec<Result1> = blocking(|| {
+            entries
                 .iter()
                 .zip(refusals)
                 .map(|(e, refused)| match refused {
                     Some(f) => Err(f),
                     None => append_one(e, now_ms),
                 })
-                .collect();
-            (entries, results)
-        })
-        .await;
-        let (entries, mut results) = match appended {
-            Ok(done) => done,
-            // The append task panicked (a bug): every partition of the request fails.
-            Err(e) => {
-                return (0..count)
-                    .map(|_| Err(AppendFailure::storage(e.to_string())))
-                    .collect()
-            }
-        };
+                .collect()
+        });
         for (e, r) in entries.iter().zip(&results) {
             if matches!(r, Ok(a) if !a.duplicate) {
                 self.fetches.check(e.partition.key);

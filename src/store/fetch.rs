@@ -1,4 +1,5 @@
-//! `fetch_records`: reads every partition of a fetch up to its byte budgets on the blocking pool;
+//! `fetch_records`: reads every partition of a fetch up to its byte budgets (without stalling other
+//! tasks);
 //! when fewer than `min_bytes` are ready, the fetch parks in the fetch purgatory (registered once
 //! on all its partitions) until an append to one of them or `max_wait_ms`, then reads again.
 //! Batches are served as stored: as file regions sent from the page cache, or read into memory
@@ -169,7 +170,7 @@ impl Store {
     pub async fn fetch_records(
         &self,
         params: FetchParams,
-        targets: Arc<Vec<FetchTarget>>,
+        targets: Vec<FetchTarget>,
         gone: &CancellationToken,
     ) -> Vec<FetchOutcome> {
         let deadline = tokio::time::Instant::now() + params.max_wait;
@@ -177,19 +178,7 @@ impl Store {
         // between the two is never missed; a fetch that finds data registers nothing.
         let mut watch = None;
         loop {
-            let (t, max_bytes) = (targets.clone(), params.max_bytes);
-            let (outcomes, total, any_error) =
-                match blocking(move || read_pass(&t, max_bytes)).await {
-                    Ok(pass) => pass,
-                    Err(e) => {
-                        tracing::error!(error = %e, "a fetch's read task failed");
-                        let failed = targets
-                            .iter()
-                            .map(|_| FetchOutcome::failed(ResponseError::KafkaStorageError, -1, -1))
-                            .collect();
-                        return failed;
-                    }
-                };
+            let (outcomes, total, any_error) = blocking(|| read_pass(&targets, params.max_bytes));
             if params.min_bytes == 0
                 || total >= params.min_bytes
                 || any_error

@@ -1,6 +1,6 @@
 //! Offsets of a partition's log: ListOffsets lookups (Kafka's `fetchOffsetForTimestamp`; the
-//! timestamp ones read indexes and batches) and DeleteRecords (Kafka's `deleteRecords`), off the
-//! async workers and refused on an offline log dir.
+//! timestamp ones read indexes and batches) and DeleteRecords (Kafka's `deleteRecords`), without
+//! stalling other tasks, and refused on an offline log dir.
 
 use std::sync::Arc;
 
@@ -65,13 +65,7 @@ impl Store {
                 timestamp: -1,
                 leader_epoch: -1,
             }),
-            ts if ts >= 0 || ts == MAX_TIMESTAMP => {
-                let p = p.clone();
-                blocking(move || lookup(&p, ts))
-                    .await
-                    .unwrap_or(Err(ResponseError::KafkaStorageError))
-                    .map(at)
-            }
+            ts if ts >= 0 || ts == MAX_TIMESTAMP => blocking(|| lookup(p, ts)).map(at),
             _ => Err(ResponseError::UnsupportedVersion),
         }
     }
@@ -90,10 +84,7 @@ impl Store {
         if target < 0 || target > hw {
             return Err(ResponseError::OffsetOutOfRange);
         }
-        let part = p.clone();
-        let moved = blocking(move || part.delete_before(target).map(|_| part.log_start_offset()))
-            .await
-            .and_then(|r| r);
+        let moved = blocking(|| p.delete_before(target).map(|_| p.log_start_offset()));
         match moved {
             Ok(start) => Ok(start),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
