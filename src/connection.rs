@@ -16,10 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 use crate::codec;
+use crate::condition::Condition;
 use crate::dispatch::{self, Outcome};
 use crate::log::FileRegion;
 use crate::request_memory::Held;
 use crate::wire::Chunk;
+
+/// Connections closed for a bad frame, an unsupported request or a failed write: logged once,
+/// then counted (see `condition`).
+static CLOSED_ON_ERROR: Condition = Condition::new("connections closed on error");
 
 /// Requests read ahead of the one being handled.
 const READ_AHEAD: usize = 8;
@@ -253,7 +258,8 @@ pub async fn serve(
     let _ = wr.shutdown().await;
     match close_reason {
         Some(reason) => {
-            tracing::warn!(%peer, %reason, "closing connection");
+            // A client that retries what gets it closed would otherwise write a line per try.
+            CLOSED_ON_ERROR.occurred(|| format!("closing connection from {peer}: {reason}"));
             metrics::counter!("gregor_connections_closed_on_error_total").increment(1);
         }
         None => tracing::debug!(%peer, "connection closed"),

@@ -196,3 +196,291 @@ async fn a_long_poll_on_a_deleted_topic_is_answered_at_once() {
     assert_eq!(error, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     assert!(took < Duration::from_secs(10), "answered after {took:?}");
 }
+
+fn join_group(group: &str, member: &str, session_timeout_ms: i32) -> JoinGroupRequest {
+    let mut req = JoinGroupRequest::default();
+    req.group_id = GroupId(kafka_protocol::protocol::StrBytes::from_string(
+        group.to_string(),
+    ));
+    req.member_id = kafka_protocol::protocol::StrBytes::from_string(member.to_string());
+    req.session_timeout_ms = session_timeout_ms;
+    req.rebalance_timeout_ms = 10_000;
+    req.protocol_type = kafka_protocol::protocol::StrBytes::from_static_str("consumer");
+    let mut p = join_group_request::JoinGroupRequestProtocol::default();
+    p.name = kafka_protocol::protocol::StrBytes::from_static_str("range");
+    p.metadata = bytes::Bytes::from_static(b"\0\0\0\0\0\0\0\0");
+    req.protocols = vec![p];
+    req
+}
+
+async fn listed_groups(c: &mut Client) -> Vec<String> {
+    let r: ListGroupsResponse = c
+        .request(ApiKey::ListGroups, 4, &ListGroupsRequest::default())
+        .await;
+    r.groups.iter().map(|g| g.group_id.0.to_string()).collect()
+}
+
+fn commit_req(group: &str, topic: &str, offset: i64) -> OffsetCommitRequest {
+    let mut part = offset_commit_request::OffsetCommitRequestPartition::default();
+    part.committed_offset = offset;
+    let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![part];
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(kafka_protocol::protocol::StrBytes::from_string(
+        group.to_string(),
+    ));
+    req.generation_id_or_member_epoch = -1;
+    req.topics = vec![t];
+    req
+}
+
+/// Item 4: a group id longer than Kafka can store (32,767 bytes) is refused: it can no longer
+/// wrap the meta store's 16-bit length and be read back after a restart as another group's
+/// offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_group_id_cannot_forge_another_groups_offset() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "t", 1).await;
+    let r: OffsetCommitResponse = c
+        .request(ApiKey::OffsetCommit, 8, &commit_req("victim", "t", 42))
+        .await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    // "victim" followed by bytes that, after a 16-bit wrap of the length (65,542 → 6), read as
+    // topic "t" partition 0 of group "victim".
+    let mut forged = String::from("victim");
+    forged.push_str("\0\u{1}t\0\0\0\0");
+    while forged.len() < 65_542 {
+        forged.push('x');
+    }
+    let r: OffsetCommitResponse = c
+        .request(ApiKey::OffsetCommit, 8, &commit_req(&forged, "t", 999_999))
+        .await;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        kafka_protocol::ResponseError::InvalidGroupId.code()
+    );
+    let r: JoinGroupResponse = c
+        .request(ApiKey::JoinGroup, 9, &join_group(&forged, "", 30_000))
+        .await;
+    assert_eq!(
+        r.error_code,
+        kafka_protocol::ResponseError::InvalidGroupId.code()
+    );
+    drop(c);
+    let dir = b.stop().await;
+    let b = TestBroker::start_in(dir, &[]).await;
+    let mut c = b.client().await;
+    let mut fetch = OffsetFetchRequest::default();
+    fetch.group_id = GroupId(kafka_protocol::protocol::StrBytes::from_static_str(
+        "victim",
+    ));
+    fetch.topics = None;
+    let r: OffsetFetchResponse = c.request(ApiKey::OffsetFetch, 7, &fetch).await;
+    let offsets: Vec<i64> = r
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.committed_offset))
+        .collect();
+    assert_eq!(offsets, vec![42], "the victim's offset after a restart");
+}
+
+/// Item 5: refused joins create no group, and a group left empty with no offsets is removed at
+/// the retention check, as Kafka does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_joins_and_empty_groups_leave_nothing_behind() {
+    let b = TestBroker::start(&[("offsets.retention.check.interval.ms", "200")]).await;
+    let mut c = b.client().await;
+    let long = "g".repeat(30_000);
+    for i in 0..200 {
+        let r: JoinGroupResponse = c
+            .request(
+                ApiKey::JoinGroup,
+                9,
+                &join_group(&format!("{long}{i}"), "", 1),
+            )
+            .await;
+        assert_eq!(
+            r.error_code,
+            kafka_protocol::ResponseError::InvalidSessionTimeout.code()
+        );
+    }
+    // A member id for a group that does not exist: UNKNOWN_MEMBER_ID, nothing created.
+    let r: JoinGroupResponse = c
+        .request(ApiKey::JoinGroup, 9, &join_group("ghost", "m-1", 30_000))
+        .await;
+    assert_eq!(
+        r.error_code,
+        kafka_protocol::ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(listed_groups(&mut c).await, Vec::<String>::new());
+    // Join (v9: member id required first, then the real join) and leave.
+    let r: JoinGroupResponse = c
+        .request(ApiKey::JoinGroup, 9, &join_group("brief", "", 30_000))
+        .await;
+    assert_eq!(
+        r.error_code,
+        kafka_protocol::ResponseError::MemberIdRequired.code()
+    );
+    let member = r.member_id.to_string();
+    let r: JoinGroupResponse = c
+        .request(ApiKey::JoinGroup, 9, &join_group("brief", &member, 30_000))
+        .await;
+    assert_eq!(r.error_code, 0);
+    let mut leave = LeaveGroupRequest::default();
+    leave.group_id = GroupId(kafka_protocol::protocol::StrBytes::from_static_str("brief"));
+    let mut m = leave_group_request::MemberIdentity::default();
+    m.member_id = kafka_protocol::protocol::StrBytes::from_string(member);
+    leave.members = vec![m];
+    let r: LeaveGroupResponse = c.request(ApiKey::LeaveGroup, 5, &leave).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(listed_groups(&mut c).await, vec!["brief".to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listed_groups(&mut c).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the empty group was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Item 3: a Metadata request naming one topic 20,000 times describes it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_named_many_times_in_metadata_is_described_once() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "m", 100).await;
+    let mut req = MetadataRequest::default();
+    req.topics = Some(
+        (0..20_000)
+            .map(|_| {
+                let mut t = metadata_request::MetadataRequestTopic::default();
+                t.name = Some(name("m"));
+                t
+            })
+            .collect(),
+    );
+    let r: MetadataResponse = c.request(ApiKey::Metadata, 12, &req).await;
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].partitions.len(), 100);
+}
+
+/// Item 8: a batch of 50,000 keyless records to a compacted topic is refused with at most
+/// 1,000 record errors (Kafka lists one per record: an answer as large as the records), the
+/// message counting them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_errors_in_a_produce_answer_are_bounded() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let r = create_with(&mut c, "compacted", &[("cleanup.policy", "compact")]).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let keyless: Vec<common::store::KeyValue<'_>> =
+        (0..50_000).map(|_| (None, Some(&b"v"[..]))).collect();
+    let records = common::store::keyed_batch(
+        &keyless,
+        1_000,
+        None,
+        kafka_protocol::records::Compression::None,
+    );
+    let resp: ProduceResponse = c
+        .request(
+            ApiKey::Produce,
+            9,
+            &produce_req("compacted", 0, records, -1),
+        )
+        .await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(
+        p.error_code,
+        kafka_protocol::ResponseError::InvalidRecord.code()
+    );
+    assert_eq!(p.record_errors.len(), 1000);
+    let message = p.error_message.as_ref().unwrap().to_string();
+    assert!(
+        message.contains("50000 record errors in total"),
+        "{message}"
+    );
+}
+
+/// Everything logged by this test binary (installed once, for the log-flooding test).
+static LOGGED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGGED.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Item 12: a client retrying what gets its connection closed (here Produce v2, removed in Kafka
+/// 4.0, with acks=0) is logged once and counted, not once per try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_retrying_a_refused_request_does_not_flood_the_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| Capture)
+        .with_ansi(false)
+        .try_init();
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "old", 1).await;
+    for _ in 0..300 {
+        let mut old = Client::connect(b.addr).await;
+        // Produce v2 is v3 without the transactional id (encoded as a v3 frame, then cut).
+        let (_, v3) = old.frame(
+            ApiKey::Produce,
+            3,
+            &produce_req("old", 0, batch(&[b"v"], None), 0),
+        );
+        let body_at = 4 + 2 + 2 + 4 + 2 + CLIENT_ID.len();
+        let mut frame = v3.to_vec();
+        frame[6..8].copy_from_slice(&2i16.to_be_bytes());
+        assert_eq!(
+            &frame[body_at..body_at + 2],
+            &[0xff, 0xff],
+            "null transactional id"
+        );
+        frame.drain(body_at..body_at + 2);
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        old.send_raw(&frame).await;
+        assert!(old.closed_by_broker().await);
+    }
+    let logged = String::from_utf8_lossy(&LOGGED.lock().unwrap()).to_string();
+    let lines = |needle: &str| logged.lines().filter(|l| l.contains(needle)).count();
+    assert!(lines("Produce v2") <= 2, "{} lines", lines("Produce v2"));
+    assert!(
+        lines("closing connection") <= 2,
+        "{} lines",
+        lines("closing connection")
+    );
+}
+
+/// Item 10: a fetch asking for 2 GiB gets at most the broker's `fetch.max.bytes`, as in Kafka
+/// (so its answer is sent from the page cache, never buffered whole in memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_max_bytes_caps_what_a_client_asks_for() {
+    let b = TestBroker::start(&[("fetch.max.bytes", "1048576")]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "big", 1).await;
+    let value = vec![b'x'; 400_000];
+    for _ in 0..6 {
+        assert_eq!(produce(&mut c, "big", 0, batch(&[&value], None)).await.0, 0);
+    }
+    let mut req = fetch_req("big", 0, 0, 0, 0);
+    req.max_bytes = i32::MAX;
+    req.topics[0].partitions[0].partition_max_bytes = i32::MAX;
+    let r: FetchResponse = c.request(ApiKey::Fetch, 12, &req).await;
+    let records = r.responses[0].partitions[0].records.as_ref().unwrap();
+    assert!(
+        !records.is_empty() && records.len() <= 1_048_576,
+        "{} bytes answered",
+        records.len()
+    );
+}

@@ -150,7 +150,27 @@ impl Coordinator {
     }
 
     pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
-        let entry = self.entry(group_id, true).expect("created");
+        // Refused before any state exists, as Kafka's coordinator service does: a refused join
+        // creates nothing.
+        let refused = |error| JoinResult {
+            error: Some(error),
+            generation: -1,
+            member_id: req.member_id.clone(),
+            ..JoinResult::default()
+        };
+        if let Err(e) = valid_group_id(group_id) {
+            return refused(e);
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms
+            || req.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return refused(ResponseError::InvalidSessionTimeout);
+        }
+        // A known member id for a group that does not exist: Kafka answers UNKNOWN_MEMBER_ID.
+        let create = req.member_id.is_empty();
+        let Some(entry) = self.entry(group_id, create) else {
+            return refused(ResponseError::UnknownMemberId);
+        };
         let id = self.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let fresh = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
@@ -234,7 +254,10 @@ impl Coordinator {
         generation: i32,
         offsets: Vec<((String, i32), Committed)>,
     ) -> Result<(), ResponseError> {
-        let entry = self.entry(group_id, true).expect("created");
+        valid_group_id(group_id)?;
+        let Some(entry) = self.entry(group_id, true) else {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
         let mut e = entry.lock().await;
         let g = &e.group;
         if g.state == State::Dead {
@@ -388,12 +411,17 @@ impl Coordinator {
         }
     }
 
+    /// Kafka's retention check: expired offsets go, then every group left empty with no offsets
+    /// (a join and a leave, or a refused join, leave nothing behind).
     async fn expire_offsets(&self, now: i64) {
         for entry in self.all() {
             let mut e = entry.lock().await;
             let doomed =
                 offsets::expired(&e.group, &e.offsets, now, self.config.offsets_retention_ms);
             if doomed.is_empty() {
+                if e.offsets.is_empty() && e.group.state == State::Empty {
+                    self.remove_empty(e, now);
+                }
                 continue;
             }
             let changes: Vec<(&str, i32, Option<&Committed>)> =
@@ -407,20 +435,40 @@ impl Coordinator {
             }
             tracing::info!(group = %e.group.id, expired = doomed.len(), "expired committed offsets");
             metrics::counter!("gregor_group_offsets_expired_total").increment(doomed.len() as u64);
-            if e.offsets.is_empty() && e.group.state == State::Empty && e.group.delete(now).is_ok()
-            {
-                let id = e.group.id.clone();
-                drop(e);
-                if let Err(err) = self.meta.remove_group(&id) {
-                    tracing::error!(group = %id, error = %err, "cannot remove an expired group");
-                }
-                self.groups
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
+            if e.offsets.is_empty() && e.group.state == State::Empty {
+                self.remove_empty(e, now);
             }
         }
     }
+
+    /// Removes an empty group with no offsets (its record, then its entry).
+    fn remove_empty(&self, mut e: tokio::sync::MutexGuard<'_, Entry>, now: i64) {
+        if e.group.delete(now).is_err() {
+            return;
+        }
+        let id = e.group.id.clone();
+        drop(e);
+        if let Err(err) = self.meta.remove_group(&id) {
+            tracing::error!(group = %id, error = %err, "cannot remove an empty group");
+        }
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        metrics::counter!("gregor_groups_removed_total").increment(1);
+    }
+}
+
+/// The longest group id Kafka can store: its records' keys hold it as a string with a 16-bit
+/// length (longer ids fail to serialize there; gregor's offset keys use the same 16-bit length).
+pub const MAX_GROUP_ID_BYTES: usize = i16::MAX as usize;
+
+/// INVALID_GROUP_ID for an empty group id or one longer than Kafka can store.
+pub fn valid_group_id(group_id: &str) -> Result<(), ResponseError> {
+    if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_BYTES {
+        return Err(ResponseError::InvalidGroupId);
+    }
+    Ok(())
 }
 
 fn storage(e: io::Error) -> ResponseError {

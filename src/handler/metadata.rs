@@ -92,6 +92,11 @@ pub async fn handle(
     };
     let auto_create =
         broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    // As Kafka (a set of topics): a topic named more than once is described once.
+    let mut seen = std::collections::HashSet::new();
+    let requested = requested
+        .into_iter()
+        .filter(|t| seen.insert((t.name.clone(), t.topic_id)));
     for wanted in requested {
         let entry = match wanted.name {
             Some(name) => {

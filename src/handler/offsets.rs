@@ -45,8 +45,8 @@ pub async fn commit(
     for (ti, t) in req.topics.iter().enumerate() {
         errors.push(Vec::new());
         for p in &t.partitions {
-            let e = if req.group_id.0.is_empty() {
-                Some(ResponseError::InvalidGroupId)
+            let e = if let Err(e) = crate::group::coordinator::valid_group_id(&req.group_id.0) {
+                Some(e)
             } else if !partition_exists(broker, &t.name.0, p.partition_index) {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else if p

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::condition::Condition;
 use crate::dispatch::{Ctx, Outcome, Reply};
 use crate::log::batch::{self, BatchView, Compression};
 use crate::log::now_ms;
@@ -265,6 +266,9 @@ pub async fn handle(
     Reply::Send(resp)
 }
 
+/// Produce requests below v3 refused.
+static LEGACY_PRODUCE: Condition = Condition::new("Produce below v3 refused");
+
 /// Produce v0–v2: parsed (their layout is v3 without `transactional_id`) and answered with
 /// UNSUPPORTED_VERSION per partition in the response layout of the request's version.
 pub fn refuse_legacy(ctx: &Ctx, body: Bytes) -> Outcome {
@@ -276,7 +280,14 @@ pub fn refuse_legacy(ctx: &Ctx, body: Bytes) -> Outcome {
     let Ok(req) = ProduceRequest::decode(&mut v3, 3) else {
         return Outcome::Close(format!("malformed Produce v{version} request"));
     };
-    tracing::warn!(version, "refusing Produce below v3 (removed in Kafka 4.0)");
+    // Old clients retry: logged once, then counted (`condition`).
+    LEGACY_PRODUCE.occurred(|| {
+        format!(
+            "refusing Produce v{version} from {} (below v3, removed in Kafka 4.0)",
+            ctx.peer
+        )
+    });
+    metrics::counter!("gregor_produce_legacy_refused_total").increment(1);
     let mut out = BytesMut::new();
     out.put_i32(0); // length, patched below
     out.put_i32(ctx.header.correlation_id);
