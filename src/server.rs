@@ -26,6 +26,25 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 static AT_MAX_CONNECTIONS: Condition = Condition::new("max.connections reached");
 static PER_IP_LIMIT: Condition = Condition::new("max.connections.per.ip exceeded");
 
+/// A connection's share of `max.connections.per.ip` and `max.connections`, given back on drop.
+struct IpSlot {
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown` completes, then drains and closes the broker.
 pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let stop = CancellationToken::new();
@@ -80,15 +99,9 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
                     }
                     let (broker, stop, per_ip) = (broker.clone(), stop.clone(), per_ip.clone());
                     tracker.spawn(async move {
+                        // Released however the connection ends (a panic included).
+                        let _slot = IpSlot { per_ip, ip, _permit: permit };
                         connection::serve(stream, peer, broker, stop).await;
-                        let mut counts = per_ip.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(n) = counts.get_mut(&ip) {
-                            *n -= 1;
-                            if *n == 0 {
-                                counts.remove(&ip);
-                            }
-                        }
-                        drop(permit);
                     });
                 }
                 Err(e) => {

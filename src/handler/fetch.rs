@@ -149,7 +149,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
             req.max_bytes as u64
         }
         .min(broker.config.fetch_max_bytes),
-        min_bytes: req.min_bytes.max(0) as u64,
+        // As Kafka: never wait for more than the answer may carry.
+        min_bytes: (req.min_bytes.max(0) as u64).min(broker.config.fetch_max_bytes),
         max_wait: Duration::from_millis(req.max_wait_ms.max(0) as u64),
     };
     let outcomes = broker.store.fetch_records(params, targets, &ctx.gone).await;
@@ -169,6 +170,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
             spec.partition,
             o.high_watermark,
             o.log_start_offset,
+            !records.is_empty(),
         ));
         if let Some(topic) = topic {
             if !records.is_empty() {

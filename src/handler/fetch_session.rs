@@ -89,6 +89,20 @@ impl PartitionList {
         }
         self.partitions
             .retain(|p| !forgotten.contains(&(p.topic.clone(), p.partition)));
+        self.reindex();
+    }
+
+    /// Moves `keys` after the other partitions, each group keeping its order.
+    fn move_to_end(&mut self, keys: &HashSet<Key>) {
+        if keys.is_empty() {
+            return;
+        }
+        self.partitions
+            .sort_by_key(|p| keys.contains(&(p.topic.clone(), p.partition)));
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
         self.index = self
             .partitions
             .iter()
@@ -229,8 +243,11 @@ impl FetchSessions {
         }
     }
 
-    /// Records what a response told the client about each partition.
-    pub fn record_sent(&self, session_id: i32, sent: &[(TopicRef, i32, i64, i64)]) {
+    /// Records what a response told the client about each partition, `(topic, partition, high
+    /// watermark, log start, whether records were sent)`. As Kafka's incremental fetch context
+    /// does, partitions that got records move to the end of the session, so the next response's
+    /// byte budget goes to the others first and no partition starves behind busier ones.
+    pub fn record_sent(&self, session_id: i32, sent: &[(TopicRef, i32, i64, i64, bool)]) {
         if session_id == 0 {
             return;
         }
@@ -238,12 +255,18 @@ impl FetchSessions {
             return;
         };
         let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
-        for (topic, partition, hw, log_start) in sent {
-            if let Some(p) = s.partitions.get_mut(&(topic.clone(), *partition)) {
+        let mut served = HashSet::new();
+        for (topic, partition, hw, log_start, records) in sent {
+            let key = (topic.clone(), *partition);
+            if let Some(p) = s.partitions.get_mut(&key) {
                 p.last_hw = *hw;
                 p.last_log_start = *log_start;
+                if *records {
+                    served.insert(key);
+                }
             }
         }
+        s.partitions.move_to_end(&served);
     }
 }
 
@@ -287,6 +310,35 @@ mod tests {
 
     fn part(p: i32, offset: i64) -> SessionPartition {
         SessionPartition::new(TopicRef::Name("t".into()), p, offset, 1000)
+    }
+
+    #[test]
+    fn partitions_that_got_records_move_to_the_end_of_the_session() {
+        let cache = FetchSessions::new(1);
+        let Resolved::Full { session_id, .. } = cache.resolve(
+            0,
+            INITIAL_EPOCH,
+            list(vec![part(0, 0), part(1, 0), part(2, 0)]),
+            vec![],
+        ) else {
+            panic!()
+        };
+        let t = TopicRef::Name("t".into());
+        cache.record_sent(
+            session_id,
+            &[
+                (t.clone(), 0, 5, 0, true),
+                (t.clone(), 1, 0, 0, false),
+                (t, 2, 0, 0, false),
+            ],
+        );
+        let Resolved::Incremental { partitions, .. } =
+            cache.resolve(session_id, 1, list(vec![]), vec![])
+        else {
+            panic!()
+        };
+        let order: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
+        assert_eq!(order, vec![1, 2, 0]);
     }
 
     #[test]

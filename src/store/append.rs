@@ -102,6 +102,11 @@ impl Store {
                     None => append_one(e, now_ms),
                 })
                 .collect()
+        })
+        .unwrap_or_else(|_| {
+            (0..entries.len())
+                .map(|_| Err(AppendFailure::storage("the append failed".into())))
+                .collect()
         });
         for (e, r) in entries.iter().zip(&results) {
             if matches!(r, Ok(a) if !a.duplicate) {

@@ -178,7 +178,14 @@ impl Store {
         // between the two is never missed; a fetch that finds data registers nothing.
         let mut watch = None;
         loop {
-            let (outcomes, total, any_error) = blocking(|| read_pass(&targets, params.max_bytes));
+            let Ok((outcomes, total, any_error)) =
+                blocking(|| read_pass(&targets, params.max_bytes))
+            else {
+                return targets
+                    .iter()
+                    .map(|_| FetchOutcome::failed(ResponseError::KafkaStorageError, -1, -1))
+                    .collect();
+            };
             if params.min_bytes == 0
                 || total >= params.min_bytes
                 || any_error

@@ -27,6 +27,8 @@ pub mod purgatory;
 
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
+
 pub use append::{AppendEntry, AppendFailure};
 pub use fetch::{FetchOutcome, FetchParams, FetchTarget, Records};
 pub use offsets::ListedOffset;
@@ -60,11 +62,24 @@ impl Store {
 /// first, and the request's own task goes on at once, with no hand-off to wait for (a hand-off per
 /// request, through the blocking pool, halved produce and fetch throughput on 2 cores). On a
 /// current-thread runtime (some tests) the work simply runs.
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
+fn blocking<T>(work: impl FnOnce() -> T) -> Result<T, ResponseError> {
+    // A bug in the log code must cost this request (KAFKA_STORAGE_ERROR), not the connection.
+    let caught = || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "storage work panicked; answering KAFKA_STORAGE_ERROR");
+            metrics::counter!("gregor_storage_panics_total").increment(1);
+            ResponseError::KafkaStorageError
+        })
+    };
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
+            tokio::task::block_in_place(caught)
         }
-        _ => work(),
+        _ => caught(),
     }
 }

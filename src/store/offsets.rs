@@ -65,7 +65,14 @@ impl Store {
                 timestamp: -1,
                 leader_epoch: -1,
             }),
-            ts if ts >= 0 || ts == MAX_TIMESTAMP => blocking(|| lookup(p, ts)).map(at),
+            ts if ts >= 0 || ts == MAX_TIMESTAMP => blocking(|| lookup(p, ts)).and_then(|found| {
+                // Nothing found: offset and timestamp -1, and no leader epoch either (as Kafka).
+                found.map(|(offset, timestamp)| ListedOffset {
+                    offset,
+                    timestamp,
+                    leader_epoch: if offset < 0 { -1 } else { 0 },
+                })
+            }),
             _ => Err(ResponseError::UnsupportedVersion),
         }
     }
@@ -84,7 +91,7 @@ impl Store {
         if target < 0 || target > hw {
             return Err(ResponseError::OffsetOutOfRange);
         }
-        let moved = blocking(|| p.delete_before(target).map(|_| p.log_start_offset()));
+        let moved = blocking(|| p.delete_before(target).map(|_| p.log_start_offset()))?;
         match moved {
             Ok(start) => Ok(start),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
