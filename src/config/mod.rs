@@ -6,6 +6,7 @@ pub mod broker_configs;
 pub mod describe;
 pub mod group;
 mod kafka_keys;
+mod raw;
 pub mod retention;
 pub mod topic;
 mod values;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::group::GroupConfig;
 use crate::log::rewrite::TopicCompression;
 use crate::log::LogConfig;
+pub use raw::RawConfig;
 pub use retention::CleanerConfig;
 use values::{int, invalid, opt_bool, opt_int, parse_listener};
 
@@ -84,36 +86,6 @@ pub struct Config {
     /// Every key given, after overrides (for describing configs and for warnings).
     pub raw: RawConfig,
 }
-
-/// The configured keys and values. Its `Debug` hides sensitive values (passwords, keys of
-/// unknown type), as Kafka's logs do.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct RawConfig(pub BTreeMap<String, String>);
-
-impl std::ops::Deref for RawConfig {
-    type Target = BTreeMap<String, String>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for RawConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.0.iter().map(|(k, v)| {
-                let v = if describe::is_sensitive(k) {
-                    HIDDEN
-                } else {
-                    v.as_str()
-                };
-                (k, v)
-            }))
-            .finish()
-    }
-}
-
-/// What logs and errors show instead of a sensitive value (as Kafka's do).
-const HIDDEN: &str = "[hidden]";
 
 /// gregor's default for `queued.max.request.bytes` (Kafka's is -1, unbounded): 512 MiB.
 const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 << 20;

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{describe, ConfigError, Listener, HIDDEN};
+use super::raw::HIDDEN;
+use super::{describe, ConfigError, Listener};
 
 pub(super) fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid {

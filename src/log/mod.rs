@@ -23,6 +23,7 @@
 pub mod batch;
 pub mod cleaner;
 pub mod dir_failure;
+mod flush;
 mod partition;
 pub mod preallocate;
 pub mod producer_state;

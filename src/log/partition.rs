@@ -64,13 +64,13 @@ pub struct Partition {
     pub key: PartitionKey,
     pub topic: Arc<str>,
     /// The partition's directory (changes only when it moves to another log dir).
-    dir: Arc<RwLock<PathBuf>>,
+    pub(super) dir: Arc<RwLock<PathBuf>>,
     pub(super) config: RwLock<Arc<LogConfig>>,
     pub(super) state: Mutex<State>,
     high_watermark: AtomicI64,
     pub(super) log_start: AtomicI64,
     /// Offset up to which the log is known fsynced; held while syncing so syncs group-commit.
-    synced: tokio::sync::Mutex<i64>,
+    pub(super) synced: tokio::sync::Mutex<i64>,
     /// Serialises persisting of checkpoints so an older one never overwrites a newer one; holds
     /// the offset below which every sealed segment's persisting is done (the cleaner touches only
     /// those, and holds this while swapping so no index is written for a replaced file).
@@ -83,7 +83,7 @@ pub struct Partition {
     /// Serialises writes of the log start offset so a smaller one never overwrites a larger one.
     pub(super) start_writer: Mutex<()>,
     /// Sealed segments waiting to be persisted, in the order they were sealed.
-    seals: Arc<Mutex<std::collections::VecDeque<SealJob>>>,
+    pub(super) seals: Arc<Mutex<std::collections::VecDeque<SealJob>>>,
     /// Set when the partition's topic is deleted: background work on it stops.
     pub(super) retired: Arc<AtomicBool>,
     /// Offset below which the log is compacted (-1: never cleaned).
@@ -385,158 +385,6 @@ impl Partition {
             });
         }
         Ok(true)
-    }
-
-    /// Queues a segment just sealed for persisting, in the order segments are sealed (called with
-    /// the state lock held, so the queue's order is the log's).
-    pub(super) fn queue_seal(&self, job: SealJob) {
-        self.seals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(job);
-    }
-
-    /// Persists the queued sealed segments in offset order (off the append path): each is fsynced
-    /// with its directory, then its index and the checkpoint of its roll are recorded. A segment is
-    /// never indexed before the ones sealed before it are durable, so recovery can trust that the
-    /// indexed segments are a durable prefix of the log.
-    pub(super) fn persist_sealed(&self) {
-        let meta = self.meta.clone();
-        let key = self.key;
-        let persist = self.persist.clone();
-        let seals = self.seals.clone();
-        let retired = self.retired.clone();
-        let failures = self.failures.clone();
-        let current_dir = self.dir.clone();
-        let job = move || {
-            let mut last = persist.lock().unwrap_or_else(|p| p.into_inner());
-            // Read under `persist`, which a move to another log dir holds while it switches: the
-            // partition's directory now, not when the job was queued (a moved segment's copy was
-            // fsynced by the move; syncing the old, removed directory would fail).
-            let dir = current_dir
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            let queued: Vec<SealJob> = seals
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain(..)
-                .collect();
-            if retired.load(Ordering::Acquire) || failures.is_offline(&dir) {
-                return;
-            }
-            for job in queued {
-                let SealJob {
-                    base,
-                    file,
-                    index,
-                    checkpoint,
-                } = job;
-                if let Err(e) = super::preallocate::release_beyond_eof(&file) {
-                    tracing::warn!(error = %e, base_offset = base, "cannot give back the space reserved beyond a sealed segment");
-                }
-                // The file's bytes and its directory entry (and the new active segment's): the
-                // index saved next claims them, so both must survive a power cut first.
-                let path = dir.join(super::segment::file_name(base));
-                let synced =
-                    super::sync::sync_file(&file, &path).and_then(|_| super::sync::sync_dir(&dir));
-                if let Err(e) = synced {
-                    // Its pages may be gone while the file reads as written: the dir goes offline.
-                    failures.fail(&dir, "fsync of a sealed segment", &e);
-                    return;
-                }
-                let saved = if *last < checkpoint.snapshot_offset {
-                    meta.save_log(key, &[(base, &index)], &checkpoint)
-                        .map(|_| *last = checkpoint.snapshot_offset)
-                } else {
-                    meta.replace_segments(key, &[], &[(base, &index)], None)
-                };
-                if let Err(e) = saved {
-                    tracing::warn!(error = %e, base_offset = base, "cannot persist a sealed segment's index; recovery will rescan it");
-                }
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn_blocking(job);
-            }
-            Err(_) => job(),
-        }
-    }
-
-    /// Whether unflushed appends are older than `flush_ms` (`log.flush.interval.ms`).
-    pub fn flush_due(&self, now_ms: i64, flush_ms: i64) -> bool {
-        self.lock()
-            .first_unflushed_ms
-            .is_some_and(|first| now_ms.saturating_sub(first) >= flush_ms)
-    }
-
-    /// Fsyncs the log up to at least `offset`; concurrent callers share one fsync.
-    pub async fn sync_to(&self, offset: i64) -> io::Result<()> {
-        let mut synced = self.synced.lock().await;
-        if *synced > offset {
-            return Ok(());
-        }
-        let durable = *synced;
-        if self.is_offline() {
-            // Never report a later fsync's success after one failed: the pages may be gone.
-            return Err(io::Error::other(LogDirFailures::message(&self.dir())));
-        }
-        let (files, dir, target) = {
-            let mut st = self.lock();
-            st.unflushed_messages = 0;
-            st.first_unflushed_ms = None;
-            // Every segment holding offsets not yet durable (a roll, or several, since the last
-            // fsync leaves more than the active one), and the directory if a file was created.
-            // From the segment holding the durable end on: earlier ones end below it.
-            let first = st
-                .segments
-                .range(..=durable)
-                .next_back()
-                .map_or(i64::MIN, |(base, _)| *base);
-            let files: Vec<_> = st
-                .segments
-                .range(first..)
-                .map(|(_, s)| s)
-                .filter(|s| s.index.next_offset > durable)
-                .map(|s| (s.file().clone(), s.path().to_path_buf()))
-                .collect();
-            let dir = std::mem::take(&mut st.dir_unsynced).then(|| self.dir());
-            (files, dir, st.next_offset)
-        };
-        let dir_then = self.dir();
-        let started = std::time::Instant::now();
-        let dir_for_retry = dir.clone();
-        let synced_all = tokio::task::spawn_blocking(move || {
-            files
-                .iter()
-                .try_for_each(|(f, path)| super::sync::sync_file(f, path))?;
-            match &dir {
-                Some(d) => super::sync::sync_dir(d),
-                None => Ok(()),
-            }
-        })
-        .await
-        .map_err(io::Error::other)
-        .and_then(|r| r);
-        if let Err(e) = synced_all {
-            if dir_for_retry.is_some() {
-                self.lock().dir_unsynced = true;
-            }
-            if self.dir() != dir_then {
-                // Moved to another log dir meanwhile: the move copied and fsynced everything up
-                // to `target` (appends were held), and the old directory may already be gone.
-                *synced = target;
-                return Ok(());
-            }
-            self.dir_failed("fsync", &e);
-            return Err(e);
-        }
-        metrics::histogram!("gregor_log_flush_seconds").record(started.elapsed().as_secs_f64());
-        // Group commit: how many messages this one fsync made durable.
-        metrics::histogram!("gregor_log_flush_messages").record((target - *synced).max(0) as f64);
-        *synced = target;
-        Ok(())
     }
 
     /// Forgets idle producers (`producer.id.expiration.ms`).
