@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -52,6 +53,8 @@ func runKafkaGo() {
 	// Produce: record i to partition i%3 (a balancer reading the "idx" header), acks=all; the
 	// Completion callback sees each message with its acked partition and offset.
 	acked := map[int][2]int64{}
+	// Completion runs on one goroutine per partition writer.
+	var ackedMu sync.Mutex
 	w := &kafka.Writer{
 		Addr:  addr,
 		Topic: *topic,
@@ -69,6 +72,8 @@ func runKafkaGo() {
 			if err != nil {
 				return
 			}
+			ackedMu.Lock()
+			defer ackedMu.Unlock()
 			for _, m := range ms {
 				i, _ := strconv.Atoi(string(m.Headers[0].Value))
 				acked[i] = [2]int64{int64(m.Partition), m.Offset}
