@@ -355,10 +355,20 @@ impl LogMetaStore for Meta {
         removed: &[i64],
         added: &[(i64, &SegmentIndex)],
         log_start: Option<i64>,
+        cleaned_to: Option<i64>,
     ) -> io::Result<()> {
         let mut batch = sled::Batch::default();
         if let Some(offset) = log_start {
             batch.insert(&log_key(key, KIND_LOG_START, 0)[..], encode(&offset)?);
+        }
+        if let Some(offset) = cleaned_to {
+            // Only the cleaner (one pass per partition at a time) writes the checkpoint.
+            let cleaner = log_key(key, KIND_CLEANER, 0);
+            let current = match self.logs.get(&cleaner[..]).map_err(to_io)? {
+                Some(v) => decode::<i64>(&v)?,
+                None => -1,
+            };
+            batch.insert(&cleaner[..], encode(&current.max(offset))?);
         }
         for base in removed {
             batch.remove(&log_key(key, KIND_SEGMENT, *base)[..]);

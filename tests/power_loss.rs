@@ -35,7 +35,7 @@ use uuid::Uuid;
 enum MetaOp {
     SaveLog(Vec<(i64, SegmentIndex)>, Checkpoint),
     RemoveSegment(i64),
-    Replace(Vec<i64>, Vec<(i64, SegmentIndex)>, Option<i64>),
+    Replace(Vec<i64>, Vec<(i64, SegmentIndex)>, Option<i64>, Option<i64>),
     Cleaner(i64),
     RemoveLog,
 }
@@ -209,13 +209,16 @@ fn apply(ops: &[MetaOp]) -> PersistedLog {
             MetaOp::RemoveSegment(b) => {
                 segments.remove(b);
             }
-            MetaOp::Replace(removed, added, start) => {
+            MetaOp::Replace(removed, added, start, cleaned_to) => {
                 for b in removed {
                     segments.remove(b);
                 }
                 segments.extend(added.iter().cloned());
                 if let Some(s) = start {
                     out.log_start_offset = Some(*s);
+                }
+                if let Some(c) = cleaned_to {
+                    out.cleaner_checkpoint = Some(out.cleaner_checkpoint.unwrap_or(-1).max(*c));
                 }
             }
             MetaOp::Cleaner(o) => out.cleaner_checkpoint = Some(*o),
@@ -254,10 +257,13 @@ impl LogMetaStore for ModelMeta {
         removed: &[i64],
         added: &[(i64, &SegmentIndex)],
         log_start: Option<i64>,
+        cleaned_to: Option<i64>,
     ) -> io::Result<()> {
         let added = added.iter().map(|(b, i)| (*b, (*i).clone())).collect();
-        self.power
-            .record(MetaOp::Replace(removed.to_vec(), added, log_start), true);
+        self.power.record(
+            MetaOp::Replace(removed.to_vec(), added, log_start, cleaned_to),
+            true,
+        );
         Ok(())
     }
     fn save_cleaner_checkpoint(&self, _key: PartitionKey, offset: i64) -> io::Result<()> {

@@ -72,7 +72,7 @@ impl Partition {
                     meta.save_log(key, &[(base, &index)], &checkpoint)
                         .map(|_| *last = checkpoint.snapshot_offset)
                 } else {
-                    meta.replace_segments(key, &[], &[(base, &index)], None)
+                    meta.replace_segments(key, &[], &[(base, &index)], None, None)
                 };
                 if let Err(e) = saved {
                     tracing::warn!(error = %e, base_offset = base, "cannot persist a sealed segment's index; recovery will rescan it");

@@ -178,12 +178,16 @@ pub trait LogMetaStore: Send + Sync {
     /// Removes the indexes of `removed`, records those of `added` and, if given, the log start
     /// offset, in one atomic step that is durable when this returns (deletion relies on the log
     /// start being durable before files go; the cleaner's swap on no stale index surviving a crash).
+    /// `cleaned_to`, if given, raises the cleaner checkpoint to at least that offset in the same
+    /// step: a swap's segments are unindexed until it completes, and recovery must take the gaps
+    /// compaction leaves in them for compaction's, not for the end of what reached the disk.
     fn replace_segments(
         &self,
         key: PartitionKey,
         removed: &[i64],
         added: &[(i64, &SegmentIndex)],
         log_start: Option<i64>,
+        cleaned_to: Option<i64>,
     ) -> io::Result<()>;
     /// Records the cleaner's checkpoint (not flushed: losing it only means cleaning again).
     fn save_cleaner_checkpoint(&self, key: PartitionKey, offset: i64) -> io::Result<()>;

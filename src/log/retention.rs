@@ -162,7 +162,7 @@ impl Partition {
         if target <= self.log_start_offset() {
             return Ok(());
         }
-        self.advance_log_start(target, &[])?;
+        self.advance_log_start(target, &[], None)?;
         if let Ok(_busy) = self.maintenance.try_lock() {
             self.delete_old_segments(&self.config(), super::now_ms(), true)?;
         }
@@ -171,17 +171,27 @@ impl Partition {
 
     /// Raises the log start offset to at least `to` and durably records it together with the
     /// removal of the `removed` segments' indexes.
-    fn advance_log_start(&self, to: i64, removed: &[i64]) -> io::Result<()> {
+    fn advance_log_start(
+        &self,
+        to: i64,
+        removed: &[i64],
+        cleaned_to: Option<i64>,
+    ) -> io::Result<()> {
         let _writer = self.start_writer.lock().unwrap_or_else(|p| p.into_inner());
         self.log_start.fetch_max(to, Ordering::AcqRel);
-        self.meta
-            .replace_segments(self.key, removed, &[], Some(self.log_start_offset()))
+        self.meta.replace_segments(
+            self.key,
+            removed,
+            &[],
+            Some(self.log_start_offset()),
+            cleaned_to,
+        )
     }
 
     /// Durably forgets the indexes of the segments at `bases` (recording the log start with them),
-    /// before the cleaner replaces their files.
-    pub(super) fn forget_segments(&self, bases: &[i64]) -> io::Result<()> {
-        self.advance_log_start(i64::MIN, bases)
+    /// before the cleaner replaces their files by a copy compacted up to `cleaned_to`.
+    pub(super) fn forget_segments(&self, bases: &[i64], cleaned_to: i64) -> io::Result<()> {
+        self.advance_log_start(i64::MIN, bases, Some(cleaned_to))
     }
 
     /// Deletes the planned prefix of the log (the caller holds `maintenance`).
@@ -246,7 +256,7 @@ impl Partition {
             self.persist_sealed();
         }
         let bases: Vec<i64> = doomed.iter().map(|(b, _)| *b).collect();
-        self.advance_log_start(new_start, &bases)?;
+        self.advance_log_start(new_start, &bases, None)?;
         let removed: Vec<Segment> = {
             let mut st = self.lock();
             bases.iter().filter_map(|b| st.segments.remove(b)).collect()

@@ -41,6 +41,7 @@ impl LogMetaStore for NoMeta {
         _: &[i64],
         _: &[(i64, &SegmentIndex)],
         _: Option<i64>,
+        _: Option<i64>,
     ) -> io::Result<()> {
         Ok(())
     }

@@ -307,7 +307,7 @@ fn swap_in(p: &Partition, mut out: Segment, bases: &[i64], group_end: i64) -> io
     let base = out.base_offset;
     // Held throughout, so a clean shutdown's checkpoint cannot record the replaced indexes.
     let _persist = p.persist.lock().unwrap_or_else(|p| p.into_inner());
-    p.forget_segments(bases)?;
+    p.forget_segments(bases, group_end)?;
     let committed = swap::commit(&p.dir(), base, group_end)?;
     let installed = swap::install(&p.dir(), &committed, base, &bases[1..]);
     // The open file follows a rename; until it is installed it is the `.swap` file, which
@@ -330,7 +330,7 @@ fn swap_in(p: &Partition, mut out: Segment, bases: &[i64], group_end: i64) -> io
     };
     installed?;
     p.meta
-        .replace_segments(p.key, &[], &[(base, &index)], None)?;
+        .replace_segments(p.key, &[], &[(base, &index)], None, None)?;
     Ok(before)
 }
 

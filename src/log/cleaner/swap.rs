@@ -90,7 +90,7 @@ pub(in crate::log) fn finish_interrupted(
             end_offset = end,
             "completing an interrupted segment swap"
         );
-        meta.replace_segments(key, &replaced, &[], None)?;
+        meta.replace_segments(key, &replaced, &[], None, Some(end))?;
         let others: Vec<i64> = replaced.into_iter().filter(|b| *b != base).collect();
         install(dir, &path, base, &others)?;
     }
