@@ -56,6 +56,8 @@ fn register_at_zero() {
         "gregor_group_rebalances_total",
         "gregor_group_offset_commits_total",
         "gregor_log_preallocate_budget_exhausted_total",
+        "gregor_fetch_reads_waited_total",
+        "gregor_storage_panics_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -94,6 +96,14 @@ fn describe() {
         "Records appended, per topic"
     );
     describe_counter!("gregor_requests_total", "Requests received, per API");
+    describe_counter!(
+        "gregor_fetch_reads_waited_total",
+        "Fetch read passes the page cache could not serve, run again where blocking is allowed"
+    );
+    describe_counter!(
+        "gregor_storage_panics_total",
+        "Storage work that panicked (answered KAFKA_STORAGE_ERROR)"
+    );
     describe_counter!(
         "gregor_produce_errors_total",
         "Partitions refused in produce requests, per error code"

@@ -412,6 +412,73 @@ async fn long_poll_fetch_is_woken_by_an_append() {
         .is_empty());
 }
 
+/// Drops `path`'s pages from the page cache (they are clean: fsynced) and tells whether a read
+/// that refuses to wait for the disk is now refused, as the fetch path's first attempt is.
+fn evict(path: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    let fd = f.as_raw_fd();
+    let mut buf = [0u8; 64];
+    // SAFETY: plain syscalls on an open descriptor and a live 64-byte buffer.
+    #[allow(unsafe_code)]
+    unsafe {
+        assert_eq!(libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED), 0);
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        libc::preadv2(fd, &iov, 1, 0, libc::RWF_NOWAIT) < 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+    }
+}
+
+/// A fetch's read pass first runs on the worker refusing to wait for the disk; data the page cache
+/// no longer holds is then read where waiting is allowed: every byte comes back, in every size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_of_data_outside_the_page_cache_are_read_from_disk() {
+    let b = TestBroker::start(&[("log.flush.interval.messages", "1")]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "cold", 1).await;
+    let small: Vec<u8> = b"tiny".to_vec();
+    let large: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(
+        produce(&mut c, "cold", 0, batch(&[&small], None)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut c, "cold", 0, batch(&[&large], None)).await,
+        (0, 1)
+    );
+    let segments: Vec<_> = walk(b.dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    assert!(!segments.is_empty());
+    // Every segment is evicted (no short-circuit), then at least one read must be refused.
+    let refused = segments.iter().fold(false, |any, p| evict(p) | any);
+    assert!(
+        refused,
+        "the page cache kept the segment: the test would not test the fallback"
+    );
+    assert_eq!(
+        common::read_all(&mut c, "cold", 0).await,
+        vec![(0, small), (1, large)]
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order_and_acks0_is_silent() {
     let b = TestBroker::start(&[]).await;

@@ -24,6 +24,7 @@ pub mod batch;
 pub mod cleaner;
 pub mod dir_failure;
 mod flush;
+pub mod nowait;
 mod partition;
 pub mod preallocate;
 pub mod producer_state;

@@ -88,8 +88,12 @@ impl Store {
                         &e.partition.dir(),
                     )));
                 }
+                if !disk_low {
+                    return None;
+                }
                 let dir = e.partition.dir();
-                (disk_low && self.disk.low_at(&dir))
+                self.disk
+                    .low_at(&dir)
                     .then(|| AppendFailure::storage(self.disk.refusal(&dir)))
             })
             .collect();

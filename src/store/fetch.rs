@@ -1,5 +1,5 @@
-//! `fetch_records`: reads every partition of a fetch up to its byte budgets (without stalling other
-//! tasks);
+//! `fetch_records`: reads every partition of a fetch up to its byte budgets (from the page cache
+//! inline, else without stalling other tasks, see `cached_first`);
 //! when fewer than `min_bytes` are ready, the fetch parks in the fetch purgatory (registered once
 //! on all its partitions) until an append to one of them or `max_wait_ms`, then reads again.
 //! Batches are served as stored: as file regions sent from the page cache, or read into memory
@@ -12,8 +12,9 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio_util::sync::CancellationToken;
 
-use super::{blocking, Store};
+use super::{cached_first, Store};
 use crate::condition::{storage_error, STORAGE_READS};
+use crate::log::nowait::{self, WouldWait};
 use crate::log::{FileRegion, Partition, ReadError};
 
 /// The request-wide limits of a fetch.
@@ -72,22 +73,45 @@ fn read_failed(p: &Partition, e: &dyn std::fmt::Display) {
     });
 }
 
-/// Reads one partition within `budget` (blocking).
-fn read_one(t: &FetchTarget, budget: u64, min_one: bool) -> FetchOutcome {
+/// Reads one partition within `budget`; `WouldWait` only inside `nowait::without_waiting`.
+fn read_one(t: &FetchTarget, budget: u64, min_one: bool) -> Result<FetchOutcome, WouldWait> {
     let p = match &t.partition {
         Ok(p) => p,
-        Err(e) => return FetchOutcome::failed(*e, -1, -1),
+        Err(e) => return Ok(FetchOutcome::failed(*e, -1, -1)),
+    };
+    let storage_failure = |e: &std::io::Error| {
+        if nowait::would_wait(e) {
+            return Err(WouldWait);
+        }
+        read_failed(p, e);
+        Ok(FetchOutcome::failed(
+            ResponseError::KafkaStorageError,
+            -1,
+            -1,
+        ))
     };
     // Our only leader epoch is 0: a client that knows a later one is ahead of this broker.
     if t.current_leader_epoch > 0 {
-        return FetchOutcome::failed(ResponseError::UnknownLeaderEpoch, -1, -1);
+        return Ok(FetchOutcome::failed(
+            ResponseError::UnknownLeaderEpoch,
+            -1,
+            -1,
+        ));
     }
     if p.is_retired() {
         // Its topic was deleted while the fetch waited.
-        return FetchOutcome::failed(ResponseError::UnknownTopicOrPartition, -1, -1);
+        return Ok(FetchOutcome::failed(
+            ResponseError::UnknownTopicOrPartition,
+            -1,
+            -1,
+        ));
     }
     if p.is_offline() {
-        return FetchOutcome::failed(ResponseError::KafkaStorageError, -1, -1);
+        return Ok(FetchOutcome::failed(
+            ResponseError::KafkaStorageError,
+            -1,
+            -1,
+        ));
     }
     let budget = budget.min(t.max_bytes.max(0) as u64);
     match p.read_region(t.fetch_offset, budget, min_one) {
@@ -97,47 +121,44 @@ fn read_one(t: &FetchTarget, budget: u64, min_one: bool) -> FetchOutcome {
                 Some(r) if r.len >= crate::wire::MIN_REFERENCED as u64 => Records::File(r),
                 Some(r) => match r.read() {
                     Ok(bytes) => Records::Memory(bytes),
-                    Err(e) => {
-                        read_failed(p, &e);
-                        return FetchOutcome::failed(ResponseError::KafkaStorageError, -1, -1);
-                    }
+                    Err(e) => return storage_failure(&e),
                 },
             };
-            FetchOutcome {
+            Ok(FetchOutcome {
                 error: None,
                 records,
                 high_watermark: d.high_watermark,
                 log_start_offset: d.log_start_offset,
-            }
+            })
         }
-        Err(ReadError::OffsetOutOfRange) => FetchOutcome::failed(
+        Err(ReadError::OffsetOutOfRange) => Ok(FetchOutcome::failed(
             ResponseError::OffsetOutOfRange,
             p.high_watermark(),
             p.log_start_offset(),
-        ),
-        Err(ReadError::Storage(e)) => {
-            read_failed(p, &e);
-            FetchOutcome::failed(ResponseError::KafkaStorageError, -1, -1)
-        }
+        )),
+        Err(ReadError::Storage(e)) => storage_failure(&e),
     }
 }
 
-/// One pass over every partition, sharing the request's `max_bytes` in order (blocking).
-fn read_pass(targets: &[FetchTarget], max_bytes: u64) -> (Vec<FetchOutcome>, u64, bool) {
+/// What a read pass found: the outcomes, their bytes, and whether any failed.
+type Pass = (Vec<FetchOutcome>, u64, bool);
+
+/// One pass over every partition, sharing the request's `max_bytes` in order.
+fn read_pass(targets: &[FetchTarget], max_bytes: u64) -> Result<Pass, WouldWait> {
     let mut remaining = max_bytes;
     let mut total = 0u64;
     let mut any_error = false;
     let outcomes = targets
         .iter()
         .map(|t| {
-            let o = read_one(t, remaining, total == 0);
+            let o = read_one(t, remaining, total == 0)?;
             total += o.bytes();
             remaining = remaining.saturating_sub(o.bytes());
             any_error |= o.error.is_some();
-            o
+            Ok(o)
         })
-        .collect();
-    (outcomes, total, any_error)
+        .collect::<Result<_, _>>()?;
+    Ok((outcomes, total, any_error))
 }
 
 /// Counts a parked fetch in `gregor_fetch_waiting` for as long as it lives (also when its future
@@ -179,7 +200,7 @@ impl Store {
         let mut watch = None;
         loop {
             let Ok((outcomes, total, any_error)) =
-                blocking(|| read_pass(&targets, params.max_bytes))
+                cached_first(|| read_pass(&targets, params.max_bytes))
             else {
                 return targets
                     .iter()

@@ -5,7 +5,8 @@
 //! - [`Store::append_records`] (Kafka's `appendRecords`): refuses partitions whose log dir is
 //!   offline or nearly full, appends (see [`blocking`]), then waits (a delayed produce) until
 //!   each batch is as durable as its topic's flush policy promises.
-//! - [`Store::fetch_records`] (Kafka's `fetchMessages`): reads (see [`blocking`]); a fetch that
+//! - [`Store::fetch_records`] (Kafka's `fetchMessages`): reads (from the page cache inline, see
+//!   [`cached_first`], else see [`blocking`]); a fetch that
 //!   finds fewer than `min_bytes` parks in the fetch purgatory until an append completes it or
 //!   `max_wait_ms` passes.
 //! - [`Store::list_offset`] and [`Store::delete_records`]: timestamp lookups and log-start moves,
@@ -35,6 +36,7 @@ pub use offsets::ListedOffset;
 
 use crate::disk_space::DiskSpace;
 use crate::log::dir_failure::LogDirFailures;
+use crate::log::nowait::{self, WouldWait};
 use purgatory::Purgatory;
 
 pub struct Store {
@@ -63,23 +65,39 @@ impl Store {
 /// request, through the blocking pool, halved produce and fetch throughput on 2 cores). On a
 /// current-thread runtime (some tests) the work simply runs.
 fn blocking<T>(work: impl FnOnce() -> T) -> Result<T, ResponseError> {
-    // A bug in the log code must cost this request (KAFKA_STORAGE_ERROR), not the connection.
-    let caught = || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(panic = %what, "storage work panicked; answering KAFKA_STORAGE_ERROR");
-            metrics::counter!("gregor_storage_panics_total").increment(1);
-            ResponseError::KafkaStorageError
-        })
-    };
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(caught)
+            tokio::task::block_in_place(|| guarded(work))
         }
-        _ => caught(),
+        _ => guarded(work),
     }
+}
+
+/// Runs a read on the worker itself with every segment read refusing to wait for the disk
+/// (`log::nowait`): served from the page cache, as nearly every fetch of recent data is, it costs
+/// no hand-off at all. A read that would have waited is run again under [`blocking`] (counted in
+/// `gregor_fetch_reads_waited_total`).
+fn cached_first<T>(work: impl Fn() -> Result<T, WouldWait>) -> Result<T, ResponseError> {
+    match guarded(|| nowait::without_waiting(&work))? {
+        Ok(done) => Ok(done),
+        Err(WouldWait) => {
+            metrics::counter!("gregor_fetch_reads_waited_total").increment(1);
+            blocking(work)?.map_err(|WouldWait| ResponseError::KafkaStorageError)
+        }
+    }
+}
+
+/// Runs storage work so that a bug in the log code costs this request (KAFKA_STORAGE_ERROR), not
+/// the connection.
+fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, ResponseError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = %what, "storage work panicked; answering KAFKA_STORAGE_ERROR");
+        metrics::counter!("gregor_storage_panics_total").increment(1);
+        ResponseError::KafkaStorageError
+    })
 }
