@@ -3,8 +3,9 @@
 //!
 //! Defences against hostile input: the header is only decoded once enough bytes are present (the
 //! crate's header decoder panics on short input); bodies are decoded under `catch_unwind` as a
-//! second line; lying array counts, which the crate turns into `Vec::with_capacity(count)`, are
-//! made harmless by the lazily-reserving global allocator (`alloc`).
+//! second line. Lying counts and lengths cost nothing: the crate is patched to never reserve more
+//! than the remaining bytes can hold (`vendor/kafka-protocol`), and the lazily-reserving global
+//! allocator (`alloc`) stands behind that for any other huge allocation.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -1,5 +1,8 @@
 //! One client connection: length-prefixed frames with a size limit, read ahead while requests are
-//! handled (clients pipeline), handled one at a time and answered strictly in order, as Kafka does.
+//! handled (clients pipeline, up to `READ_AHEAD` frames and `READ_AHEAD_BYTES`), handled one at a
+//! time and answered strictly in order, as Kafka does. As Kafka's `connections.max.idle.ms`, a
+//! connection neither sending nor taking bytes for that long is closed: a client that stops
+//! reading its responses holds one request and one response, and only for that long.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
@@ -28,6 +31,10 @@ static CLOSED_ON_ERROR: Condition = Condition::new("connections closed on error"
 
 /// Requests read ahead of the one being handled.
 const READ_AHEAD: usize = 8;
+/// Bytes of requests read ahead of the one being handled; a larger request is read ahead alone.
+/// What a client that stops reading its responses can make the broker hold (Kafka holds one
+/// request per connection: it reads none while a response is unsent).
+const READ_AHEAD_BYTES: usize = 1 << 20;
 /// Most bytes of the frame being assembled read from the socket at once (its budget is held).
 const READ_CHUNK: usize = 16 << 20;
 /// Bytes read beyond the frame being assembled (the starts of pipelined requests): the only
@@ -35,9 +42,10 @@ const READ_CHUNK: usize = 16 << 20;
 const SLACK: usize = 16 * 1024;
 
 /// A request frame as it leaves the reader: when it arrived, its bytes, and the share of
-/// `queued.max.request.bytes` it holds until it has been handled. Boxed, so the channel's slots
-/// (allocated for every connection, idle or not) stay small.
-type Queued = Box<(Instant, Bytes, Held)>;
+/// `queued.max.request.bytes` and of the connection's read-ahead it holds until it has been
+/// handled. Boxed, so the channel's slots (allocated for every connection, idle or not) stay
+/// small.
+type Queued = Box<(Instant, Bytes, Held, OwnedSemaphorePermit)>;
 
 /// Why the reader stopped.
 enum ReadEnd {
@@ -51,19 +59,26 @@ enum ReadEnd {
 /// Reads frames off the socket. As Kafka does, a frame takes its whole size from
 /// `queued.max.request.bytes` once its length prefix has arrived, waiting while the budget is
 /// spent (the bytes stay in the socket: back-pressure), and then is read to its end without
-/// waiting again, so frames being assembled always complete.
+/// waiting again, so frames being assembled always complete; a frame not complete within
+/// `receive_timeout` of that closes the connection (a client announcing a request and not sending
+/// it holds its budget no longer).
 async fn read_frames(
     rd: OwnedReadHalf,
     max_frame: usize,
     idle: std::time::Duration,
+    receive_timeout: std::time::Duration,
     tx: mpsc::Sender<Queued>,
     stop: CancellationToken,
     broker: Arc<Broker>,
 ) -> ReadEnd {
     let memory = &broker.request_memory;
+    let ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
     let mut buf = BytesMut::new();
-    // The budget of the frame at the front of `buf`, once its length is known.
-    let mut held: Option<Held> = None;
+    // The budgets of the frame at the front of `buf`, once its length is known: its share of the
+    // read-ahead (taken first: it waits while the handler is behind) and of the broker's memory.
+    let mut held: Option<(Held, OwnedSemaphorePermit)> = None;
+    // When the frame being assembled must be complete.
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let want = loop {
             let len = match codec::frame_len(&buf, max_frame) {
@@ -72,10 +87,20 @@ async fn read_frames(
                 Err(e) => return ReadEnd::Closed(e.to_string()),
             };
             if held.is_none() {
-                held = Some(tokio::select! {
+                let share = u32::try_from((4 + len).min(READ_AHEAD_BYTES)).expect("1 MiB");
+                let turn = tokio::select! {
+                    t = ahead.clone().acquire_many_owned(share) => t,
+                    _ = stop.cancelled() => return ReadEnd::Stopped,
+                };
+                let Ok(turn) = turn else {
+                    return ReadEnd::Eof;
+                };
+                let h = tokio::select! {
                     h = memory.reserve(4 + len) => h,
                     _ = stop.cancelled() => return ReadEnd::Stopped,
-                });
+                };
+                held = Some((h, turn));
+                deadline = Some(tokio::time::Instant::now() + receive_timeout);
             }
             if buf.len() < 4 + len {
                 break (4 + len - buf.len()).min(READ_CHUNK) + SLACK;
@@ -84,8 +109,13 @@ async fn read_frames(
                 .ok()
                 .flatten()
                 .expect("a whole frame is buffered");
-            let h = held.take().expect("reserved above");
-            if tx.send(Box::new((Instant::now(), frame, h))).await.is_err() {
+            let (h, turn) = held.take().expect("reserved above");
+            deadline = None;
+            if tx
+                .send(Box::new((Instant::now(), frame, h, turn)))
+                .await
+                .is_err()
+            {
                 return ReadEnd::Eof;
             }
         };
@@ -98,6 +128,14 @@ async fn read_frames(
                     return ReadEnd::Closed(format!("idle for {} ms (connections.max.idle.ms)", idle.as_millis()));
                 }
             },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                metrics::counter!("gregor_connections_closed_slow_request_total").increment(1);
+                return ReadEnd::Closed(format!(
+                    "a request of {} bytes not received within {} ms (gregor.request.receive.timeout.ms)",
+                    codec::frame_len(&buf, max_frame).ok().flatten().unwrap_or(0),
+                    receive_timeout.as_millis()
+                ));
+            }
             _ = stop.cancelled() => return ReadEnd::Stopped,
         }
         buf.reserve(want);
@@ -117,13 +155,18 @@ async fn read_frames(
 }
 
 /// Writes a response's chunks in order: runs of chunks in memory with as few vectored writes as
-/// the socket allows, file regions with `sendfile` from the page cache.
-async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> std::io::Result<()> {
+/// the socket allows, file regions with `sendfile` from the page cache. Fails when the socket
+/// takes no byte for `idle` (the client stopped reading).
+async fn write_chunks(
+    wr: &mut OwnedWriteHalf,
+    chunks: &[Chunk],
+    idle: std::time::Duration,
+) -> std::io::Result<()> {
     let mut rest = chunks;
     while let Some(first) = rest.first() {
         match first {
             Chunk::File(region) => {
-                send_region(wr.as_ref(), region).await?;
+                send_region(wr.as_ref(), region, idle).await?;
                 rest = &rest[1..];
             }
             Chunk::Memory(_) => {
@@ -131,7 +174,7 @@ async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> std::io::Res
                     .iter()
                     .position(|c| matches!(c, Chunk::File(_)))
                     .unwrap_or(rest.len());
-                write_memory(wr, &rest[..run]).await?;
+                write_memory(wr, &rest[..run], idle).await?;
                 rest = &rest[run..];
             }
         }
@@ -139,7 +182,28 @@ async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> std::io::Res
     Ok(())
 }
 
-async fn write_memory(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> std::io::Result<()> {
+/// `io`, failing when it makes no progress for `idle`.
+async fn progress<T>(
+    idle: std::time::Duration,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(idle, io).await.unwrap_or_else(|_| {
+        metrics::counter!("gregor_connections_closed_idle_total").increment(1);
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the client took no response bytes for {} ms (connections.max.idle.ms)",
+                idle.as_millis()
+            ),
+        ))
+    })
+}
+
+async fn write_memory(
+    wr: &mut OwnedWriteHalf,
+    chunks: &[Chunk],
+    idle: std::time::Duration,
+) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = chunks
         .iter()
         .filter_map(|c| match c {
@@ -149,7 +213,7 @@ async fn write_memory(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> std::io::Res
         .collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
-        let n = wr.write_vectored(rest).await?;
+        let n = progress(idle, wr.write_vectored(rest)).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -159,11 +223,15 @@ async fn write_memory(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> std::io::Res
 }
 
 /// Sends a file region to the socket without copying it through userspace.
-async fn send_region(socket: &TcpStream, region: &FileRegion) -> std::io::Result<()> {
+async fn send_region(
+    socket: &TcpStream,
+    region: &FileRegion,
+    idle: std::time::Duration,
+) -> std::io::Result<()> {
     let mut position = region.position;
     let end = region.position + region.len;
     while position < end {
-        socket.writable().await?;
+        progress(idle, socket.writable()).await?;
         let want = usize::try_from(end - position).unwrap_or(usize::MAX);
         let sent = socket.try_io(Interest::WRITABLE, || {
             rustix::fs::sendfile(socket, &*region.file, Some(&mut position), want)
@@ -203,10 +271,12 @@ pub async fn serve(
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Queued>(READ_AHEAD);
     let gone = CancellationToken::new();
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
     let reading = read_frames(
         rd,
         broker.config.socket_request_max_bytes,
-        std::time::Duration::from_millis(broker.config.connections_max_idle_ms),
+        idle,
+        std::time::Duration::from_millis(broker.config.request_receive_timeout_ms),
         tx,
         stop.clone(),
         broker.clone(),
@@ -221,7 +291,7 @@ pub async fn serve(
     });
     let mut close_reason = None;
     while let Some(queued) = rx.recv().await {
-        let (arrived, frame, held) = *queued;
+        let (arrived, frame, held, turn) = *queued;
         let api = dispatch::api_label(&frame);
         metrics::histogram!("gregor_request_queue_seconds", "api" => api)
             .record(arrived.elapsed().as_secs_f64());
@@ -234,12 +304,15 @@ pub async fn serve(
         match outcome {
             Outcome::Respond(chunks) => {
                 let sending = Instant::now();
-                if let Err(e) = write_chunks(&mut wr, &chunks).await {
+                if let Err(e) = write_chunks(&mut wr, &chunks, idle).await {
                     close_reason = Some(format!("write error: {e}"));
                     break;
                 }
                 metrics::histogram!("gregor_response_send_seconds", "api" => api)
                     .record(sending.elapsed().as_secs_f64());
+                // Read-ahead resumes once the response is out: a client that does not read its
+                // responses gets no more requests read.
+                drop(turn);
             }
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {

@@ -60,6 +60,9 @@ fn main() -> ExitCode {
         }
         let addr = (config.listener.host.clone(), config.listener.port);
         let bind_host = if addr.0.is_empty() { "0.0.0.0".to_string() } else { addr.0.clone() };
+        // Every partition keeps its segment files open.
+        let open_files = gregor::topics::room::raise_open_file_limit();
+        tracing::info!(limit = ?open_files, "open file limit");
         let broker = match tokio::task::spawn_blocking(move || gregor::Broker::open(config)).await {
             Ok(Ok(b)) => Arc::new(b),
             Ok(Err(e)) => {

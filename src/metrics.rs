@@ -58,6 +58,9 @@ fn register_at_zero() {
         "gregor_log_preallocate_budget_exhausted_total",
         "gregor_fetch_reads_waited_total",
         "gregor_storage_panics_total",
+        "gregor_connections_closed_slow_request_total",
+        "gregor_connections_closed_idle_total",
+        "gregor_partitions_refused_open_files_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -96,6 +99,18 @@ fn describe() {
         "Records appended, per topic"
     );
     describe_counter!("gregor_requests_total", "Requests received, per API");
+    describe_counter!(
+        "gregor_partitions_refused_open_files_total",
+        "Topic creations or growths refused because the partitions would exceed the open file limit"
+    );
+    describe_counter!(
+        "gregor_connections_closed_idle_total",
+        "Connections closed after connections.max.idle.ms with no request, or no response byte taken"
+    );
+    describe_counter!(
+        "gregor_connections_closed_slow_request_total",
+        "Connections closed for a request not received whole within gregor.request.receive.timeout.ms"
+    );
     describe_counter!(
         "gregor_fetch_reads_waited_total",
         "Fetch read passes the page cache could not serve, run again where blocking is allowed"

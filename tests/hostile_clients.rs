@@ -484,3 +484,146 @@ async fn fetch_max_bytes_caps_what_a_client_asks_for() {
         records.len()
     );
 }
+
+/// Item 2: a client that sends requests but never reads the answers. Once its socket is full, the
+/// broker reads no more of its requests than `READ_AHEAD_BYTES` (it held every pipelined frame:
+/// 8 here, 24 MB), and closes it after `connections.max.idle.ms` without a byte taken (it held
+/// them for as long as the client stayed connected). Others are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_holds_one_request_and_only_for_the_idle_time() {
+    let b = TestBroker::start(&[("connections.max.idle.ms", "2000")]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "big", 1).await;
+    create_topic(&mut c, "sink", 1).await;
+    let value = vec![7u8; 900_000];
+    for _ in 0..40 {
+        assert_eq!(produce(&mut c, "big", 0, batch(&[&value], None)).await.0, 0);
+    }
+    let mut silent = b.client().await;
+    // Three fetches of 30 MB answers fill the socket's buffers; six 4 MB produces follow.
+    for _ in 0..3 {
+        let mut req = fetch_req("big", 0, 0, 0, 0);
+        req.topics[0].partitions[0].partition_max_bytes = 30 << 20;
+        let (_, frame) = silent.frame(ApiKey::Fetch, 12, &req);
+        silent.send_raw(&frame).await;
+    }
+    let chunk = vec![1u8; 4 << 20];
+    let frames: Vec<_> = (0..6)
+        .map(|_| {
+            silent
+                .frame(
+                    ApiKey::Produce,
+                    9,
+                    &produce_req("sink", 0, batch(&[&chunk], None), 1),
+                )
+                .1
+        })
+        .collect();
+    // Sent from a task: once the broker stops reading them, the writes block (and fail once it
+    // closes the connection).
+    let mut stream = silent.stream;
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        for f in frames {
+            if stream.write_all(&f).await.is_err() {
+                break;
+            }
+        }
+        stream
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let held = b.broker.request_memory.in_use();
+    assert!(
+        held < 1 << 20,
+        "{held} bytes of requests held for a client that reads nothing"
+    );
+    // Others are served meanwhile.
+    let started = Instant::now();
+    assert_eq!(produce(&mut c, "sink", 0, batch(&[b"ok"], None)).await.0, 0);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // No byte taken for connections.max.idle.ms: closed, and everything it held given back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.broker.request_memory.in_use() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        b.broker.request_memory.in_use(),
+        0,
+        "still held after the idle time"
+    );
+    let stream = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("the writes never ended: the connection was not closed")
+        .unwrap();
+    let mut silent = Client::from_stream(stream);
+    assert!(silent.closed_by_broker().await);
+}
+
+/// Item 1: connections that announce 100 MB requests and send nothing (or a byte now and then)
+/// took the whole of `queued.max.request.bytes`, and every other client waited behind them (a
+/// 100-record round trip read back 0 in 20 s). Small requests now have a share of the budget
+/// no large one can take, and an announced request must arrive within
+/// `gregor.request.receive.timeout.ms` or its connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_announced_and_never_sent_block_no_one_and_are_dropped() {
+    let b = TestBroker::start(&[("gregor.request.receive.timeout.ms", "3000")]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "normal", 1).await;
+    let announced = (100i32 << 20).to_be_bytes();
+    let mut loris = Vec::new();
+    for _ in 0..11 {
+        let mut s = b.client().await;
+        s.send_raw(&announced).await;
+        loris.push(s);
+    }
+    // One more sends a byte every 200 ms (each byte restarted the idle timer).
+    let mut trickler = b.client().await;
+    trickler.send_raw(&announced).await;
+    let trickling = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while trickler.stream.write_all(&[0]).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        b.broker.request_memory.in_use() >= 400 << 20,
+        "the announced requests hold their budget"
+    );
+    let started = Instant::now();
+    let values: Vec<Vec<u8>> = (0..100)
+        .map(|i| format!("record-{i}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        produce(&mut c, "normal", 0, batch(&refs, None)).await,
+        (0, 0)
+    );
+    let got = read_all(&mut c, "normal", 0).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a normal round trip took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        got,
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64, v))
+            .collect::<Vec<_>>()
+    );
+    // The announced requests never arrive: their connections are closed, their budget given back.
+    for s in &mut loris {
+        assert!(s.closed_by_broker().await);
+    }
+    tokio::time::timeout(Duration::from_secs(5), trickling)
+        .await
+        .expect("the trickling connection was not closed")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.broker.request_memory.in_use() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.broker.request_memory.in_use(), 0);
+}

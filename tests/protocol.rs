@@ -415,21 +415,18 @@ async fn long_poll_fetch_is_woken_by_an_append() {
 /// Drops `path`'s pages from the page cache (they are clean: fsynced) and tells whether a read
 /// that refuses to wait for the disk is now refused, as the fetch path's first attempt is.
 fn evict(path: &std::path::Path) -> bool {
-    use std::os::fd::AsRawFd;
+    use rustix::fs::{fadvise, Advice};
+    use rustix::io::{preadv2, Errno, ReadWriteFlags};
     let f = std::fs::File::open(path).unwrap();
-    let fd = f.as_raw_fd();
+    fadvise(&f, 0, None, Advice::DontNeed).unwrap();
     let mut buf = [0u8; 64];
-    // SAFETY: plain syscalls on an open descriptor and a live 64-byte buffer.
-    #[allow(unsafe_code)]
-    unsafe {
-        assert_eq!(libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED), 0);
-        let iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        libc::preadv2(fd, &iov, 1, 0, libc::RWF_NOWAIT) < 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
-    }
+    let refused = preadv2(
+        &f,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        0,
+        ReadWriteFlags::NOWAIT,
+    );
+    refused == Err(Errno::AGAIN)
 }
 
 /// A fetch's read pass first runs on the worker refusing to wait for the disk; data the page cache

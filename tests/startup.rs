@@ -129,3 +129,182 @@ fn send_signal(pid: u32, signal: &str) {
         .success();
     assert!(ok);
 }
+
+/// Starts the broker on `data` from a shell that first runs `limit` (a `ulimit` command), as an
+/// operator's service script would; returns it once it listens, with its port.
+fn spawn_limited(limit: &str, data: &std::path::Path) -> (Child, u16) {
+    let port = free_port();
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            &format!("{limit} && exec \"$0\" \"$@\""),
+            BIN,
+            "--override",
+            &format!("log.dirs={}", data.display()),
+            "--override",
+            &format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+            "--override",
+            "metrics.address=127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    (child, port)
+}
+
+/// Issue 16 item 0: under an address-space limit (`ulimit -v`, as hardened hosts and some
+/// container runtimes enforce memory), a request whose array count, string or bytes length claims
+/// more than the frame holds must not make the decoder ask for that much memory: it aborted the
+/// whole broker (`memory allocation of 154618822584 bytes failed`) from a 4-byte Metadata body.
+/// Each such frame now closes only its own connection.
+#[test]
+fn lying_counts_under_an_address_space_limit_close_only_their_connection() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port) = spawn_limited("ulimit -v 8388608", dir.path());
+    // (api key, version, flexible header, body)
+    let lies: [(i16, i16, bool, &[u8]); 4] = [
+        // Metadata v1: topics array of 2^31-1 elements.
+        (3, 1, false, &[0x7f, 0xff, 0xff, 0xff]),
+        // Metadata v12: compact topics array of 2^32-2 elements.
+        (3, 12, true, &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+        // CreateTopics v5: one topic whose compact name claims 4 GiB.
+        (19, 5, true, &[0x02, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+        // DescribeConfigs v1: resources array of 2^31-1 elements.
+        (32, 1, false, &[0x7f, 0xff, 0xff, 0xff]),
+    ];
+    for (api, version, flexible, body) in lies {
+        let mut frame = Vec::new();
+        frame.extend(api.to_be_bytes());
+        frame.extend(version.to_be_bytes());
+        frame.extend(7i32.to_be_bytes());
+        frame.extend((-1i16).to_be_bytes());
+        if flexible {
+            frame.push(0);
+        }
+        frame.extend_from_slice(body);
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(&(frame.len() as i32).to_be_bytes()).unwrap();
+        s.write_all(&frame).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "api {api} v{version} killed the broker: {}",
+            finish(child).1
+        );
+        assert!(rest.is_empty(), "api {api} v{version} was answered");
+    }
+    // The broker still answers: ApiVersions v0.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut frame = Vec::new();
+    frame.extend(18i16.to_be_bytes());
+    frame.extend(0i16.to_be_bytes());
+    frame.extend(9i32.to_be_bytes());
+    frame.extend((-1i16).to_be_bytes());
+    s.write_all(&(frame.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&frame).unwrap();
+    let mut head = [0u8; 8];
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(i32::from_be_bytes(head[4..8].try_into().unwrap()), 9);
+    send_signal(child.id(), "TERM");
+    let (code, out) = finish(child);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Sends one request over a blocking socket and decodes its answer.
+fn request<Req, Resp>(s: &mut TcpStream, api: i16, version: i16, body: &Req) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use std::io::Write;
+    let key = ApiKey::try_from(api).unwrap();
+    let mut header = RequestHeader::default();
+    header.request_api_key = api;
+    header.request_api_version = version;
+    header.correlation_id = 1;
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    s.write_all(&buf).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut frame).unwrap();
+    let mut frame = bytes::Bytes::from(frame);
+    ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+    let resp = Resp::decode(&mut frame, version).unwrap();
+    assert_eq!(frame.remaining(), 0);
+    resp
+}
+
+/// Issue 16 item 9: one CreateTopics could take every descriptor (a file per partition): 19,950
+/// partitions left the broker unable to accept connections, 20,000 hit EMFILE and left orphan
+/// directories. An operation adding more than 9,999 partitions is refused as Kafka's controller
+/// refuses it, and so is one that would leave less than a fifth of the open-file limit free.
+#[test]
+fn partitions_beyond_the_open_file_limit_are_refused_and_connections_go_on() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port) = spawn_limited("ulimit -n 1024", dir.path());
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut create = |name: &str, partitions: i32| {
+        let mut t = CreatableTopic::default();
+        t.name = TopicName(kafka_protocol::protocol::StrBytes::from_string(name.into()));
+        t.num_partitions = partitions;
+        t.replication_factor = 1;
+        let mut req = CreateTopicsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 60_000;
+        let r: CreateTopicsResponse = request(&mut s, 19, 5, &req);
+        let t = &r.topics[0];
+        (
+            t.error_code,
+            t.error_message.as_deref().unwrap_or("").to_string(),
+        )
+    };
+    let (code, msg) = create("huge", 10_000);
+    assert_eq!(code, 44, "POLICY_VIOLATION: {msg}");
+    assert_eq!(msg, "Unable to perform excessively large batch operation.");
+    let (code, msg) = create("fds", 900);
+    assert_eq!(code, 44, "POLICY_VIOLATION: {msg}");
+    assert!(msg.contains("open file limit"), "{msg}");
+    assert_eq!(create("fits", 300), (0, String::new()));
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("huge-") || n.starts_with("fds-"))
+        .collect();
+    assert!(made.is_empty(), "refused topics left directories: {made:?}");
+    // Connections are still accepted and served.
+    for _ in 0..50 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _: kafka_protocol::messages::ApiVersionsResponse = request(
+            &mut c,
+            18,
+            3,
+            &kafka_protocol::messages::ApiVersionsRequest::default(),
+        );
+    }
+    send_signal(child.id(), "TERM");
+    let (code, out) = finish(child);
+    assert_eq!(code, 0, "{out}");
+}

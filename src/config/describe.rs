@@ -34,6 +34,11 @@ pub struct BrokerEntry {
 /// gregor's own keys (not Kafka's): listed when set, never sensitive.
 const GREGOR_KEYS: &[(&str, ConfigType, &str)] = &[
     (
+        "gregor.request.receive.timeout.ms",
+        ConfigType::Long,
+        "A request must arrive whole within this long of its size prefix, or its connection is closed.",
+    ),
+    (
         "gregor.log.dir.min.free.bytes",
         ConfigType::Long,
         "Produce is refused with KAFKA_STORAGE_ERROR while the data directory has less free space (0: never).",

@@ -68,6 +68,9 @@ pub struct Config {
     pub log_dir_min_free_bytes: u64,
     /// `connections.max.idle.ms`: a connection with no request for this long is closed.
     pub connections_max_idle_ms: u64,
+    /// `gregor.request.receive.timeout.ms`: a request frame must arrive whole within this long of
+    /// its size prefix (and of its share of `queued.max.request.bytes` being granted).
+    pub request_receive_timeout_ms: u64,
     /// `max.connections`: accepting waits while this many connections are open.
     pub max_connections: usize,
     /// `max.connections.per.ip`: further connections from one address are closed at once.
@@ -117,6 +120,7 @@ const HONOURED: &[&str] = &[
     "log.message.timestamp.before.max.ms",
     "gregor.produce.validate.compressed",
     "gregor.log.dir.min.free.bytes",
+    "gregor.request.receive.timeout.ms",
     "gregor.log.preallocate.max.bytes",
     "gregor.log.preallocate.total.max.bytes",
     "log.preallocate",
@@ -438,6 +442,13 @@ impl Config {
             queued_max_request_bytes: usize::try_from(queued).ok().filter(|&q| q > 0),
             connections_max_idle_ms: opt_int(&raw, "connections.max.idle.ms", 600_000, 1, i64::MAX)?
                 as u64,
+            request_receive_timeout_ms: opt_int(
+                &raw,
+                "gregor.request.receive.timeout.ms",
+                30_000,
+                1,
+                i64::MAX,
+            )? as u64,
             max_connections: opt_int(
                 &raw,
                 "max.connections",

@@ -14,6 +14,7 @@ use crate::log::{now_ms, LogConfig, Partition, PartitionKey};
 use crate::meta::{Meta, Placement, TopicRecord};
 
 mod dirs;
+pub mod room;
 mod startup;
 use dirs::{delete_name, future_name, next_log_dirs, partition_dir, remove_copy};
 
@@ -343,6 +344,7 @@ impl Topics {
             ));
         }
         let _guard = self.changes.lock().await;
+        room::check(partitions)?;
         if self.get(name).is_some() {
             return Err(TopicError::new(
                 ResponseError::TopicAlreadyExists,
@@ -507,6 +509,7 @@ impl Topics {
                 },
             ));
         }
+        room::check(count - have)?;
         if validate_only {
             return Ok(());
         }

@@ -107,6 +107,13 @@ impl Client {
         }
     }
 
+    pub fn from_stream(stream: TcpStream) -> Client {
+        Client {
+            stream,
+            next_correlation: 1,
+        }
+    }
+
     /// Encodes a request frame (length prefix included) and returns its correlation id.
     pub fn frame<T: Encodable>(&mut self, api: ApiKey, version: i16, body: &T) -> (i32, Bytes) {
         let correlation = self.next_correlation;
