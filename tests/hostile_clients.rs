@@ -627,3 +627,65 @@ async fn requests_announced_and_never_sent_block_no_one_and_are_dropped() {
     }
     assert_eq!(b.broker.request_memory.in_use(), 0);
 }
+
+/// Item 7: one 2 KB zstd batch inflating past the per-batch limit (64 MiB), listed for 100
+/// partitions in one 200 KB produce, cost 100 decompressions of 64 MiB (13–15 s of CPU). A
+/// request's batches now share one budget (64 times its size, at least 64 MiB): the first bomb
+/// uses it, the rest are refused without being inflated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decompression_bombs_in_one_request_share_one_budget() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "bombs", 100).await;
+    let zeros = vec![0u8; 65 << 20];
+    let bomb = store::keyed_batch(
+        &[(None, Some(&zeros))],
+        gregor::log::now_ms(),
+        None,
+        kafka_protocol::records::Compression::Zstd,
+    );
+    assert!(bomb.len() < 16 << 10, "{} bytes", bomb.len());
+    let mut t = TopicProduceData::default();
+    t.name = name("bombs");
+    t.partition_data = (0..100)
+        .map(|p| {
+            let mut d = PartitionProduceData::default();
+            d.index = p;
+            d.records = Some(bomb.clone());
+            d
+        })
+        .collect();
+    let mut req = ProduceRequest::default();
+    req.acks = 1;
+    req.timeout_ms = 60_000;
+    req.topic_data = vec![t];
+    let started = Instant::now();
+    let r: ProduceResponse = c.request(ApiKey::Produce, 9, &req).await;
+    let took = started.elapsed();
+    let parts = &r.responses[0].partition_responses;
+    assert_eq!(parts.len(), 100);
+    assert!(parts.iter().all(|p| p.error_code == 87), "INVALID_RECORD");
+    let by_budget = parts
+        .iter()
+        .filter(|p| {
+            p.error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("decompress to more than it may"))
+        })
+        .count();
+    // (The first may be refused by either limit: they are within a few bytes of each other.)
+    assert!(
+        by_budget >= 99,
+        "{by_budget}: the others must be refused by the request's budget"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // A normal compressed produce still works.
+    let ok = store::keyed_batch(
+        &[(Some(b"k"), Some(b"v"))],
+        gregor::log::now_ms(),
+        None,
+        kafka_protocol::records::Compression::Zstd,
+    );
+    assert_eq!(produce(&mut c, "bombs", 0, ok).await, (0, 0));
+}

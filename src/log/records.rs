@@ -298,7 +298,49 @@ pub fn decompressed<'a>(
     }
 }
 
+thread_local! {
+    /// Bytes the batches being validated on this thread may still decompress to, if bounded.
+    static BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every batch decompressed on this thread drawing from one budget of `bytes`: a
+/// produce request's batches together cost bounded CPU, however many partitions it names (one
+/// 2 KB batch can inflate to the whole per-batch limit, and a request may list it for every
+/// partition). A batch beyond the budget is refused like one beyond the per-batch limit.
+pub fn with_decompression_budget<T>(bytes: usize, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<usize>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BUDGET.with(|b| b.set(self.0));
+        }
+    }
+    let _reset = Reset(BUDGET.with(|b| b.replace(Some(bytes))));
+    f()
+}
+
 fn decompress_records(
+    codec: Compression,
+    data: &[u8],
+    batch_limit: usize,
+) -> Result<Vec<u8>, RecordError> {
+    let budget = BUDGET.with(std::cell::Cell::get);
+    let limit = budget.map_or(batch_limit, |b| b.min(batch_limit));
+    let out = decompress_within(codec, data, limit);
+    if let Some(b) = budget {
+        let used = out.as_ref().map_or(limit, Vec::len);
+        BUDGET.with(|cell| cell.set(Some(b.saturating_sub(used))));
+        if limit < batch_limit
+            && matches!(&out, Err(e) if e.message.starts_with("batch decompresses"))
+        {
+            return Err(RecordError::batch(format!(
+                "the request's compressed batches decompress to more than it may ({b} bytes were left for this batch)"
+            )));
+        }
+    }
+    out
+}
+
+fn decompress_within(
     codec: Compression,
     data: &[u8],
     limit: usize,

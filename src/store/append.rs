@@ -10,7 +10,7 @@ use kafka_protocol::ResponseError;
 use super::{blocking, Store};
 use crate::condition::{storage_error, STORAGE_WRITES};
 use crate::log::dir_failure::LogDirFailures;
-use crate::log::{AppendError, Appended, Partition};
+use crate::log::{records, AppendError, Appended, Partition};
 use crate::topics::Topic;
 
 /// One partition's batch (already checked to be a single v2 batch).
@@ -74,6 +74,14 @@ fn append_one(e: &AppendEntry, now_ms: i64) -> Result1 {
     }
 }
 
+/// What one produce request's compressed batches may decompress to in all while being validated:
+/// 64 times their size, and at least 64 MiB (what one batch of the default `max.message.bytes`
+/// may inflate to), so that a request's CPU cost is bounded by its size.
+fn decompression_budget(entries: &[AppendEntry]) -> usize {
+    let size: usize = entries.iter().map(|e| e.records.len()).sum();
+    size.saturating_mul(64).max(64 << 20)
+}
+
 impl Store {
     /// Appends each entry's batch and returns, in order, its offsets or why it failed; returns
     /// once every appended batch is durable as its flush policy asks.
@@ -97,15 +105,18 @@ impl Store {
                     .then(|| AppendFailure::storage(self.disk.refusal(&dir)))
             })
             .collect();
+        let budget = decompression_budget(&entries);
         let mut results: Vec<Result1> = blocking(|| {
-            entries
-                .iter()
-                .zip(refusals)
-                .map(|(e, refused)| match refused {
-                    Some(f) => Err(f),
-                    None => append_one(e, now_ms),
-                })
-                .collect()
+            records::with_decompression_budget(budget, || {
+                entries
+                    .iter()
+                    .zip(refusals)
+                    .map(|(e, refused)| match refused {
+                        Some(f) => Err(f),
+                        None => append_one(e, now_ms),
+                    })
+                    .collect()
+            })
         })
         .unwrap_or_else(|_| {
             (0..entries.len())
