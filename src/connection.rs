@@ -37,6 +37,9 @@ const READ_AHEAD: usize = 8;
 const READ_AHEAD_BYTES: usize = 1 << 20;
 /// Most bytes of the frame being assembled read from the socket at once (its budget is held).
 const READ_CHUNK: usize = 16 << 20;
+/// Bytes per second a request must arrive at, on average, once `gregor.request.receive.timeout.ms`
+/// has passed (16 KiB/s: a 10 MB request on a 2 Mbit/s link is fine, a byte now and then is not).
+const MIN_RECEIVE_RATE: usize = 16 * 1024;
 /// Bytes read beyond the frame being assembled (the starts of pipelined requests): the only
 /// buffered bytes not covered by `queued.max.request.bytes`.
 const SLACK: usize = 16 * 1024;
@@ -60,8 +63,8 @@ enum ReadEnd {
 /// `queued.max.request.bytes` once its length prefix has arrived, waiting while the budget is
 /// spent (the bytes stay in the socket: back-pressure), and then is read to its end without
 /// waiting again, so frames being assembled always complete; a frame not complete within
-/// `receive_timeout` of that closes the connection (a client announcing a request and not sending
-/// it holds its budget no longer).
+/// `receive_timeout` of that (extended while its bytes keep coming at `MIN_RECEIVE_RATE`) closes
+/// the connection: a client announcing a request and not sending it holds its budget no longer.
 async fn read_frames(
     rd: OwnedReadHalf,
     max_frame: usize,
@@ -77,8 +80,8 @@ async fn read_frames(
     // The budgets of the frame at the front of `buf`, once its length is known: its share of the
     // read-ahead (taken first: it waits while the handler is behind) and of the broker's memory.
     let mut held: Option<(Held, OwnedSemaphorePermit)> = None;
-    // When the frame being assembled must be complete.
-    let mut deadline: Option<tokio::time::Instant> = None;
+    // When the frame being assembled started (its budget granted).
+    let mut started: Option<tokio::time::Instant> = None;
     loop {
         let want = loop {
             let len = match codec::frame_len(&buf, max_frame) {
@@ -100,7 +103,7 @@ async fn read_frames(
                     _ = stop.cancelled() => return ReadEnd::Stopped,
                 };
                 held = Some((h, turn));
-                deadline = Some(tokio::time::Instant::now() + receive_timeout);
+                started = Some(tokio::time::Instant::now());
             }
             if buf.len() < 4 + len {
                 break (4 + len - buf.len()).min(READ_CHUNK) + SLACK;
@@ -110,7 +113,7 @@ async fn read_frames(
                 .flatten()
                 .expect("a whole frame is buffered");
             let (h, turn) = held.take().expect("reserved above");
-            deadline = None;
+            started = None;
             if tx
                 .send(Box::new((Instant::now(), frame, h, turn)))
                 .await
@@ -119,6 +122,12 @@ async fn read_frames(
                 return ReadEnd::Eof;
             }
         };
+        // A frame must arrive within `receive_timeout`, plus a second for every `MIN_RECEIVE_RATE`
+        // bytes of it received: a slow link that keeps sending gets there, a trickle does not.
+        let deadline = started.map(|t| {
+            t + receive_timeout
+                + std::time::Duration::from_secs_f64(buf.len() as f64 / MIN_RECEIVE_RATE as f64)
+        });
         tokio::select! {
             r = tokio::time::timeout(idle, rd.readable()) => match r {
                 Ok(Ok(())) => {}
@@ -131,9 +140,11 @@ async fn read_frames(
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                 metrics::counter!("gregor_connections_closed_slow_request_total").increment(1);
                 return ReadEnd::Closed(format!(
-                    "a request of {} bytes not received within {} ms (gregor.request.receive.timeout.ms)",
+                    "a request of {} bytes not received within {} ms (gregor.request.receive.timeout.ms) plus 1 s per {} bytes received ({} so far)",
                     codec::frame_len(&buf, max_frame).ok().flatten().unwrap_or(0),
-                    receive_timeout.as_millis()
+                    receive_timeout.as_millis(),
+                    MIN_RECEIVE_RATE,
+                    buf.len()
                 ));
             }
             _ = stop.cancelled() => return ReadEnd::Stopped,

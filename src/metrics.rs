@@ -61,6 +61,7 @@ fn register_at_zero() {
         "gregor_connections_closed_slow_request_total",
         "gregor_connections_closed_idle_total",
         "gregor_partitions_refused_open_files_total",
+        "gregor_connection_accept_errors_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -99,6 +100,10 @@ fn describe() {
         "Records appended, per topic"
     );
     describe_counter!("gregor_requests_total", "Requests received, per API");
+    describe_counter!(
+        "gregor_connection_accept_errors_total",
+        "Failed accepts (out of file descriptors and the like); accepting backs off 100 ms each"
+    );
     describe_counter!(
         "gregor_partitions_refused_open_files_total",
         "Topic creations or growths refused because the partitions would exceed the open file limit"

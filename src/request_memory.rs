@@ -35,6 +35,7 @@ impl Pool {
         }
     }
 
+    /// Permits for `n` bytes (callers ask for at most `limit`).
     fn permits(&self, n: usize) -> u32 {
         u32::try_from(n.min(self.limit)).unwrap_or(u32::MAX)
     }
@@ -73,7 +74,7 @@ pub struct RequestMemory {
 
 /// Budget held for a request (nothing when the budget is unbounded); given back when dropped.
 pub struct Held {
-    _permit: Option<OwnedSemaphorePermit>,
+    _permits: Vec<OwnedSemaphorePermit>,
 }
 
 impl RequestMemory {
@@ -84,28 +85,42 @@ impl RequestMemory {
         }
     }
 
-    /// Takes `n` bytes of the budget, waiting while it is spent: a small request from its own
-    /// share or, if that is spent, from the rest; a large one from the rest.
+    /// Takes `n` bytes of the budget (at most all of it), waiting while it is spent: a small
+    /// request from its own share or, if that is spent, from the rest; a large one from the rest,
+    /// and from the small requests' share too for what the rest cannot hold (a request larger than
+    /// seven eighths of the budget: it holds all of the rest first, so only one such waits there).
     pub async fn reserve(&self, n: usize) -> Held {
         let Some((small, any)) = &self.pools else {
-            return Held { _permit: None };
+            return Held {
+                _permits: Vec::new(),
+            };
         };
-        let granted = if n <= SMALL_REQUEST {
+        let n = n.min(self.limit);
+        let is_small = n <= SMALL_REQUEST && n <= small.limit;
+        let granted = if is_small {
             small.try_take(n).or_else(|| any.try_take(n))
-        } else {
+        } else if n <= any.limit {
             any.try_take(n)
+        } else {
+            None
         };
-        let permit = match granted {
+        let mut permits = Vec::with_capacity(2);
+        match granted {
             Some(p) => {
                 if EXHAUSTED.is_active() && self.limit - self.in_use() >= self.limit / 2 {
                     EXHAUSTED.cleared();
                 }
-                Some(p)
+                permits.push(p);
             }
-            None if n <= SMALL_REQUEST => small.take(n, self.limit).await,
-            None => any.take(n, self.limit).await,
-        };
-        Held { _permit: permit }
+            None if is_small => permits.extend(small.take(n, self.limit).await),
+            None => {
+                permits.extend(any.take(n, self.limit).await);
+                if n > any.limit {
+                    permits.extend(small.take(n - any.limit, self.limit).await);
+                }
+            }
+        }
+        Held { _permits: permits }
     }
 
     /// Bytes of the budget in use (for the gauge).
@@ -143,6 +158,31 @@ mod tests {
         let unbounded = RequestMemory::new(None);
         let _ = unbounded.reserve(1 << 40).await;
         assert_eq!(unbounded.in_use(), 0);
+    }
+
+    /// With a budget under 8 MiB the small requests' share holds less than a 1 MiB request: such a
+    /// request is then a large one, and what is held is what is reported (it took 128 KiB and
+    /// reported 1 MiB; under 8 bytes the share was empty and small requests were unbounded).
+    #[tokio::test]
+    async fn small_budgets_account_every_byte() {
+        let m = RequestMemory::new(Some(MB));
+        let a = m.reserve(MB).await;
+        assert_eq!(
+            m.in_use(),
+            MB,
+            "a request of the whole budget holds all of it"
+        );
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(100), m.reserve(MB));
+        assert!(
+            waiting.await.is_err(),
+            "no second 1 MiB request while the first is held"
+        );
+        drop(a);
+        let tiny = RequestMemory::new(Some(7));
+        let _t = tiny.reserve(5).await;
+        assert_eq!(tiny.in_use(), 5);
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(100), tiny.reserve(5));
+        assert!(waiting.await.is_err(), "7 bytes hold one 5-byte request");
     }
 
     /// Large requests holding (or waiting for) all they may take leave small requests their share.

@@ -25,6 +25,7 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
 static AT_MAX_CONNECTIONS: Condition = Condition::new("max.connections reached");
 static PER_IP_LIMIT: Condition = Condition::new("max.connections.per.ip exceeded");
+static ACCEPT_FAILING: Condition = Condition::new("accepting connections fails");
 
 /// A connection's share of `max.connections.per.ip` and `max.connections`, given back on drop.
 struct IpSlot {
@@ -82,6 +83,9 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if ACCEPT_FAILING.is_active() {
+                        ACCEPT_FAILING.cleared();
+                    }
                     let ip = peer.ip();
                     let admitted = {
                         let mut counts = per_ip.lock().unwrap_or_else(|p| p.into_inner());
@@ -105,8 +109,10 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
                     });
                 }
                 Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    // Out of file descriptors and similar: back off instead of spinning, and say
+                    // so once (then counted), not ten times a second.
+                    metrics::counter!("gregor_connection_accept_errors_total").increment(1);
+                    ACCEPT_FAILING.occurred(|| format!("accepting a connection failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

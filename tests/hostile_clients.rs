@@ -689,3 +689,31 @@ async fn decompression_bombs_in_one_request_share_one_budget() {
     );
     assert_eq!(produce(&mut c, "bombs", 0, ok).await, (0, 0));
 }
+
+/// From the review: the receive deadline must not cut off a large request on a slow link that
+/// keeps sending (it closed a 10 MB produce arriving at 256 KB/s after 30 s). Here the timeout is
+/// 2 s and a 1 MB produce arrives steadily at about 200 KB/s: it is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_request_on_a_slow_link_that_keeps_sending_is_answered() {
+    let b = TestBroker::start(&[("gregor.request.receive.timeout.ms", "2000")]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "slow", 1).await;
+    let value = vec![5u8; 1_000_000];
+    let (corr, frame) = c.frame(
+        ApiKey::Produce,
+        9,
+        &produce_req("slow", 0, batch(&[&value], None), 1),
+    );
+    let started = Instant::now();
+    for chunk in frame.chunks(20_000) {
+        c.send_raw(chunk).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() > Duration::from_secs(4));
+    let mut resp = c
+        .read_frame()
+        .await
+        .expect("closed while the request was arriving");
+    let r: ProduceResponse = decode_response(ApiKey::Produce, 9, corr, &mut resp);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+}

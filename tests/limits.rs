@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestBroker;
+use common::{Client, TestBroker};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -67,9 +67,10 @@ async fn at_max_connections_accepting_waits_for_a_free_slot() {
     );
 }
 
-/// `queued.max.request.bytes`: partly sent requests hold only the bytes that arrived; once the
-/// budget is spent reading waits (a small request waits too, as in Kafka), and it resumes as soon
-/// as bytes come back — memory never grows past the budget.
+/// `queued.max.request.bytes`: a request takes its size once its prefix has arrived, and once the
+/// budget is spent reading waits, resuming as soon as bytes come back; memory never grows past the
+/// budget. Large requests (over 1 MiB) can only take seven eighths of it, so they never make a
+/// small request wait; small requests waiting for each other is back-pressure as in Kafka.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_request_bytes_bound_buffered_requests_and_apply_back_pressure() {
     const MIB: usize = 1 << 20;
@@ -78,22 +79,48 @@ async fn queued_request_bytes_bound_buffered_requests_and_apply_back_pressure() 
         ("socket.request.max.bytes", "2097152"),
     ])
     .await;
-    // Twelve clients each announce a 2 MiB request and send 512 KiB of it: 6 MiB would be buffered.
+    // Announces a request of `len` bytes and sends `sent` of it, from a new client.
+    let announce = |len: usize, sent: usize| {
+        let addr = b.addr;
+        async move {
+            let mut c = Client::connect(addr).await;
+            let mut head = (len as i32 - 4).to_be_bytes().to_vec();
+            head.extend(std::iter::repeat_n(0u8, sent));
+            let _ = tokio::time::timeout(Duration::from_millis(300), c.send_raw(&head)).await;
+            c
+        }
+    };
+    // Twelve clients each announce a 2 MiB request and send 512 KiB of it: one fits in the large
+    // requests' share (3.5 MiB), the others wait.
     let mut partial = Vec::new();
     for _ in 0..12 {
-        let mut c = b.client().await;
-        let mut head = (2 * MIB as i32 - 1).to_be_bytes().to_vec();
-        head.extend(std::iter::repeat_n(0u8, MIB / 2));
-        let _ = tokio::time::timeout(Duration::from_millis(300), c.send_raw(&head)).await;
-        partial.push(c);
+        partial.push(announce(2 * MIB, MIB / 2).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // (The waiting one holds what is left of the share while it waits.)
+    let in_use = b.broker.request_memory.in_use();
+    assert!(
+        in_use <= 3 * MIB + MIB / 2,
+        "{in_use} bytes: past the large requests' share"
+    );
+    assert!(in_use >= 2 * MIB, "{in_use}");
+    // A small request is served meanwhile.
+    let mut small = b.client().await;
+    let (_, frame) = small.frame(ApiKey::ApiVersions, 3, &api_versions());
+    small.send_raw(&frame).await;
+    assert!(matches!(small.try_read_frame(2000).await, Some(Some(_))));
+    // Small requests announced and not sent fill the small requests' share and the rest.
+    for _ in 0..8 {
+        partial.push(announce(400 << 10, 100 << 10).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let in_use = b.broker.request_memory.in_use();
     assert!(in_use <= 4 * MIB, "{in_use} bytes buffered");
-    assert!(in_use >= 3 * MIB, "the budget is in use: {in_use}");
-    // A small request now waits for the budget...
-    let mut small = b.client().await;
-    let (_, frame) = small.frame(ApiKey::ApiVersions, 3, &api_versions());
+    assert!(
+        in_use >= 3 * MIB + MIB / 2,
+        "the budget is in use: {in_use}"
+    );
+    // Now a small request waits for the budget...
     small.send_raw(&frame).await;
     assert!(
         small.try_read_frame(300).await.is_none(),

@@ -176,6 +176,18 @@ fn lying_counts_under_an_address_space_limit_close_only_their_connection() {
         // DescribeConfigs v1: resources array of 2^31-1 elements.
         (32, 1, false, &[0x7f, 0xff, 0xff, 0xff]),
     ];
+    // And a lie inside a large frame: Produce v3 whose topics array claims 2^31-1 elements with
+    // 100 MiB of zeros after it (reserving one element per remaining byte still asked for 10 GB).
+    let mut produce = Vec::new();
+    produce.extend((-1i16).to_be_bytes());
+    produce.extend(1i16.to_be_bytes());
+    produce.extend(1000i32.to_be_bytes());
+    produce.extend(i32::MAX.to_be_bytes());
+    produce.resize(100 * 1024 * 1024 - 64, 0);
+    let lies = lies
+        .iter()
+        .copied()
+        .chain([(0i16, 3i16, false, produce.as_slice())]);
     for (api, version, flexible, body) in lies {
         let mut frame = Vec::new();
         frame.extend(api.to_be_bytes());
@@ -264,33 +276,60 @@ fn partitions_beyond_the_open_file_limit_are_refused_and_connections_go_on() {
     let (child, port) = spawn_limited("ulimit -n 1024", dir.path());
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut create = |name: &str, partitions: i32| {
-        let mut t = CreatableTopic::default();
-        t.name = TopicName(kafka_protocol::protocol::StrBytes::from_string(name.into()));
-        t.num_partitions = partitions;
-        t.replication_factor = 1;
+    // Creates topics in one request: the first topic's (error, message), all topics' the same.
+    let mut create = |topics: &[(&str, i32)]| {
         let mut req = CreateTopicsRequest::default();
-        req.topics = vec![t];
+        req.topics = topics
+            .iter()
+            .map(|(name, partitions)| {
+                let mut t = CreatableTopic::default();
+                t.name = TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                    name.to_string(),
+                ));
+                t.num_partitions = *partitions;
+                t.replication_factor = 1;
+                t
+            })
+            .collect();
         req.timeout_ms = 60_000;
         let r: CreateTopicsResponse = request(&mut s, 19, 5, &req);
-        let t = &r.topics[0];
-        (
-            t.error_code,
-            t.error_message.as_deref().unwrap_or("").to_string(),
-        )
+        let first = (r.topics[0].error_code, r.topics[0].error_message.clone());
+        assert!(r
+            .topics
+            .iter()
+            .all(|t| (t.error_code, t.error_message.clone()) == first));
+        (first.0, first.1.as_deref().unwrap_or("").to_string())
     };
-    let (code, msg) = create("huge", 10_000);
+    let (code, msg) = create(&[("huge", 10_000)]);
     assert_eq!(code, 44, "POLICY_VIOLATION: {msg}");
     assert_eq!(msg, "Unable to perform excessively large batch operation.");
-    let (code, msg) = create("fds", 900);
+    // The limit holds for the request as a whole, as Kafka's: three topics of 3,500 partitions.
+    let (code, msg) = create(&[("a", 3_500), ("b", 3_500), ("c", 3_500)]);
+    assert_eq!(code, 44, "POLICY_VIOLATION: {msg}");
+    assert_eq!(msg, "Unable to perform excessively large batch operation.");
+    let (code, msg) = create(&[("fds", 900)]);
     assert_eq!(code, 44, "POLICY_VIOLATION: {msg}");
     assert!(msg.contains("open file limit"), "{msg}");
-    assert_eq!(create("fits", 300), (0, String::new()));
+    assert_eq!(create(&[("fits", 300)]), (0, String::new()));
+    // Growing it by 10,001 partitions in one CreatePartitions is one record too many.
+    let mut grow =
+        kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default();
+    grow.name = TopicName(kafka_protocol::protocol::StrBytes::from_static_str("fits"));
+    grow.count = 10_301;
+    let mut req = kafka_protocol::messages::CreatePartitionsRequest::default();
+    req.topics = vec![grow];
+    req.timeout_ms = 60_000;
+    let r: kafka_protocol::messages::CreatePartitionsResponse = request(&mut s, 37, 1, &req);
+    assert_eq!(r.results[0].error_code, 44);
+    assert_eq!(
+        r.results[0].error_message.as_deref(),
+        Some("Unable to perform excessively large batch operation.")
+    );
     let made: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with("huge-") || n.starts_with("fds-"))
+        .filter(|n| !n.starts_with("fits-") && n.contains('-'))
         .collect();
     assert!(made.is_empty(), "refused topics left directories: {made:?}");
     // Connections are still accepted and served.

@@ -36,7 +36,7 @@ const GREGOR_KEYS: &[(&str, ConfigType, &str)] = &[
     (
         "gregor.request.receive.timeout.ms",
         ConfigType::Long,
-        "A request must arrive whole within this long of its size prefix, or its connection is closed.",
+        "A request must arrive whole within this long of its size prefix, plus one second per 16 KiB received, or its connection is closed.",
     ),
     (
         "gregor.log.dir.min.free.bytes",

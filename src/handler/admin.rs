@@ -32,6 +32,28 @@ pub async fn create_partitions(
 ) -> Option<CreatePartitionsResponse> {
     let mut resp = CreatePartitionsResponse::default();
     let node = BrokerId(broker.config.node_id);
+    // One batch of partition records for the whole request, refused whole when too large.
+    let records: i64 = req
+        .topics
+        .iter()
+        .map(|t| {
+            let have = broker
+                .topics
+                .get(&t.name.0)
+                .map_or(0, |c| c.partitions.len());
+            (i64::from(t.count) - have as i64).max(0)
+        })
+        .sum();
+    if let Err(e) = crate::topics::room::check_operation(records) {
+        for t in req.topics {
+            let mut r = CreatePartitionsTopicResult::default();
+            r.name = t.name;
+            r.error_code = e.error.code();
+            r.error_message = Some(str_bytes(&e.message));
+            resp.results.push(r);
+        }
+        return Some(resp);
+    }
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();

@@ -25,6 +25,34 @@ pub async fn create(
     req: CreateTopicsRequest,
 ) -> Option<CreateTopicsResponse> {
     let mut resp = CreateTopicsResponse::default();
+    // Kafka's controller writes the whole request as one batch of records, refused whole when too
+    // large: a topic record per topic and a partition record per partition.
+    let records: i64 = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = if !t.assignments.is_empty() {
+                t.assignments.len() as i64
+            } else if t.num_partitions == -1 {
+                i64::from(broker.config.num_partitions)
+            } else {
+                i64::from(t.num_partitions.max(0))
+            };
+            1 + partitions
+        })
+        .sum();
+    if let Err(e) = crate::topics::room::check_operation(records) {
+        for t in req.topics {
+            let mut r = CreatableTopicResult::default();
+            r.name = t.name;
+            r.num_partitions = -1;
+            r.replication_factor = -1;
+            r.error_code = e.error.code();
+            r.error_message = Some(str_bytes(&e.message));
+            resp.topics.push(r);
+        }
+        return Some(resp);
+    }
     let mut seen = std::collections::HashSet::new();
     for t in req.topics {
         let name = t.name.0.to_string();

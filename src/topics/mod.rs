@@ -344,7 +344,7 @@ impl Topics {
             ));
         }
         let _guard = self.changes.lock().await;
-        room::check(partitions)?;
+        room::check(partitions, true)?;
         if self.get(name).is_some() {
             return Err(TopicError::new(
                 ResponseError::TopicAlreadyExists,
@@ -509,7 +509,7 @@ impl Topics {
                 },
             ));
         }
-        room::check(count - have)?;
+        room::check(count - have, false)?;
         if validate_only {
             return Ok(());
         }

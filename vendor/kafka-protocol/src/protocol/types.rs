@@ -363,11 +363,13 @@ fn checked_len<B: ByteBuf>(buf: &B, n: usize) -> Result<usize> {
     Ok(n)
 }
 
-/// gregor patch: the capacity reserved for `n` elements counted on the wire: every element takes
-/// at least one byte, so no more than the bytes remaining (the vector grows if elements are
-/// smaller in memory than expected; it never reserves what the input cannot hold).
+/// gregor patch: the capacity reserved for `n` elements counted on the wire: no more than the
+/// bytes remaining (every element takes at least one) and no more than `MAX_PRE_ALLOCATED`
+/// elements; beyond that the vector grows as elements are actually decoded, so what it holds is
+/// paid for with bytes received, not with a count.
 pub(crate) fn bounded_capacity<B: ByteBuf>(buf: &B, n: usize) -> usize {
-    n.min(buf.remaining())
+    const MAX_PRE_ALLOCATED: usize = 1024;
+    n.min(buf.remaining()).min(MAX_PRE_ALLOCATED)
 }
 
 impl Decoder<Option<StdString>> for String {
