@@ -951,3 +951,34 @@ def test_group_configs_raw(broker):
     m.eq("describe after restart", describe_configs(b, [(GROUP, "g1", None)]),
          described("g1", {hb: "15000"}))
     m.check()
+
+
+def test_alter_configs_requests_are_checked_before_any_resource(broker):
+    """Kafka's ConfigAdminManager.preprocess, for every resource type: a resource named twice
+    (both refused), a config key named twice, a null value (except DELETE in the incremental API)
+    and an unknown resource type are INVALID_REQUEST, whether or not the resource exists."""
+    b = broker
+    t = C.unique_name("pre")
+    C.create_topic(b.bootstrap, t)
+    twice = "Each resource must appear at most once."
+    dup = "Error due to duplicate config keys"
+    for name, ops, want in [
+        ("a topic twice", [(TOPIC, t, []), (TOPIC, t, [])],
+         [(INVALID_REQUEST, twice, TOPIC, t)] * 2),
+        ("a key twice", [(TOPIC, t, [("retention.ms", SET, "1000"), ("retention.ms", DELETE, None)])],
+         [(INVALID_REQUEST, dup, TOPIC, t)]),
+        ("a null SET", [(TOPIC, t, [("retention.ms", SET, None), ("segment.ms", SET, None)])],
+         [(INVALID_REQUEST, "Null value not supported for : retention.ms, segment.ms", TOPIC, t)]),
+        ("a key twice on a missing topic", [(TOPIC, "no-such-topic", [("a", SET, "1"), ("a", SET, "2")])],
+         [(INVALID_REQUEST, dup, TOPIC, "no-such-topic")]),
+        ("a broker twice", [(BROKER, "1", []), (BROKER, "1", [])],
+         [(INVALID_REQUEST, twice, BROKER, "1")] * 2),
+        ("an unknown type", [(99, "x", [])], [(INVALID_REQUEST, "Unknown resource type 99", 99, "x")]),
+    ]:
+        assert incremental_alter_configs(b, ops, True) == want, name
+    # The legacy API refuses every null value and repeated keys the same way.
+    assert alter_configs(b, [(TOPIC, t, [("retention.ms", None)])], True) == \
+        [(INVALID_REQUEST, "Null value not supported for : retention.ms", TOPIC, t)]
+    assert alter_configs(b, [(TOPIC, t, [("retention.ms", "1"), ("retention.ms", "2")])], True) == \
+        [(INVALID_REQUEST, dup, TOPIC, t)]
+    # (A resource named twice in the legacy API: Kafka 4.1.1 never answers; gregor refuses both.)

@@ -264,15 +264,95 @@ fn with_message((e, m): (ResponseError, String)) -> AlterError {
     (e, Some(m))
 }
 
-/// Group resources named more than once in one request: Kafka refuses each of them.
-fn repeated_groups<'a>(resources: impl Iterator<Item = (i8, &'a StrBytes)>) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
+/// A resource of an AlterConfigs or IncrementalAlterConfigs request, as `preprocess` sees it.
+trait AlterResource {
+    fn key(&self) -> (i8, &str);
+    /// Each config's name and whether its value is a null the API refuses.
+    fn configs(&self) -> Vec<(&str, bool)>;
+}
+
+impl AlterResource for alter_configs_request::AlterConfigsResource {
+    fn key(&self) -> (i8, &str) {
+        (self.resource_type, self.resource_name.as_str())
+    }
+    fn configs(&self) -> Vec<(&str, bool)> {
+        let each = self.configs.iter();
+        each.map(|c| (c.name.as_str(), c.value.is_none())).collect()
+    }
+}
+
+impl AlterResource for incremental_alter_configs_request::AlterConfigsResource {
+    fn key(&self) -> (i8, &str) {
+        (self.resource_type, self.resource_name.as_str())
+    }
+    fn configs(&self) -> Vec<(&str, bool)> {
+        let null = |c: &incremental_alter_configs_request::AlterableConfig| {
+            c.config_operation != OP_DELETE && c.value.is_none()
+        };
+        let each = self.configs.iter();
+        each.map(|c| (c.name.as_str(), null(c))).collect()
+    }
+}
+
+/// What Kafka's `ConfigAdminManager.preprocess` refuses before any resource is looked at, per
+/// resource in order: a resource named twice (every occurrence), a config named twice in one
+/// resource, null values, and an unknown resource type; all INVALID_REQUEST.
+fn preprocess(resources: &[impl AlterResource]) -> Vec<Option<AlterError>> {
+    let mut seen = BTreeMap::new();
+    let mut repeated = BTreeSet::new();
+    for (i, r) in resources.iter().enumerate() {
+        if let Some(first) = seen.insert(r.key(), i) {
+            repeated.insert(first);
+            repeated.insert(i);
+        }
+    }
+    let invalid = |m: String| Some((ResponseError::InvalidRequest, Some(m)));
     resources
-        .filter(|(ty, _)| *ty == RESOURCE_GROUP)
-        .filter(|(_, name)| !seen.insert(name.as_str()))
-        .map(|(_, name)| name.to_string())
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if repeated.contains(&i) {
+                return invalid(REPEATED.into());
+            }
+            let configs = r.configs();
+            let mut keys = BTreeSet::new();
+            if configs.iter().any(|(k, _)| !keys.insert(*k)) {
+                return invalid("Error due to duplicate config keys".into());
+            }
+            let nulls: Vec<&str> = configs
+                .iter()
+                .filter(|(_, null)| *null)
+                .map(|(k, _)| *k)
+                .collect();
+            if !nulls.is_empty() {
+                return invalid(format!(
+                    "Null value not supported for : {}",
+                    nulls.join(", ")
+                ));
+            }
+            let (ty, _) = r.key();
+            if !KNOWN_TYPES.contains(&ty) {
+                return invalid(format!("Unknown resource type {ty}"));
+            }
+            None
+        })
         .collect()
 }
+
+/// A known resource type gregor has no configs for (broker loggers, client metrics).
+fn unsupported(ty: i8) -> Result<(), AlterError> {
+    let message = format!("Unsupported resource type {ty}");
+    Err((ResponseError::InvalidRequest, Some(message)))
+}
+
+/// Kafka's `ConfigResource.Type` ids.
+const KNOWN_TYPES: [i8; 5] = [
+    RESOURCE_TOPIC,
+    RESOURCE_BROKER,
+    RESOURCE_BROKER_LOGGER,
+    RESOURCE_CLIENT_METRICS,
+    RESOURCE_GROUP,
+];
 
 const REPEATED: &str = "Each resource must appear at most once.";
 
@@ -325,48 +405,43 @@ pub async fn alter(
     req: AlterConfigsRequest,
 ) -> Option<AlterConfigsResponse> {
     let mut resp = AlterConfigsResponse::default();
-    let repeated = repeated_groups(
-        req.resources
-            .iter()
-            .map(|r| (r.resource_type, &r.resource_name)),
-    );
-    for res in req.resources {
-        let result = match res.resource_type {
-            RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
-                None => Err((ResponseError::UnknownTopicOrPartition, String::new())),
-                Some(_) => {
-                    let configs = res
+    let mut refusals = preprocess(&req.resources);
+    for (i, res) in req.resources.iter().enumerate() {
+        let result = match refusals[i].take() {
+            Some(refused) => Err(refused),
+            None => match res.resource_type {
+                RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
+                    None => Err((ResponseError::UnknownTopicOrPartition, String::new())),
+                    Some(_) => {
+                        let configs = res
+                            .configs
+                            .iter()
+                            .filter_map(|c| {
+                                Some((c.name.to_string(), c.value.as_ref()?.to_string()))
+                            })
+                            .collect();
+                        apply_topic(broker, &res.resource_name, configs, req.validate_only).await
+                    }
+                }
+                .map_err(with_message),
+                RESOURCE_BROKER => Err(with_message(broker_refusal(broker, &res.resource_name))),
+                RESOURCE_GROUP => {
+                    let set: Vec<(&str, Option<&str>)> = res
                         .configs
                         .iter()
-                        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                        .map(|c| (c.name.as_str(), c.value.as_deref()))
                         .collect();
-                    apply_topic(broker, &res.resource_name, configs, req.validate_only).await
+                    broker
+                        .group_configs
+                        .alter(
+                            &res.resource_name,
+                            &Change::Replace(&set),
+                            req.validate_only,
+                        )
+                        .await
                 }
-            }
-            .map_err(with_message),
-            RESOURCE_BROKER => Err(with_message(broker_refusal(broker, &res.resource_name))),
-            RESOURCE_GROUP if repeated.contains(res.resource_name.as_str()) => {
-                Err((ResponseError::InvalidRequest, Some(REPEATED.into())))
-            }
-            RESOURCE_GROUP => {
-                let set: Vec<(&str, Option<&str>)> = res
-                    .configs
-                    .iter()
-                    .map(|c| (c.name.as_str(), c.value.as_deref()))
-                    .collect();
-                broker
-                    .group_configs
-                    .alter(
-                        &res.resource_name,
-                        &Change::Replace(&set),
-                        req.validate_only,
-                    )
-                    .await
-            }
-            other => Err((
-                ResponseError::InvalidRequest,
-                Some(format!("Unsupported resource type {other}")),
-            )),
+                other => unsupported(other),
+            },
         };
         resp.responses.push(alter_response(
             res.resource_type,
@@ -391,13 +466,11 @@ pub async fn incremental_alter(
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let mut resp = IncrementalAlterConfigsResponse::default();
-    let repeated = repeated_groups(
-        req.resources
-            .iter()
-            .map(|r| (r.resource_type, &r.resource_name)),
-    );
-    for res in req.resources {
-        let result = match res.resource_type {
+    let mut refusals = preprocess(&req.resources);
+    for (i, res) in req.resources.iter().enumerate() {
+        let result = match refusals[i].take() {
+            Some(refused) => Err(refused),
+            None => match res.resource_type {
             RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
                 None => Err((ResponseError::UnknownTopicOrPartition, String::new())),
                 Some(t) => {
@@ -472,9 +545,6 @@ pub async fn incremental_alter(
                     .collect();
                 broker_deletes(broker, &res.resource_name, &keys).map_err(with_message)
             }
-            RESOURCE_GROUP if repeated.contains(res.resource_name.as_str()) => {
-                Err((ResponseError::InvalidRequest, Some(REPEATED.into())))
-            }
             RESOURCE_GROUP => {
                 let ops: Vec<(&str, i8, Option<&str>)> = res
                     .configs
@@ -490,10 +560,8 @@ pub async fn incremental_alter(
                     )
                     .await
             }
-            other => Err((
-                ResponseError::InvalidRequest,
-                Some(format!("Unsupported resource type {other}")),
-            )),
+            other => unsupported(other),
+            },
         };
         let r = alter_response(res.resource_type, &res.resource_name, result);
         let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
@@ -509,13 +577,7 @@ pub async fn incremental_alter(
 /// Kafka's `ConfigResource.Type` ids that ListConfigResources (KIP-1142) lists.
 const RESOURCE_BROKER_LOGGER: i8 = 8;
 const RESOURCE_CLIENT_METRICS: i8 = 16;
-const LISTABLE: [i8; 5] = [
-    RESOURCE_TOPIC,
-    RESOURCE_BROKER,
-    RESOURCE_BROKER_LOGGER,
-    RESOURCE_CLIENT_METRICS,
-    RESOURCE_GROUP,
-];
+const LISTABLE: [i8; 5] = KNOWN_TYPES;
 
 pub async fn list_resources(
     broker: &Arc<Broker>,
