@@ -241,8 +241,9 @@ async fn produce_errors_are_per_partition_values() {
     );
     let mut two = BytesMut::from(&good[..]);
     two.extend_from_slice(&good);
+    let two = two.freeze();
     assert_eq!(
-        produce(&mut c, "e", 0, two.freeze()).await.0,
+        produce(&mut c, "e", 0, two.clone()).await.0,
         ResponseError::InvalidRecord.code()
     );
     assert_eq!(
@@ -260,6 +261,18 @@ async fn produce_errors_are_per_partition_values() {
         resp.responses[0].partition_responses[0].error_code,
         ResponseError::InvalidRequiredAcks.code()
     );
+    // Refusals of Kafka's request-level rule (`ProduceRequest.validateRecords`) carry no message,
+    // as Kafka's do: no batch, and more than one.
+    for records in [Bytes::new(), two] {
+        let resp: ProduceResponse = c
+            .request(ApiKey::Produce, 9, &produce_req("e", 0, records, 1))
+            .await;
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(
+            (p.error_code, p.error_message.as_deref()),
+            (ResponseError::InvalidRecord.code(), None)
+        );
+    }
     // None of that touched the log: the good batch still lands at offset 0.
     assert_eq!(produce(&mut c, "e", 0, good).await, (0, 0));
 }

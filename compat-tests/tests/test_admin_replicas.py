@@ -485,6 +485,7 @@ def test_reassign_partitions(module_broker, tmp_path):
     m.eq("reassign onto the same replica (v1)",
          alter_partition_reassignments(b, [(t2, [(0, [NODE])])], version=1),
          (0, None, [(t2, 0, 0, None)]))
+    m.eq("reassign nothing", alter_partition_reassignments(b, []), (0, "", []))
     m.eq("ListPartitionReassignments (all)", list_partition_reassignments(b, None),
          (0, None, []))
     m.eq("ListPartitionReassignments (named, and an unknown topic)",
@@ -982,3 +983,27 @@ def test_alter_configs_requests_are_checked_before_any_resource(broker):
     assert alter_configs(b, [(TOPIC, t, [("retention.ms", "1"), ("retention.ms", "2")])], True) == \
         [(INVALID_REQUEST, dup, TOPIC, t)]
     # (A resource named twice in the legacy API: Kafka 4.1.1 never answers; gregor refuses both.)
+
+
+def test_find_coordinator_success_messages(broker):
+    """A found coordinator's error_message is Kafka's: "NONE" (the error's name) before v4, ""
+    from v4 on (per key)."""
+    def v3():
+        r = raw_call(broker, 10, 3, _cstr("g") + struct.pack(">b", 0) + TAGS)
+        r.i32()
+        return r.i16(), r.cstr()
+
+    def v4_up(version):
+        r = raw_call(broker, 10, version, struct.pack(">b", 0) + _carray(["g"], _cstr) + TAGS)
+        r.i32()
+        r.uvarint()
+        key, _node, _host, _port = r.cstr(), r.i32(), r.cstr(), r.i32()
+        return key, r.i16(), r.cstr()
+
+    deadline = time.monotonic() + 60
+    while v3()[0] != 0:  # Kafka creates __consumer_offsets first (COORDINATOR_NOT_AVAILABLE)
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert v3() == (0, "NONE")
+    assert v4_up(4) == ("g", 0, "")
+    assert v4_up(6) == ("g", 0, "")

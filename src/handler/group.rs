@@ -72,6 +72,12 @@ pub async fn find_coordinator(
             (*c_node, *c_host, *c_port) = (BrokerId(-1), StrBytes::default(), -1);
         }
     };
+    // On success Kafka's message is its error's name, "NONE", before v4, and empty after.
+    let message = match (error, version) {
+        (None, 1..=3) => Some(StrBytes::from_static_str("NONE")),
+        (None, _) => Some(StrBytes::default()),
+        (Some(_), _) => message,
+    };
     let mut resp = FindCoordinatorResponse::default();
     if version < 4 {
         resp.error_code = code(error);

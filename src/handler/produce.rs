@@ -57,37 +57,27 @@ fn error_response(
     r
 }
 
-/// Kafka's request-level rule for v3+: exactly one v2 batch per partition (zstd needs v7+); the
-/// batch's bytes when it holds.
-fn check_single_batch(
-    records: &Option<Bytes>,
-    version: i16,
-) -> Result<Bytes, (ResponseError, String)> {
+/// Kafka's request-level rule for v3+ (`ProduceRequest.validateRecords`): exactly one v2 batch
+/// per partition (zstd needs v7+); the batch's bytes when it holds. As in Kafka, a refusal here
+/// carries no message: the error code is the answer.
+fn check_single_batch(records: &Option<Bytes>, version: i16) -> Result<Bytes, ResponseError> {
+    // At least one batch.
     let Some(records) = records.as_ref().filter(|r| !r.is_empty()) else {
-        return Err((
-            ResponseError::InvalidRecord,
-            "produce requests must have at least one record batch per partition".into(),
-        ));
+        return Err(ResponseError::InvalidRecord);
     };
     match batch::framed_size(records) {
         Some(size) if size == records.len() => {}
+        // More than one batch.
         Some(size) if size < records.len() && size >= batch::HEADER_LEN => {
-            return Err((ResponseError::InvalidRecord, format!("produce requests with version {version} are only allowed to contain exactly one record batch")));
+            return Err(ResponseError::InvalidRecord);
         }
-        _ => {
-            return Err((
-                ResponseError::CorruptMessage,
-                "record batch length does not match the bytes sent".into(),
-            ))
-        }
+        // A length that does not match the bytes sent.
+        _ => return Err(ResponseError::CorruptMessage),
     }
     if version < 7 && records.len() > batch::HEADER_LEN {
         if let Ok(view) = BatchView::new(records) {
             if view.compression() == Some(Compression::Zstd) {
-                return Err((
-                    ResponseError::UnsupportedCompressionType,
-                    "zstd compression needs produce version 7 or later".into(),
-                ));
+                return Err(ResponseError::UnsupportedCompressionType);
             }
         }
     }
@@ -202,7 +192,7 @@ pub async fn handle(
                         partition,
                         records,
                     }),
-                    Err((e, m)) => Err((e, Some(m))),
+                    Err(e) => Err((e, None)),
                 },
             };
             match checked {

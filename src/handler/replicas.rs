@@ -9,6 +9,7 @@ use kafka_protocol::messages::alter_partition_reassignments_response::{
 };
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
@@ -171,7 +172,8 @@ pub async fn alter_partition_reassignments(
     req: AlterPartitionReassignmentsRequest,
 ) -> Option<AlterPartitionReassignmentsResponse> {
     let mut resp = AlterPartitionReassignmentsResponse::default();
-    resp.error_message = None;
+    // Kafka answers a request naming no topic with an empty message, any other with null.
+    resp.error_message = req.topics.is_empty().then(StrBytes::default);
     resp.allow_replication_factor_change = req.allow_replication_factor_change;
     for t in req.topics {
         let mut rt = ReassignableTopicResponse::default();
