@@ -249,3 +249,60 @@ def test_requests_announced_and_never_sent_cost_a_normal_client_nothing(broker_f
     finally:
         for s in loris:
             s.close()
+
+
+def metadata_v1_frame(names, correlation=1):
+    client = b"hostile"
+    body = struct.pack(">i", len(names))
+    for n in names:
+        body += struct.pack(">h", len(n)) + n.encode()
+    header = struct.pack(">hhih", 3, 1, correlation, len(client)) + client
+    frame = header + body
+    return struct.pack(">i", len(frame)) + frame
+
+
+def read_frame(s):
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            assert chunk, "connection closed"
+            buf += chunk
+        return buf
+    return exact(struct.unpack(">i", exact(4))[0])
+
+
+def metadata_v1_topic_count(resp):
+    """Topics in a Metadata v1 response (after the correlation id)."""
+    pos = 4
+    (brokers,) = struct.unpack_from(">i", resp, pos)
+    pos += 4
+    for _ in range(brokers):
+        pos += 4
+        (hl,) = struct.unpack_from(">h", resp, pos)
+        pos += 2 + hl + 4
+        (rl,) = struct.unpack_from(">h", resp, pos)
+        pos += 2 + max(rl, 0)
+    pos += 4  # controller id
+    return struct.unpack_from(">i", resp, pos)[0]
+
+
+def test_a_topic_named_twenty_thousand_times_is_described_once(broker_factory, topic):
+    """Item 3 of the hostile-clients issue: a 200 KB Metadata request naming one 100-partition
+    topic 20,000 times cost gregor 400 MB (each name answered); Kafka reads the names into a set."""
+    b = broker_factory()
+    t = C.unique_name("meta")
+    C.create_topic(b.bootstrap, t, partitions=100)
+    pid = b.proc.pid
+    rss0, cpu0 = rss_kib(pid), cpu_seconds(pid)
+    with socket.create_connection((b.host, b.port), timeout=30) as s:
+        s.settimeout(60)
+        s.sendall(metadata_v1_frame([t] * 20_000))
+        resp = read_frame(s)
+    rss1 = rss_kib(pid)
+    print(f"\nMetadata naming one topic 20,000 times: a {len(resp)}-byte answer; broker RSS "
+          f"{rss0} -> {rss1} KiB, CPU {cpu_seconds(pid) - cpu0:.2f} s")
+    assert metadata_v1_topic_count(resp) == 1
+    assert len(resp) < 64 * 1024, len(resp)
+    if not is_kafka():
+        assert rss1 - rss0 < 32 * 1024, f"RSS grew {rss1 - rss0} KiB"
