@@ -306,3 +306,55 @@ def test_a_topic_named_twenty_thousand_times_is_described_once(broker_factory, t
     assert len(resp) < 64 * 1024, len(resp)
     if not is_kafka():
         assert rss1 - rss0 < 32 * 1024, f"RSS grew {rss1 - rss0} KiB"
+
+
+def join_group_v1_frame(group, session_timeout_ms, correlation):
+    client = b"hostile"
+    s = lambda x: struct.pack(">h", len(x)) + x  # noqa: E731
+    body = s(group.encode()) + struct.pack(">ii", session_timeout_ms, 30_000) + s(b"")
+    body += s(b"consumer") + struct.pack(">i", 1) + s(b"range") + struct.pack(">i", 0)
+    header = struct.pack(">hhih", 11, 1, correlation, len(client)) + client
+    frame = header + body
+    return struct.pack(">i", len(frame)) + frame
+
+
+def list_groups(b):
+    client = b"hostile"
+    header = struct.pack(">hhih", 16, 0, 1, len(client)) + client
+    with socket.create_connection((b.host, b.port), timeout=30) as s:
+        s.settimeout(30)
+        s.sendall(struct.pack(">i", len(header)) + header)
+        resp = read_frame(s)
+    pos = 4
+    (error, n) = struct.unpack_from(">hi", resp, pos)
+    pos += 6
+    names = []
+    for _ in range(n):
+        (ln,) = struct.unpack_from(">h", resp, pos)
+        names.append(resp[pos + 2:pos + 2 + ln].decode())
+        pos += 2 + ln
+        (lt,) = struct.unpack_from(">h", resp, pos)
+        pos += 2 + lt
+    return error, names
+
+
+def test_refused_joins_create_no_groups(broker_factory):
+    """Item 5 of the hostile-clients issue: 10,000 JoinGroups with 30 KB ids and an invalid session
+    timeout were refused yet grew gregor's RSS by 740 MB. Refused joins create nothing."""
+    b = broker_factory()
+    pid = b.proc.pid
+    rss0, cpu0 = rss_kib(pid), cpu_seconds(pid)
+    with socket.create_connection((b.host, b.port), timeout=30) as s:
+        s.settimeout(60)
+        for i in range(2_000):
+            s.sendall(join_group_v1_frame(f"g{i:05d}-" + "x" * 30_000, 1, i + 1))
+            resp = read_frame(s)
+            # correlation id, then (v1) error code: INVALID_SESSION_TIMEOUT
+            assert struct.unpack_from(">ih", resp, 0) == (i + 1, 26), resp[:6]
+    rss1 = rss_kib(pid)
+    error, names = list_groups(b)
+    print(f"\n2,000 refused JoinGroups with 30 KB ids: broker RSS {rss0} -> {rss1} KiB, "
+          f"CPU {cpu_seconds(pid) - cpu0:.2f} s, {len(names)} groups listed")
+    assert (error, names) == (0, [])
+    if not is_kafka():
+        assert rss1 - rss0 < 32 * 1024, f"RSS grew {rss1 - rss0} KiB"
