@@ -358,3 +358,71 @@ def test_refused_joins_create_no_groups(broker_factory):
     assert (error, names) == (0, [])
     if not is_kafka():
         assert rss1 - rss0 < 32 * 1024, f"RSS grew {rss1 - rss0} KiB"
+
+
+def zstd_bomb(inflated):
+    """One v2 batch of one record whose value is `inflated` zero bytes, zstd-compressed."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=4, is_transactional=False,
+                                        producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                        batch_size=1 << 30)
+    builder.append(0, timestamp=int(time.time() * 1000), key=None, value=bytes(inflated),
+                   headers=[])
+    return bytes(builder.build())
+
+
+def produce_v7_frame(topic, partitions, records, correlation=1):
+    client = b"hostile"
+    body = struct.pack(">hhi", -1, 1, 60_000)  # no transactional id, acks=1, timeout
+    body += struct.pack(">ih", 1, len(topic)) + topic.encode() + struct.pack(">i", partitions)
+    for p in range(partitions):
+        body += struct.pack(">ii", p, len(records)) + records
+    header = struct.pack(">hhih", 0, 7, correlation, len(client)) + client
+    frame = header + body
+    return struct.pack(">i", len(frame)) + frame
+
+
+def produce_v7_errors(resp):
+    pos = 4
+    (topics,) = struct.unpack_from(">i", resp, pos)
+    pos += 4
+    errors = []
+    for _ in range(topics):
+        (ln,) = struct.unpack_from(">h", resp, pos)
+        pos += 2 + ln
+        (n,) = struct.unpack_from(">i", resp, pos)
+        pos += 4
+        for _ in range(n):
+            _index, error = struct.unpack_from(">ih", resp, pos)
+            errors.append(error)
+            pos += 4 + 2 + 8 + 8 + 8
+    return errors
+
+
+def test_decompression_bombs_in_one_request(broker_factory):
+    """Item 7 of the hostile-clients issue: one 2 KB zstd batch inflating to 65 MiB, sent for 100
+    partitions in one produce, cost 100 decompressions (13-15 s of CPU). On gregor a request's
+    batches share one decompression budget: every bomb is refused (the first by the per-batch
+    limit, the rest by the budget) for about one decompression's CPU. Kafka decompresses every one
+    to validate it and appends them; its CPU is printed for comparison."""
+    b = broker_factory()
+    t = C.unique_name("bombs")
+    C.create_topic(b.bootstrap, t, partitions=100)
+    bomb = zstd_bomb(65 << 20)
+    assert len(bomb) < 16 << 10, len(bomb)
+    pid = b.proc.pid
+    cpu0 = cpu_seconds(pid)
+    started = time.monotonic()
+    with socket.create_connection((b.host, b.port), timeout=30) as s:
+        s.settimeout(300)
+        s.sendall(produce_v7_frame(t, 100, bomb))
+        errors = produce_v7_errors(read_frame(s))
+    took, cpu = time.monotonic() - started, cpu_seconds(pid) - cpu0
+    print(f"\n100 zstd bombs of 65 MiB in one {100 * len(bomb)}-byte produce: answered in "
+          f"{took:.2f} s, broker CPU {cpu:.2f} s, errors {sorted(set(errors))}")
+    assert len(errors) == 100
+    if not is_kafka():
+        assert errors == [87] * 100  # INVALID_RECORD
+        assert cpu < 2.0, f"{cpu:.2f} s of CPU"
+    # A normal client is served afterwards.
+    ck_round_trip_100(b.bootstrap, t)
