@@ -426,3 +426,33 @@ def test_decompression_bombs_in_one_request(broker_factory):
         assert cpu < 2.0, f"{cpu:.2f} s of CPU"
     # A normal client is served afterwards.
     ck_round_trip_100(b.bootstrap, t)
+
+
+def test_a_fetch_asking_for_two_gib_is_capped_and_served_from_the_page_cache(broker_factory):
+    """Item 10 of the hostile-clients issue: a fetch asking for 2 GiB was read into memory (RSS 25 ->
+    320 MiB for one 310 MB answer). `fetch.max.bytes` (55 MiB, as Kafka) caps the answer, and gregor
+    sends it from the page cache without buffering it."""
+    b = broker_factory()
+    t = C.unique_name("bigfetch")
+    C.create_topic(b.bootstrap, t, partitions=1)
+    value = b"z" * 900_000
+    C.ck_produce(b.bootstrap, t, [C.Rec(None, value, partition=0) for _ in range(80)],
+                 conf={"acks": "all", "linger.ms": 0})
+    pid = b.proc.pid
+    rss0 = rss_kib(pid)
+    client = b"hostile"
+    body = struct.pack(">iiiib", -1, 0, 1, 0x7FFFFFFF, 0)  # replica, max_wait, min_bytes, max_bytes
+    body += struct.pack(">ih", 1, len(t)) + t.encode()
+    body += struct.pack(">iiqi", 1, 0, 0, 0x7FFFFFFF)
+    header = struct.pack(">hhih", 1, 4, 1, len(client)) + client
+    frame = header + body
+    with socket.create_connection((b.host, b.port), timeout=30) as s:
+        s.settimeout(60)
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+        resp = read_frame(s)
+    rss1 = rss_kib(pid)
+    print(f"\na fetch asking for 2 GiB of a 72 MB log: a {len(resp)}-byte answer; broker RSS "
+          f"{rss0} -> {rss1} KiB")
+    assert 50 << 20 < len(resp) <= (55 << 20) + (2 << 20), len(resp)
+    if not is_kafka():
+        assert rss1 - rss0 < 32 * 1024, f"RSS grew {rss1 - rss0} KiB"
