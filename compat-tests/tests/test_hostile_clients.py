@@ -456,3 +456,36 @@ def test_a_fetch_asking_for_two_gib_is_capped_and_served_from_the_page_cache(bro
     assert 50 << 20 < len(resp) <= (55 << 20) + (2 << 20), len(resp)
     if not is_kafka():
         assert rss1 - rss0 < 32 * 1024, f"RSS grew {rss1 - rss0} KiB"
+
+
+def test_record_errors_in_an_answer_are_bounded(broker_factory):
+    """Item 8 of the hostile-clients issue: a batch of keyless records to a compacted topic is
+    refused record by record; Kafka answers with one record error per record (an 80 MB answer for
+    a million records), gregor with at most 1,000 (the message counts them all). Both refuse it
+    with INVALID_RECORD; the answers' sizes are printed."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    b = broker_factory()
+    t = C.unique_name("keyless")
+    C.create_topic(b.bootstrap, t, partitions=1, config={"cleanup.policy": "compact"})
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=4, is_transactional=False,
+                                        producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                        batch_size=1 << 30)
+    now = int(time.time() * 1000)
+    for i in range(100_000):
+        builder.append(i, timestamp=now, key=None, value=b"v", headers=[])
+    batch = bytes(builder.build())
+    frame = produce_v7_frame(t, 1, batch)
+    frame = frame[:4] + struct.pack(">hh", 0, 8) + frame[8:]  # the same request as v8
+    pid = b.proc.pid
+    rss0 = rss_kib(pid)
+    with socket.create_connection((b.host, b.port), timeout=30) as s:
+        s.settimeout(120)
+        s.sendall(frame)
+        resp = read_frame(s)
+    rss1 = rss_kib(pid)
+    (error,) = struct.unpack_from(">h", resp, 4 + 4 + 2 + len(t) + 4 + 4)
+    print(f"\n100,000 keyless records to a compacted topic ({len(batch)}-byte batch): "
+          f"error {error}, a {len(resp)}-byte answer; broker RSS {rss0} -> {rss1} KiB")
+    assert error == 87  # INVALID_RECORD
+    if not is_kafka():
+        assert len(resp) < 256 * 1024, len(resp)
