@@ -320,3 +320,32 @@ fn a_retried_duplicate_waits_for_the_fsync_its_original_waits_for() {
         assert_eq!(again.sync_needed, wait, "flush.messages={messages}");
     }
 }
+
+/// Regression (a power-cut run of `tests/power_loss.rs` under load): a first segment that kept
+/// none of its bytes, followed by a segment the meta store never indexed, left recovery with no
+/// segment at all (the empty first one was taken for a deletion that had not finished, and the
+/// later one went with the end of the log), and the next append panicked.
+#[test]
+fn a_log_whose_every_segment_goes_in_recovery_starts_again_with_one() {
+    use gregor::log::LogMetaStore;
+    let s = Store::new(small_segments());
+    let p = s.open();
+    append_n(&p, 60, "a");
+    drop(p);
+    let files = s.log_files();
+    assert!(files.len() >= 2, "{files:?}");
+    for f in &files {
+        let base: i64 = f.file_stem().unwrap().to_string_lossy().parse().unwrap();
+        s.meta.remove_segment(s.key, base).unwrap();
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let p = s.open();
+    assert_eq!(p.log_end_offset(), 0);
+    assert_eq!(append_n(&p, 1, "b"), vec![0]);
+    assert_eq!(read_all(&p, 0).len(), 2);
+}

@@ -134,6 +134,9 @@ impl Partition {
         let recorded = persisted.checkpoint.is_some() || persisted.log_start_offset.is_some();
         if bases.is_empty() {
             Segment::create(&dir, hint, now_ms)?;
+            // The first segment's entry is durable before the log is recorded (and before any
+            // append): a power cut never keeps later segments and loses the first.
+            super::sync::sync_dir(&dir)?;
             bases.push(hint);
             if !recorded {
                 // A new log is recorded from its first byte (made durable with the topic).
@@ -264,8 +267,9 @@ impl Partition {
                 }
             }
             segments.insert(base, seg);
-            if last_offset <= hint && bases.get(i + 1).is_some() {
-                // Wholly below the log start offset: a deletion that did not finish.
+            if last_offset <= hint && bases.get(i + 1).is_some() && !cut {
+                // Wholly below the log start offset: a deletion that did not finish. (Not when the
+                // log ends here: the segments after it are going, and this one is the log.)
                 let seg = segments.remove(&base).expect("just inserted");
                 meta.remove_segment(key, base)?;
                 std::fs::remove_file(seg.path())?;
@@ -289,6 +293,12 @@ impl Partition {
             tracing::error!(topic = %topic, partition = key.partition, from = end, to = durable_end, "offsets lost to damage are skipped, not reused");
             let seg = Segment::create(&dir, durable_end, now_ms)?;
             segments.insert(durable_end, seg);
+        } else if segments.is_empty() {
+            // Every segment file went (a power cut took them all): the log starts again where it
+            // was known to start.
+            let seg = Segment::create(&dir, end, now_ms)?;
+            super::sync::sync_dir(&dir)?;
+            segments.insert(end, seg);
         }
         for stale in indexes.keys() {
             meta.remove_segment(key, *stale)?;

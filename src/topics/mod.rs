@@ -203,6 +203,14 @@ impl Topics {
         Ok(Arc::new(partition))
     }
 
+    /// Makes new partition directories' entries in their log dirs durable (each dir once), before
+    /// the topic is recorded: a power cut must not keep the topic and lose its directories.
+    fn sync_log_dirs(&self, dirs: &[usize]) -> io::Result<()> {
+        let used: std::collections::BTreeSet<usize> = dirs.iter().copied().collect();
+        used.into_iter()
+            .try_for_each(|d| crate::log::sync::sync_dir(&self.log_dirs[d]))
+    }
+
     /// Records where new partitions live (with the topic record, in the same flush).
     fn record_placements(&self, id: Uuid, from: i32, dirs: &[usize]) -> io::Result<()> {
         for (p, &d) in (from..).zip(dirs) {
@@ -386,6 +394,7 @@ impl Topics {
         let this = self.clone();
         let topic = blocking(move || {
             let topic = this.open_topic(&record, &dirs)?;
+            this.sync_log_dirs(&dirs)?;
             this.record_placements(record.id, 0, &dirs)?;
             this.meta.put_topic(&record)?;
             Ok(topic)
@@ -543,6 +552,7 @@ impl Topics {
                 dirs::write_partition_metadata(&dir, &topic.id)?;
                 partitions.push(Arc::new(part));
             }
+            this.sync_log_dirs(&dirs)?;
             this.record_placements(topic.id, have, &dirs)?;
             this.meta.put_topic(&record)?;
             Ok(partitions)
