@@ -983,6 +983,28 @@ def test_alter_configs_requests_are_checked_before_any_resource(broker):
     assert alter_configs(b, [(TOPIC, t, [("retention.ms", "1"), ("retention.ms", "2")])], True) == \
         [(INVALID_REQUEST, dup, TOPIC, t)]
     # (A resource named twice in the legacy API: Kafka 4.1.1 never answers; gregor refuses both.)
+    # The legacy API knows no broker loggers.
+    assert alter_configs(b, [(BROKER_LOGGER, "1", [("root", "INFO")])], True) == \
+        [(INVALID_REQUEST, "Unknown resource type 8", BROKER_LOGGER, "1")]
+    missing = "The topic 'no-such-topic' does not exist."
+    assert alter_configs(b, [(TOPIC, "no-such-topic", [("retention.ms", "1")])], True) == \
+        [(UNKNOWN_TOPIC_OR_PARTITION, missing, TOPIC, "no-such-topic")]
+    for name, ops, want in [
+        ("a missing topic", [(TOPIC, "no-such-topic", [("retention.ms", SET, "1")])],
+         [(UNKNOWN_TOPIC_OR_PARTITION, missing, TOPIC, "no-such-topic")]),
+        ("the default topic", [(TOPIC, "", [("retention.ms", SET, "1")])],
+         [(INVALID_REQUEST, "Default topic resources are not allowed.", TOPIC, "")]),
+        ("APPEND to a long", [(TOPIC, t, [("retention.ms", APPEND, "1")])],
+         [(INVALID_CONFIG, "Can't APPEND to key retention.ms because its type is not LIST.",
+           TOPIC, t)]),
+        ("SUBTRACT from a long", [(TOPIC, t, [("retention.ms", SUBTRACT, "1")])],
+         [(INVALID_CONFIG, "Can't SUBTRACT to key retention.ms because its type is not LIST.",
+           TOPIC, t)]),
+        ("an unknown operation", [(TOPIC, t, [("retention.ms", 7, "1")])],
+         [(UNKNOWN_SERVER_ERROR, None, TOPIC, t)]),
+        ("DELETE of an unknown key", [(TOPIC, t, [("zz", DELETE, None)])], [(0, None, TOPIC, t)]),
+    ]:
+        assert incremental_alter_configs(b, ops, True) == want, name
 
 
 def test_find_coordinator_success_messages(broker):
@@ -1007,3 +1029,15 @@ def test_find_coordinator_success_messages(broker):
     assert v3() == (0, "NONE")
     assert v4_up(4) == ("g", 0, "")
     assert v4_up(6) == ("g", 0, "")
+    # Key types with no coordinator here: share groups (2) get an empty message from v4 on; any
+    # other type the error's generic text.
+    generic = ("This most likely occurs because of a request being malformed by the client "
+               "library or the message was sent to an incompatible broker. See the broker logs "
+               "for more details.")
+    r = raw_call(broker, 10, 4, struct.pack(">b", 2) + _carray(["g"], _cstr) + TAGS)
+    r.i32()
+    r.uvarint()
+    assert (r.cstr(), r.i32(), r.cstr(), r.i32(), r.i16(), r.cstr()) == ("g", -1, "", -1, 42, "")
+    r = raw_call(broker, 10, 3, _cstr("g") + struct.pack(">b", 3) + TAGS)
+    r.i32()
+    assert (r.i16(), r.cstr()) == (42, generic)

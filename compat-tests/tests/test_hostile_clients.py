@@ -489,3 +489,57 @@ def test_record_errors_in_an_answer_are_bounded(broker_factory):
     assert error == 87  # INVALID_RECORD
     if not is_kafka():
         assert len(resp) < 256 * 1024, len(resp)
+
+
+def test_a_client_that_never_reads_is_closed_after_the_idle_time(broker_factory, topic):
+    """Item 2 of the hostile-clients issue: six connections that never read held 644 MB for as long
+    as they stayed open (`connections.max.idle.ms` covered only reads). As Kafka's idle expiry,
+    which counts writes too, a connection that takes no byte of its responses for that long is
+    closed; meanwhile gregor reads no further request from it (it holds one request, not all it
+    pipelined)."""
+    b = broker_factory(**{"connections.max.idle.ms": "3000"})
+    big = topic(broker=b)
+    C.ck_produce(b.bootstrap, big, [C.Rec(None, b"x" * 900_000, partition=0) for _ in range(40)],
+                 conf={"acks": "all", "linger.ms": 0})
+    pid = b.proc.pid
+    rss0 = rss_kib(pid)
+    deaf = []
+    for _ in range(6):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((b.host, b.port))
+        s.settimeout(2)
+        try:
+            for i in range(3):
+                s.sendall(fetch_v4(i + 1, big, 0, 30 << 20))
+            for i in range(6):
+                s.sendall(produce_v7_frame(big, 1, bytes(4 << 20), 100 + i))
+        except (socket.timeout, OSError):
+            pass  # the broker stopped reading from it
+        deaf.append(s)
+    time.sleep(1.0)
+    rss1 = rss_kib(pid)
+    ck_round_trip_100(b.bootstrap, topic(broker=b))
+    # Nothing is read until well past the idle time: then each must have been closed (what it
+    # was sent is read first, then the end of the stream, or a reset).
+    time.sleep(6)
+    closed = 0
+    deadline = time.monotonic() + 20
+    for s in deaf:
+        s.settimeout(1)
+        while time.monotonic() < deadline:
+            try:
+                if s.recv(1 << 20) == b"":
+                    closed += 1
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed += 1
+                break
+        s.close()
+    print(f"\n6 connections that never read: broker RSS {rss0} -> {rss1} KiB; {closed} of 6 "
+          f"closed by the broker (connections.max.idle.ms 3000)")
+    assert closed == 6
+    if not is_kafka():
+        assert rss1 - rss0 < 64 * 1024, f"RSS grew {rss1 - rss0} KiB"

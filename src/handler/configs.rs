@@ -259,6 +259,26 @@ fn alter_response(
     out
 }
 
+/// The topic an AlterConfigs resource names, or Kafka's refusal: an empty name is the default
+/// topic resource, which Kafka does not allow; a missing topic is named.
+fn topic_to_alter(
+    broker: &Broker,
+    name: &str,
+) -> Result<Arc<crate::topics::Topic>, (ResponseError, String)> {
+    if name.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "Default topic resources are not allowed.".into(),
+        ));
+    }
+    broker.topics.get(name).ok_or_else(|| {
+        (
+            ResponseError::UnknownTopicOrPartition,
+            format!("The topic '{name}' does not exist."),
+        )
+    })
+}
+
 /// An error with a message.
 fn with_message((e, m): (ResponseError, String)) -> AlterError {
     (e, Some(m))
@@ -266,12 +286,20 @@ fn with_message((e, m): (ResponseError, String)) -> AlterError {
 
 /// A resource of an AlterConfigs or IncrementalAlterConfigs request, as `preprocess` sees it.
 trait AlterResource {
+    /// The resource types the API knows (Kafka's legacy AlterConfigs has no broker loggers).
+    const KNOWN_TYPES: &'static [i8];
     fn key(&self) -> (i8, &str);
     /// Each config's name and whether its value is a null the API refuses.
     fn configs(&self) -> Vec<(&str, bool)>;
 }
 
 impl AlterResource for alter_configs_request::AlterConfigsResource {
+    const KNOWN_TYPES: &'static [i8] = &[
+        RESOURCE_TOPIC,
+        RESOURCE_BROKER,
+        RESOURCE_CLIENT_METRICS,
+        RESOURCE_GROUP,
+    ];
     fn key(&self) -> (i8, &str) {
         (self.resource_type, self.resource_name.as_str())
     }
@@ -282,6 +310,7 @@ impl AlterResource for alter_configs_request::AlterConfigsResource {
 }
 
 impl AlterResource for incremental_alter_configs_request::AlterConfigsResource {
+    const KNOWN_TYPES: &'static [i8] = &KNOWN_TYPES;
     fn key(&self) -> (i8, &str) {
         (self.resource_type, self.resource_name.as_str())
     }
@@ -297,7 +326,7 @@ impl AlterResource for incremental_alter_configs_request::AlterConfigsResource {
 /// What Kafka's `ConfigAdminManager.preprocess` refuses before any resource is looked at, per
 /// resource in order: a resource named twice (every occurrence), a config named twice in one
 /// resource, null values, and an unknown resource type; all INVALID_REQUEST.
-fn preprocess(resources: &[impl AlterResource]) -> Vec<Option<AlterError>> {
+fn preprocess<R: AlterResource>(resources: &[R]) -> Vec<Option<AlterError>> {
     let mut seen = BTreeMap::new();
     let mut repeated = BTreeSet::new();
     for (i, r) in resources.iter().enumerate() {
@@ -331,7 +360,7 @@ fn preprocess(resources: &[impl AlterResource]) -> Vec<Option<AlterError>> {
                 ));
             }
             let (ty, _) = r.key();
-            if !KNOWN_TYPES.contains(&ty) {
+            if !R::KNOWN_TYPES.contains(&ty) {
                 return invalid(format!("Unknown resource type {ty}"));
             }
             None
@@ -410,9 +439,9 @@ pub async fn alter(
         let result = match refusals[i].take() {
             Some(refused) => Err(refused),
             None => match res.resource_type {
-                RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
-                    None => Err((ResponseError::UnknownTopicOrPartition, String::new())),
-                    Some(_) => {
+                RESOURCE_TOPIC => match topic_to_alter(broker, &res.resource_name) {
+                    Err(refused) => Err(refused),
+                    Ok(_) => {
                         let configs = res
                             .configs
                             .iter()
@@ -471,96 +500,107 @@ pub async fn incremental_alter(
         let result = match refusals[i].take() {
             Some(refused) => Err(refused),
             None => match res.resource_type {
-            RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
-                None => Err((ResponseError::UnknownTopicOrPartition, String::new())),
-                Some(t) => {
-                    let mut configs = t.configs.clone();
-                    let mut failed = None;
-                    for c in &res.configs {
-                        let name = c.name.to_string();
-                        let Some(def) = topic::find(&name) else {
-                            failed = Some((
-                                ResponseError::InvalidConfig,
-                                format!("Unknown topic config name: {name}"),
-                            ));
-                            break;
-                        };
-                        let value = c.value.as_ref().map(|v| v.to_string());
-                        let current = || {
-                            configs.get(&name).cloned().unwrap_or_else(|| {
-                                topic::resolve(def, &BTreeMap::new(), &broker.config.raw)[0]
-                                    .1
-                                    .clone()
-                            })
-                        };
-                        match (c.config_operation, value) {
-                            (OP_SET, Some(v)) => {
-                                configs.insert(name, v);
-                            }
-                            (OP_DELETE, _) => {
-                                configs.remove(&name);
-                            }
-                            (OP_APPEND | OP_SUBTRACT, Some(v)) if def.ty == ConfigType::List => {
-                                let mut items = list_of(&current());
-                                for item in list_of(&v) {
-                                    if c.config_operation == OP_APPEND && !items.contains(&item) {
-                                        items.push(item);
-                                    } else if c.config_operation == OP_SUBTRACT {
-                                        items.retain(|i| *i != item);
-                                    }
+                RESOURCE_TOPIC => match topic_to_alter(broker, &res.resource_name) {
+                    Err(refused) => Err(with_message(refused)),
+                    Ok(t) => {
+                        let mut configs = t.configs.clone();
+                        let mut failed: Option<AlterError> = None;
+                        for c in &res.configs {
+                            let name = c.name.to_string();
+                            let Some(def) = topic::find(&name) else {
+                                // Deleting a key that does not exist changes nothing (as in Kafka).
+                                if c.config_operation == OP_DELETE {
+                                    continue;
                                 }
-                                configs.insert(name, items.join(","));
-                            }
-                            (OP_APPEND | OP_SUBTRACT, _) => {
-                                failed = Some((ResponseError::InvalidConfig, format!("Config value append/subtract is not allowed for config key {name} of type {:?}", def.ty)));
-                                break;
-                            }
-                            _ => {
                                 failed = Some((
-                                    ResponseError::InvalidRequest,
-                                    format!(
-                                        "Invalid operation {} or null value for {name}",
-                                        c.config_operation
-                                    ),
+                                    ResponseError::InvalidConfig,
+                                    Some(format!("Unknown topic config name: {name}")),
                                 ));
                                 break;
+                            };
+                            let value = c.value.as_ref().map(|v| v.to_string());
+                            let current = || {
+                                configs.get(&name).cloned().unwrap_or_else(|| {
+                                    topic::resolve(def, &BTreeMap::new(), &broker.config.raw)[0]
+                                        .1
+                                        .clone()
+                                })
+                            };
+                            match (c.config_operation, value) {
+                                (OP_SET, Some(v)) => {
+                                    configs.insert(name, v);
+                                }
+                                (OP_DELETE, _) => {
+                                    configs.remove(&name);
+                                }
+                                (OP_APPEND | OP_SUBTRACT, Some(v))
+                                    if def.ty == ConfigType::List =>
+                                {
+                                    let mut items = list_of(&current());
+                                    for item in list_of(&v) {
+                                        if c.config_operation == OP_APPEND && !items.contains(&item)
+                                        {
+                                            items.push(item);
+                                        } else if c.config_operation == OP_SUBTRACT {
+                                            items.retain(|i| *i != item);
+                                        }
+                                    }
+                                    configs.insert(name, items.join(","));
+                                }
+                                (OP_APPEND | OP_SUBTRACT, _) => {
+                                    let op = if c.config_operation == OP_APPEND {
+                                        "APPEND"
+                                    } else {
+                                        "SUBTRACT"
+                                    };
+                                    let m = format!(
+                                        "Can't {op} to key {name} because its type is not LIST."
+                                    );
+                                    failed = Some((ResponseError::InvalidConfig, Some(m)));
+                                    break;
+                                }
+                                // An operation Kafka does not know: its `OpType.forId` fails, and the
+                                // request with it (UNKNOWN_SERVER_ERROR, no message).
+                                _ => {
+                                    failed = Some((ResponseError::UnknownServerError, None));
+                                    break;
+                                }
+                            }
+                        }
+                        match failed {
+                            Some(f) => Err(f),
+                            None => {
+                                apply_topic(broker, &res.resource_name, configs, req.validate_only)
+                                    .await
+                                    .map_err(with_message)
                             }
                         }
                     }
-                    match failed {
-                        Some(f) => Err(f),
-                        None => {
-                            apply_topic(broker, &res.resource_name, configs, req.validate_only)
-                                .await
-                        }
-                    }
+                },
+                RESOURCE_BROKER => {
+                    let keys: Vec<(&str, i8)> = res
+                        .configs
+                        .iter()
+                        .map(|c| (c.name.as_str(), c.config_operation))
+                        .collect();
+                    broker_deletes(broker, &res.resource_name, &keys).map_err(with_message)
                 }
-            }
-            .map_err(with_message),
-            RESOURCE_BROKER => {
-                let keys: Vec<(&str, i8)> = res
-                    .configs
-                    .iter()
-                    .map(|c| (c.name.as_str(), c.config_operation))
-                    .collect();
-                broker_deletes(broker, &res.resource_name, &keys).map_err(with_message)
-            }
-            RESOURCE_GROUP => {
-                let ops: Vec<(&str, i8, Option<&str>)> = res
-                    .configs
-                    .iter()
-                    .map(|c| (c.name.as_str(), c.config_operation, c.value.as_deref()))
-                    .collect();
-                broker
-                    .group_configs
-                    .alter(
-                        &res.resource_name,
-                        &Change::Incremental(&ops),
-                        req.validate_only,
-                    )
-                    .await
-            }
-            other => unsupported(other),
+                RESOURCE_GROUP => {
+                    let ops: Vec<(&str, i8, Option<&str>)> = res
+                        .configs
+                        .iter()
+                        .map(|c| (c.name.as_str(), c.config_operation, c.value.as_deref()))
+                        .collect();
+                    broker
+                        .group_configs
+                        .alter(
+                            &res.resource_name,
+                            &Change::Incremental(&ops),
+                            req.validate_only,
+                        )
+                        .await
+                }
+                other => unsupported(other),
             },
         };
         let r = alter_response(res.resource_type, &res.resource_name, result);

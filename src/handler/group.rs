@@ -35,6 +35,9 @@ fn opt_str(s: &Option<StrBytes>) -> Option<String> {
 pub const TRANSACTIONS_UNSUPPORTED: &str =
     "gregor does not support transactions yet (transactional.id / exactly-once)";
 
+/// Kafka's `Errors.INVALID_REQUEST` message, which it sends where nothing more specific is said.
+const INVALID_REQUEST_TEXT: &str = "This most likely occurs because of a request being malformed by the client library or the message was sent to an incompatible broker. See the broker logs for more details.";
+
 pub async fn find_coordinator(
     broker: &Arc<Broker>,
     ctx: &Ctx,
@@ -52,12 +55,16 @@ pub async fn find_coordinator(
             Some(ResponseError::UnsupportedVersion),
             Some(str_bytes(TRANSACTIONS_UNSUPPORTED)),
         ),
+        // Share groups (KIP-932) have no coordinator here: Kafka 4.1 without share groups answers
+        // INVALID_REQUEST with an empty message (v4+); any other type gets the error's generic
+        // text, as Kafka's.
+        2 if version >= 4 => (
+            Some(ResponseError::InvalidRequest),
+            Some(StrBytes::default()),
+        ),
         _ => (
             Some(ResponseError::InvalidRequest),
-            Some(str_bytes(&format!(
-                "unknown coordinator key type {}",
-                req.key_type
-            ))),
+            Some(str_bytes(INVALID_REQUEST_TEXT)),
         ),
     };
     if req.key_type == 1 {

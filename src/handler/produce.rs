@@ -57,31 +57,67 @@ fn error_response(
     r
 }
 
-/// Kafka's request-level rule for v3+ (`ProduceRequest.validateRecords`): exactly one v2 batch
-/// per partition (zstd needs v7+); the batch's bytes when it holds. As in Kafka, a refusal here
-/// carries no message: the error code is the answer.
-fn check_single_batch(records: &Option<Bytes>, version: i16) -> Result<Bytes, ResponseError> {
-    // At least one batch.
-    let Some(records) = records.as_ref().filter(|r| !r.is_empty()) else {
-        return Err(ResponseError::InvalidRecord);
-    };
-    match batch::framed_size(records) {
-        Some(size) if size == records.len() => {}
-        // More than one batch.
-        Some(size) if size < records.len() && size >= batch::HEADER_LEN => {
-            return Err(ResponseError::InvalidRecord);
-        }
-        // A length that does not match the bytes sent.
-        _ => return Err(ResponseError::CorruptMessage),
+/// The size of the batch framed at the start of `bytes`, as Kafka's `ByteBufferLogInputStream`
+/// reads it: `None` when fewer bytes than a batch's framing and magic remain (they are ignored),
+/// CORRUPT_MESSAGE for a size below the smallest record or an unknown magic.
+fn next_batch_size(bytes: &[u8]) -> Result<Option<usize>, (ResponseError, Option<String>)> {
+    const SIZE_UP_TO_MAGIC: usize = 17;
+    const MIN_RECORD_OVERHEAD: i32 = 14;
+    if bytes.len() < batch::LOG_OVERHEAD {
+        return Ok(None);
     }
+    let size = i32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if size < MIN_RECORD_OVERHEAD {
+        return Err((
+            ResponseError::CorruptMessage,
+            Some(format!(
+                "Record size {size} is less than the minimum record overhead ({MIN_RECORD_OVERHEAD})"
+            )),
+        ));
+    }
+    if bytes.len() < SIZE_UP_TO_MAGIC {
+        return Ok(None);
+    }
+    let magic = bytes[16] as i8;
+    if !(0..=2).contains(&magic) {
+        return Err((
+            ResponseError::CorruptMessage,
+            Some(format!("Invalid magic found in record: {magic}")),
+        ));
+    }
+    Ok(Some(size as usize + batch::LOG_OVERHEAD))
+}
+
+/// Kafka's request-level rule for v3+ (`ProduceRequest.validateRecords`, over Kafka's batch
+/// iterator): exactly one whole v2 batch per partition (zstd needs v7+), bytes after it too few
+/// to frame another being ignored; the batch's bytes when it holds. As in Kafka, the rule's own
+/// refusals carry no message.
+fn check_single_batch(
+    records: &Option<Bytes>,
+    version: i16,
+) -> Result<Bytes, (ResponseError, Option<String>)> {
+    let records = records.clone().unwrap_or_default();
+    // At least one whole batch.
+    let size = match next_batch_size(&records)? {
+        Some(size) if size <= records.len() => size,
+        _ => return Err((ResponseError::InvalidRecord, None)),
+    };
+    if records[16] != 2 {
+        return Err((ResponseError::InvalidRecord, None));
+    }
+    // No second whole batch.
+    if matches!(next_batch_size(&records[size..])?, Some(next) if next <= records.len() - size) {
+        return Err((ResponseError::InvalidRecord, None));
+    }
+    let records = records.slice(..size);
     if version < 7 && records.len() > batch::HEADER_LEN {
-        if let Ok(view) = BatchView::new(records) {
+        if let Ok(view) = BatchView::new(&records) {
             if view.compression() == Some(Compression::Zstd) {
-                return Err(ResponseError::UnsupportedCompressionType);
+                return Err((ResponseError::UnsupportedCompressionType, None));
             }
         }
     }
-    Ok(records.clone())
+    Ok(records)
 }
 
 /// Kafka reads a produce request into a map from partition to records: a topic named twice is one
@@ -192,7 +228,7 @@ pub async fn handle(
                         partition,
                         records,
                     }),
-                    Err(e) => Err((e, None)),
+                    Err(refused) => Err(refused),
                 },
             };
             match checked {
