@@ -3,7 +3,7 @@
 //! sensitive values hidden; its configs are static: altering them is refused) and for groups
 //! (KIP-848 group configs, see `config::group`); ListConfigResources.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_configs_response::{
@@ -13,6 +13,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::config_checks::{preprocess, KNOWN_TYPES};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::describe;
@@ -23,6 +24,8 @@ use crate::dispatch::Ctx;
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_GROUP: i8 = 32;
+pub(super) const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub(super) const RESOURCE_CLIENT_METRICS: i8 = 16;
 
 struct Entry {
     name: String,
@@ -284,106 +287,11 @@ fn with_message((e, m): (ResponseError, String)) -> AlterError {
     (e, Some(m))
 }
 
-/// A resource of an AlterConfigs or IncrementalAlterConfigs request, as `preprocess` sees it.
-trait AlterResource {
-    /// The resource types the API knows (Kafka's legacy AlterConfigs has no broker loggers).
-    const KNOWN_TYPES: &'static [i8];
-    fn key(&self) -> (i8, &str);
-    /// Each config's name and whether its value is a null the API refuses.
-    fn configs(&self) -> Vec<(&str, bool)>;
-}
-
-impl AlterResource for alter_configs_request::AlterConfigsResource {
-    const KNOWN_TYPES: &'static [i8] = &[
-        RESOURCE_TOPIC,
-        RESOURCE_BROKER,
-        RESOURCE_CLIENT_METRICS,
-        RESOURCE_GROUP,
-    ];
-    fn key(&self) -> (i8, &str) {
-        (self.resource_type, self.resource_name.as_str())
-    }
-    fn configs(&self) -> Vec<(&str, bool)> {
-        let each = self.configs.iter();
-        each.map(|c| (c.name.as_str(), c.value.is_none())).collect()
-    }
-}
-
-impl AlterResource for incremental_alter_configs_request::AlterConfigsResource {
-    const KNOWN_TYPES: &'static [i8] = &KNOWN_TYPES;
-    fn key(&self) -> (i8, &str) {
-        (self.resource_type, self.resource_name.as_str())
-    }
-    fn configs(&self) -> Vec<(&str, bool)> {
-        let null = |c: &incremental_alter_configs_request::AlterableConfig| {
-            c.config_operation != OP_DELETE && c.value.is_none()
-        };
-        let each = self.configs.iter();
-        each.map(|c| (c.name.as_str(), null(c))).collect()
-    }
-}
-
-/// What Kafka's `ConfigAdminManager.preprocess` refuses before any resource is looked at, per
-/// resource in order: a resource named twice (every occurrence), a config named twice in one
-/// resource, null values, and an unknown resource type; all INVALID_REQUEST.
-fn preprocess<R: AlterResource>(resources: &[R]) -> Vec<Option<AlterError>> {
-    let mut seen = BTreeMap::new();
-    let mut repeated = BTreeSet::new();
-    for (i, r) in resources.iter().enumerate() {
-        if let Some(first) = seen.insert(r.key(), i) {
-            repeated.insert(first);
-            repeated.insert(i);
-        }
-    }
-    let invalid = |m: String| Some((ResponseError::InvalidRequest, Some(m)));
-    resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            if repeated.contains(&i) {
-                return invalid(REPEATED.into());
-            }
-            let configs = r.configs();
-            let mut keys = BTreeSet::new();
-            if configs.iter().any(|(k, _)| !keys.insert(*k)) {
-                return invalid("Error due to duplicate config keys".into());
-            }
-            let nulls: Vec<&str> = configs
-                .iter()
-                .filter(|(_, null)| *null)
-                .map(|(k, _)| *k)
-                .collect();
-            if !nulls.is_empty() {
-                return invalid(format!(
-                    "Null value not supported for : {}",
-                    nulls.join(", ")
-                ));
-            }
-            let (ty, _) = r.key();
-            if !R::KNOWN_TYPES.contains(&ty) {
-                return invalid(format!("Unknown resource type {ty}"));
-            }
-            None
-        })
-        .collect()
-}
-
 /// A known resource type gregor has no configs for (broker loggers, client metrics).
 fn unsupported(ty: i8) -> Result<(), AlterError> {
     let message = format!("Unsupported resource type {ty}");
     Err((ResponseError::InvalidRequest, Some(message)))
 }
-
-/// Kafka's `ConfigResource.Type` ids.
-const KNOWN_TYPES: [i8; 5] = [
-    RESOURCE_TOPIC,
-    RESOURCE_BROKER,
-    RESOURCE_BROKER_LOGGER,
-    RESOURCE_CLIENT_METRICS,
-    RESOURCE_GROUP,
-];
-
-const REPEATED: &str = "Each resource must appear at most once.";
 
 /// Why an alteration of broker `name`'s configs is refused: a name that is not this broker's id
 /// (Kafka's messages), or any change at all (gregor's broker configs are static).
@@ -615,8 +523,6 @@ pub async fn incremental_alter(
 }
 
 /// Kafka's `ConfigResource.Type` ids that ListConfigResources (KIP-1142) lists.
-const RESOURCE_BROKER_LOGGER: i8 = 8;
-const RESOURCE_CLIENT_METRICS: i8 = 16;
 const LISTABLE: [i8; 5] = KNOWN_TYPES;
 
 pub async fn list_resources(

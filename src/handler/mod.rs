@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_versions;
+mod config_checks;
 pub mod configs;
 pub mod fetch;
 pub mod fetch_session;

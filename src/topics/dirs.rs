@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use kafka_protocol::ResponseError;
 use uuid::Uuid;
+
+use super::TopicError;
 
 pub(super) fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     log_dir.join(partition_name(topic, partition))
@@ -167,6 +170,37 @@ pub(super) fn classify(path: &Path, name: &str) -> Stray {
             id,
         },
         None => Stray::Foreign,
+    }
+}
+
+impl super::Topics {
+    /// New partitions never take over a directory that is already there (a user's, or a stray
+    /// copy): the create is refused, naming it.
+    pub(super) fn check_free(
+        &self,
+        topic: &str,
+        partitions: std::ops::Range<i32>,
+    ) -> Result<(), TopicError> {
+        for p in partitions {
+            for d in &self.log_dirs {
+                let dir = partition_dir(d, topic, p);
+                if dir.exists() {
+                    return Err(TopicError::new(
+                        ResponseError::KafkaStorageError,
+                        format!("{} already exists and is not one of gregor's partitions: move it away to create this partition", dir.display()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes new partition directories' entries in their log dirs durable (each dir once), before
+    /// the topic is recorded: a power cut must not keep the topic and lose its directories.
+    pub(super) fn sync_log_dirs(&self, dirs: &[usize]) -> io::Result<()> {
+        let used: std::collections::BTreeSet<usize> = dirs.iter().copied().collect();
+        used.into_iter()
+            .try_for_each(|d| crate::log::sync::sync_dir(&self.log_dirs[d]))
     }
 }
 

@@ -117,23 +117,6 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
 }
 
 impl Topics {
-    /// New partitions never take over a directory that is already there (a user's, or a stray
-    /// copy): the create is refused, naming it.
-    fn check_free(&self, topic: &str, partitions: std::ops::Range<i32>) -> Result<(), TopicError> {
-        for p in partitions {
-            for d in &self.log_dirs {
-                let dir = partition_dir(d, topic, p);
-                if dir.exists() {
-                    return Err(TopicError::new(
-                        ResponseError::KafkaStorageError,
-                        format!("{} already exists and is not one of gregor's partitions: move it away to create this partition", dir.display()),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn dir_index(&self, dir: &str) -> Option<usize> {
         self.log_dirs.iter().position(|d| d.as_os_str() == dir)
     }
@@ -201,14 +184,6 @@ impl Topics {
         )?;
         dirs::write_partition_metadata(&dir, &record.id)?;
         Ok(Arc::new(partition))
-    }
-
-    /// Makes new partition directories' entries in their log dirs durable (each dir once), before
-    /// the topic is recorded: a power cut must not keep the topic and lose its directories.
-    fn sync_log_dirs(&self, dirs: &[usize]) -> io::Result<()> {
-        let used: std::collections::BTreeSet<usize> = dirs.iter().copied().collect();
-        used.into_iter()
-            .try_for_each(|d| crate::log::sync::sync_dir(&self.log_dirs[d]))
     }
 
     /// Records where new partitions live (with the topic record, in the same flush).
