@@ -137,11 +137,16 @@ impl Broker {
             })?,
         );
         let failures = Arc::new(LogDirFailures::new());
+        crate::log::descriptors::set_cap(match config.log_open_files_max {
+            0 => crate::log::descriptors::default_cap(),
+            n => n,
+        });
         let topics = Topics::open(
             &log_dirs,
             meta.clone(),
             config.log.clone(),
             failures.clone(),
+            config.max_broker_partitions,
         )
         .map_err(|source| OpenError::Io { dir: d, source })?;
         let fetch_sessions = FetchSessions::new(config.max_incremental_fetch_session_cache_slots);

@@ -60,8 +60,8 @@ fn main() -> ExitCode {
         }
         let addr = (config.listener.host.clone(), config.listener.port);
         let bind_host = if addr.0.is_empty() { "0.0.0.0".to_string() } else { addr.0.clone() };
-        // Every partition keeps its segment files open.
-        let open_files = gregor::topics::room::raise_open_file_limit();
+        // Segment files held open, connections and the meta store share it.
+        let open_files = gregor::log::descriptors::raise_open_file_limit();
         tracing::info!(limit = ?open_files, "open file limit");
         let broker = match tokio::task::spawn_blocking(move || gregor::Broker::open(config)).await {
             Ok(Ok(b)) => Arc::new(b),

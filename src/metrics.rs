@@ -60,13 +60,16 @@ fn register_at_zero() {
         "gregor_storage_panics_total",
         "gregor_connections_closed_slow_request_total",
         "gregor_connections_closed_idle_total",
-        "gregor_partitions_refused_open_files_total",
+        "gregor_partitions_refused_total",
         "gregor_connection_accept_errors_total",
+        "gregor_log_segment_file_opens_total",
+        "gregor_log_segment_file_closes_total",
     ] {
         metrics::counter!(name).increment(0);
     }
     for name in [
         "gregor_connections_open",
+        "gregor_log_open_segment_files",
         "gregor_fetch_waiting",
         "kafka_log_logmanager_offlinelogdirectorycount",
     ] {
@@ -105,8 +108,20 @@ fn describe() {
         "Failed accepts (out of file descriptors and the like); accepting backs off 100 ms each"
     );
     describe_counter!(
-        "gregor_partitions_refused_open_files_total",
-        "Topic creations or growths refused because the partitions would exceed the open file limit"
+        "gregor_partitions_refused_total",
+        "Topic creations or growths refused because the broker would hold more than gregor.max.broker.partitions"
+    );
+    describe_counter!(
+        "gregor_log_segment_file_opens_total",
+        "Segment files opened again after the descriptor cache closed them"
+    );
+    describe_counter!(
+        "gregor_log_segment_file_closes_total",
+        "Segment files closed by the descriptor cache (gregor.log.open.files.max)"
+    );
+    describe_gauge!(
+        "gregor_log_open_segment_files",
+        "Segment files the descriptor cache holds open"
     );
     describe_counter!(
         "gregor_connections_closed_idle_total",

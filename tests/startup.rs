@@ -132,20 +132,20 @@ fn send_signal(pid: u32, signal: &str) {
 
 /// Starts the broker on `data` from a shell that first runs `limit` (a `ulimit` command), as an
 /// operator's service script would; returns it once it listens, with its port.
-fn spawn_limited(limit: &str, data: &std::path::Path) -> (Child, u16) {
+fn spawn_limited(limit: &str, data: &std::path::Path, overrides: &[&str]) -> (Child, u16) {
     let port = free_port();
+    let log_dirs = format!("log.dirs={}", data.display());
+    let listeners = format!("listeners=PLAINTEXT://127.0.0.1:{port}");
+    let script = format!("{limit} && exec \"$0\" \"$@\"");
+    let mut args = vec!["-c", &script, BIN];
+    for o in [log_dirs.as_str(), &listeners, "metrics.address=127.0.0.1:0"]
+        .into_iter()
+        .chain(overrides.iter().copied())
+    {
+        args.extend(["--override", o]);
+    }
     let child = Command::new("sh")
-        .args([
-            "-c",
-            &format!("{limit} && exec \"$0\" \"$@\""),
-            BIN,
-            "--override",
-            &format!("log.dirs={}", data.display()),
-            "--override",
-            &format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
-            "--override",
-            "metrics.address=127.0.0.1:0",
-        ])
+        .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -164,7 +164,7 @@ fn spawn_limited(limit: &str, data: &std::path::Path) -> (Child, u16) {
 fn lying_counts_under_an_address_space_limit_close_only_their_connection() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, port) = spawn_limited("ulimit -v 8388608", dir.path());
+    let (mut child, port) = spawn_limited("ulimit -v 8388608", dir.path(), &[]);
     // (api key, version, flexible header, body)
     let lies: [(i16, i16, bool, &[u8]); 4] = [
         // Metadata v1: topics array of 2^31-1 elements.
@@ -266,14 +266,18 @@ where
 
 /// Issue 16 item 9: one CreateTopics could take every descriptor (a file per partition): 19,950
 /// partitions left the broker unable to accept connections, 20,000 hit EMFILE and left orphan
-/// directories. An operation adding more than 9,999 partitions is refused as Kafka's controller
-/// refuses it, and so is one that would leave less than a fifth of the open-file limit free.
+/// directories. Segment files are now opened when used and the least recently used closed past
+/// `gregor.log.open.files.max` (half the open-file limit by default): a broker limited to 1,024
+/// descriptors holds, writes, reads back and restarts with 9,600 partitions. An operation adding
+/// more than 9,999 partitions is refused as Kafka's controller refuses it, and so is growth past
+/// `gregor.max.broker.partitions`.
 #[test]
-fn partitions_beyond_the_open_file_limit_are_refused_and_connections_go_on() {
+fn partitions_beyond_the_open_file_limit_are_held_and_connections_go_on() {
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
     use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
     let dir = tempfile::tempdir().unwrap();
-    let (child, port) = spawn_limited("ulimit -n 1024", dir.path());
+    let limits = ["gregor.max.broker.partitions=10000"];
+    let (child, port) = spawn_limited("ulimit -n 1024", dir.path(), &limits);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     // Creates topics in one request: the first topic's (error, message), all topics' the same.
@@ -307,10 +311,26 @@ fn partitions_beyond_the_open_file_limit_are_refused_and_connections_go_on() {
     let (code, msg) = create(&[("a", 3_500), ("b", 3_500), ("c", 3_500)]);
     assert_eq!(code, 44, "POLICY_VIOLATION: {msg}");
     assert_eq!(msg, "Unable to perform excessively large batch operation.");
-    let (code, msg) = create(&[("fds", 900)]);
+    for t in ["w", "x", "y", "z"] {
+        assert_eq!(create(&[(t, 2_400)]), (0, String::new()));
+    }
+    let (code, msg) = create(&[("over", 401)]);
     assert_eq!(code, 44, "POLICY_VIOLATION: {msg}");
-    assert!(msg.contains("open file limit"), "{msg}");
+    assert_eq!(msg, "401 more partitions would exceed this broker's limit of 10000 (gregor.max.broker.partitions); it holds 9600");
     assert_eq!(create(&[("fits", 300)]), (0, String::new()));
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .unwrap()
+            .count()
+    };
+    // A record into every partition, and every one read back, over and over past the cap.
+    for t in ["w", "x", "y", "z"] {
+        produce_to_every_partition(&mut s, t, 2_400);
+        assert!(fds() < 1024 / 2 + 64, "{} descriptors open", fds());
+    }
+    for t in ["w", "x", "y", "z"] {
+        assert_eq!(read_every_partition(&mut s, t, 2_400), 2_400);
+    }
     // Growing it by 10,001 partitions in one CreatePartitions is one record too many.
     let mut grow =
         kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default();
@@ -329,7 +349,11 @@ fn partitions_beyond_the_open_file_limit_are_refused_and_connections_go_on() {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with("fits-") && n.contains('-'))
+        .filter(|n| {
+            ["huge-", "a-", "b-", "c-", "over-"]
+                .iter()
+                .any(|t| n.starts_with(t))
+        })
         .collect();
     assert!(made.is_empty(), "refused topics left directories: {made:?}");
     // Connections are still accepted and served.
@@ -346,4 +370,85 @@ fn partitions_beyond_the_open_file_limit_are_refused_and_connections_go_on() {
     send_signal(child.id(), "TERM");
     let (code, out) = finish(child);
     assert_eq!(code, 0, "{out}");
+    // Recovery opens every segment, under the same limit.
+    let (child, port) = spawn_limited("ulimit -n 1024", dir.path(), &limits);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    for t in ["w", "x", "y", "z"] {
+        assert_eq!(read_every_partition(&mut s, t, 2_400), 2_400);
+    }
+    send_signal(child.id(), "TERM");
+    let (code, out) = finish(child);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// The value written to `topic`'s partition `p`.
+fn value_of(topic: &str, p: i32) -> Vec<u8> {
+    format!("{topic}/{p}").into_bytes()
+}
+
+/// Writes one record into each of `topic`'s partitions, in one request.
+fn produce_to_every_partition(s: &mut TcpStream, topic: &str, partitions: i32) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+    let mut t = TopicProduceData::default();
+    t.name = common::name(topic);
+    t.partition_data = (0..partitions)
+        .map(|p| {
+            let mut d = PartitionProduceData::default();
+            d.index = p;
+            d.records = Some(common::batch(&[&value_of(topic, p)], None));
+            d
+        })
+        .collect();
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 30_000;
+    req.topic_data = vec![t];
+    let r: ProduceResponse = request(s, 0, 9, &req);
+    let errors: Vec<_> = r.responses[0]
+        .partition_responses
+        .iter()
+        .filter(|p| p.error_code != 0 || p.base_offset != 0)
+        .map(|p| (p.index, p.error_code))
+        .collect();
+    assert_eq!(
+        r.responses[0].partition_responses.len(),
+        partitions as usize
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// Fetches every partition of `topic` from offset 0 in one request; the number of partitions
+/// answering with exactly the record written to them.
+fn read_every_partition(s: &mut TcpStream, topic: &str, partitions: i32) -> usize {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+    let mut t = FetchTopic::default();
+    t.topic = common::name(topic);
+    t.partitions = (0..partitions)
+        .map(|p| {
+            let mut f = FetchPartition::default();
+            f.partition = p;
+            f.partition_max_bytes = 1 << 10;
+            f
+        })
+        .collect();
+    let mut req = FetchRequest::default();
+    req.max_bytes = 50 << 20;
+    req.session_epoch = -1;
+    req.topics = vec![t];
+    let r: FetchResponse = request(s, 1, 4, &req);
+    r.responses[0]
+        .partitions
+        .iter()
+        .filter(|p| {
+            p.error_code == 0
+                && p.records.as_ref().is_some_and(|b| {
+                    let recs = common::store::decode(b);
+                    recs.len() == 1
+                        && recs[0].2.as_deref() == Some(&value_of(topic, p.partition_index)[..])
+                })
+        })
+        .count()
 }

@@ -71,6 +71,11 @@ pub struct Config {
     /// `gregor.request.receive.timeout.ms`: a request frame must arrive whole within this long of
     /// its size prefix (and of its share of `queued.max.request.bytes` being granted).
     pub request_receive_timeout_ms: u64,
+    /// `gregor.max.broker.partitions`: topic creations and growths past this many partitions on
+    /// the broker are refused.
+    pub max_broker_partitions: usize,
+    /// `gregor.log.open.files.max`: segment files kept open (0: half the open-file limit).
+    pub log_open_files_max: usize,
     /// `max.connections`: accepting waits while this many connections are open.
     pub max_connections: usize,
     /// `max.connections.per.ip`: further connections from one address are closed at once.
@@ -89,6 +94,9 @@ pub struct Config {
     /// Every key given, after overrides (for describing configs and for warnings).
     pub raw: RawConfig,
 }
+
+/// gregor's default for `gregor.max.broker.partitions`.
+const DEFAULT_MAX_BROKER_PARTITIONS: i64 = 100_000;
 
 /// gregor's default for `queued.max.request.bytes` (Kafka's is -1, unbounded): 512 MiB.
 const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 << 20;
@@ -121,6 +129,8 @@ const HONOURED: &[&str] = &[
     "gregor.produce.validate.compressed",
     "gregor.log.dir.min.free.bytes",
     "gregor.request.receive.timeout.ms",
+    "gregor.max.broker.partitions",
+    "gregor.log.open.files.max",
     "gregor.log.preallocate.max.bytes",
     "gregor.log.preallocate.total.max.bytes",
     "log.preallocate",
@@ -449,6 +459,15 @@ impl Config {
                 1,
                 i64::MAX,
             )? as u64,
+            max_broker_partitions: opt_int(
+                &raw,
+                "gregor.max.broker.partitions",
+                DEFAULT_MAX_BROKER_PARTITIONS,
+                1,
+                i64::from(i32::MAX),
+            )? as usize,
+            log_open_files_max: opt_int(&raw, "gregor.log.open.files.max", 0, 0, i64::MAX)?
+                as usize,
             max_connections: opt_int(
                 &raw,
                 "max.connections",

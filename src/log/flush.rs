@@ -55,6 +55,13 @@ impl Partition {
                     index,
                     checkpoint,
                 } = job;
+                let file = match file.get() {
+                    Ok(f) => f,
+                    Err(e) => {
+                        failures.fail(&dir, "opening a sealed segment", &e);
+                        return;
+                    }
+                };
                 if let Err(e) = super::preallocate::release_beyond_eof(&file) {
                     tracing::warn!(error = %e, base_offset = base, "cannot give back the space reserved beyond a sealed segment");
                 }
@@ -122,7 +129,7 @@ impl Partition {
                 .range(first..)
                 .map(|(_, s)| s)
                 .filter(|s| s.index.next_offset > durable)
-                .map(|s| (s.file().clone(), s.path().to_path_buf()))
+                .map(|s| (s.handle(), s.path().to_path_buf()))
                 .collect();
             let dir = std::mem::take(&mut st.dir_unsynced).then(|| self.dir());
             (files, dir, st.next_offset)
@@ -133,7 +140,7 @@ impl Partition {
         let synced_all = tokio::task::spawn_blocking(move || {
             files
                 .iter()
-                .try_for_each(|(f, path)| super::sync::sync_file(f, path))?;
+                .try_for_each(|(f, path)| super::sync::sync_file(&*f.get()?, path))?;
             match &dir {
                 Some(d) => super::sync::sync_dir(d),
                 None => Ok(()),

@@ -22,6 +22,7 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod descriptors;
 pub mod dir_failure;
 mod flush;
 pub mod nowait;

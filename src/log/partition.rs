@@ -43,7 +43,7 @@ pub(super) struct State {
 /// A sealed segment whose fsync and index are to be persisted, with the checkpoint of its roll.
 pub(super) struct SealJob {
     pub(super) base: i64,
-    pub(super) file: Arc<std::fs::File>,
+    pub(super) file: super::descriptors::SegmentFile,
     pub(super) index: super::SegmentIndex,
     pub(super) checkpoint: Checkpoint,
 }
@@ -370,7 +370,7 @@ impl Partition {
             .segments
             .values()
             .next_back()
-            .map(|s| (s.base_offset, s.file().clone(), s.index.clone()));
+            .map(|s| (s.base_offset, s.handle(), s.index.clone()));
         st.segments.insert(next, new);
         let checkpoint = Checkpoint {
             snapshot_offset: next,
@@ -431,6 +431,7 @@ impl Partition {
         for b in later {
             if let Some(s) = st.segments.remove(&b) {
                 self.meta.remove_segment(self.key, b)?;
+                s.retire();
                 std::fs::remove_file(s.path())?;
             }
         }

@@ -91,7 +91,7 @@ impl Partition {
                 let end = c.slice.extent(&h, c.hint, max_bytes, min_one)?;
                 if end > h.position {
                     region = Some(FileRegion {
-                        file: c.slice.file.clone(),
+                        file: c.slice.file.get()?,
                         position: h.position,
                         len: end - h.position,
                     });

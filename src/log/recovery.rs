@@ -309,7 +309,7 @@ impl Partition {
             active.reserve_ahead(&config, None);
         }
         for seg in segments.values().rev().skip(1) {
-            if super::preallocate::release_beyond_eof(seg.file())? {
+            if super::preallocate::release_beyond_eof(&*seg.file()?)? {
                 tracing::info!(topic = %topic, partition = key.partition, base_offset = seg.base_offset, "gave back space reserved beyond a sealed segment");
             }
         }

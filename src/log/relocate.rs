@@ -118,13 +118,13 @@ impl Partition {
             let st = self.lock();
             st.segments
                 .values()
-                .map(|s| (s.base_offset, s.file().clone(), s.size()))
+                .map(|s| (s.base_offset, s.handle(), s.size()))
                 .collect()
         };
         let mut copies: BTreeMap<i64, (File, u64)> = BTreeMap::new();
         for (base, file, size) in snapshot {
             let out = create_copy(future, base)?;
-            moved.bytes += copy_range(&file, &out, 0, size)?;
+            moved.bytes += copy_range(&*file.get()?, &out, 0, size)?;
             out.sync_data()?;
             copies.insert(base, (out, size));
         }
@@ -140,7 +140,7 @@ impl Partition {
                 None => (create_copy(future, base)?, 0),
             };
             if seg.size() > done {
-                moved.bytes += copy_range(seg.file(), &out, done, seg.size())?;
+                moved.bytes += copy_range(&*seg.file()?, &out, done, seg.size())?;
                 dirty.push(out);
             } else if seg.size() < done {
                 out.set_len(seg.size())?;

@@ -119,8 +119,7 @@ pub(super) fn largest_timestamp(seg: &Segment) -> i64 {
     if seg.index.max_timestamp >= 0 {
         return seg.index.max_timestamp;
     }
-    seg.file()
-        .metadata()
+    std::fs::metadata(seg.path())
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -221,7 +220,7 @@ impl Partition {
                 let next = st.next_offset;
                 let old = st.segments.values().next_back().map(|s| SealJob {
                     base: s.base_offset,
-                    file: s.file().clone(),
+                    file: s.handle(),
                     index: s.index.clone(),
                     checkpoint: Checkpoint {
                         snapshot_offset: next,
@@ -286,7 +285,8 @@ impl Partition {
         let mut name = seg.path().as_os_str().to_owned();
         name.push(DELETED_SUFFIX);
         let path = PathBuf::from(name);
-        std::fs::rename(seg.path(), &path)?;
+        seg.retire();
+        seg.rename(path.clone())?;
         self.pending_deletes
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, HEADER_LEN};
+use super::descriptors::SegmentFile;
 use super::nowait;
 use super::preallocate::Reservation;
 use super::LogConfig;
@@ -56,8 +57,8 @@ pub fn parse_file_name(name: &str) -> Option<i64> {
 
 pub struct Segment {
     pub base_offset: i64,
-    path: PathBuf,
-    file: Arc<File>,
+    /// Its path, and its descriptor: opened on use, closed by the descriptor cache when unused (see `descriptors`).
+    file: SegmentFile,
     /// Bytes written (and visible to readers).
     size: u64,
     pub index: SegmentIndex,
@@ -85,8 +86,7 @@ impl Segment {
         super::sync::created(&path);
         Ok(Segment {
             base_offset,
-            path,
-            file: Arc::new(file),
+            file: SegmentFile::opened(path, file),
             size: 0,
             index: SegmentIndex {
                 max_timestamp: -1,
@@ -116,8 +116,7 @@ impl Segment {
         let size = file.metadata()?.len();
         let mut seg = Segment {
             base_offset,
-            path,
-            file: Arc::new(file),
+            file: SegmentFile::opened(path, file),
             size,
             index,
             bytes_since_index: 0,
@@ -132,22 +131,35 @@ impl Segment {
     pub fn size(&self) -> u64 {
         self.size
     }
-    pub fn file(&self) -> &Arc<File> {
-        &self.file
+    /// The file's handle, to open it later (see `descriptors`).
+    pub fn handle(&self) -> SegmentFile {
+        self.file.clone()
     }
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The open file (opened again if the descriptor cache closed it).
+    pub fn file(&self) -> io::Result<Arc<File>> {
+        self.file.get()
+    }
+    pub fn path(&self) -> PathBuf {
+        self.file.path()
     }
     /// Records that the file was renamed to `path` (the open handle follows the file).
     pub fn renamed(&mut self, path: PathBuf) {
-        self.path = path;
+        self.file.renamed(path);
+    }
+    /// Renames the file to `path` (a reader opening it meanwhile waits and finds it there).
+    pub fn rename(&self, path: PathBuf) -> io::Result<()> {
+        self.file.rename(path)
+    }
+    /// The segment left the log, and its file is about to be renamed or unlinked: readers
+    /// holding a slice of it keep reading the file they had.
+    pub fn retire(&self) {
+        self.file.retire()
     }
     /// Switches to a copy of this segment's file at `path` (a move to another log dir): appends
     /// go to `file` from now on. Readers holding the old handle keep reading the old file. The
     /// space reservation is dropped (the caller reserves again for the active segment).
     pub fn relocate(&mut self, path: PathBuf, file: File) {
-        self.path = path;
-        self.file = Arc::new(file);
+        self.file.replace(path, file);
         self.reservation = None;
     }
     /// A read-only handle on everything written so far.
@@ -178,14 +190,15 @@ impl Segment {
     /// and skips the file-position lock that every `writev` on a shared file takes.
     pub fn append(&mut self, pieces: &mut [IoSlice<'_>]) -> io::Result<u64> {
         let start = self.size;
+        let file = self.file.get()?;
         if let Some(r) = &mut self.reservation {
             let want = pieces.iter().map(|p| p.len() as u64).sum();
-            r.before_append(&self.file, start, want);
+            r.before_append(&file, start, want);
         }
         let mut slices = pieces;
         let mut written = 0u64;
         while !slices.is_empty() {
-            let n = rustix::io::pwritev(&*self.file, slices, start + written)?;
+            let n = rustix::io::pwritev(&*file, slices, start + written)?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -264,12 +277,12 @@ impl Segment {
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        super::sync::sync_file(&self.file, &self.path)
+        super::sync::sync_file(&*self.file.get()?, &self.path())
     }
 
     /// Cuts the file back to `len` bytes (recovery of a torn tail, never under readers).
     pub fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)?;
+        self.file.get()?.set_len(len)?;
         self.size = len;
         if let Some(r) = &mut self.reservation {
             r.truncated(len);
@@ -282,7 +295,7 @@ impl Segment {
 #[derive(Clone)]
 pub struct SegmentSlice {
     pub base_offset: i64,
-    pub file: Arc<File>,
+    pub file: SegmentFile,
     /// Readable bytes (everything below the high watermark).
     pub limit: u64,
 }
@@ -318,7 +331,7 @@ impl SegmentSlice {
             return Ok(None);
         }
         let mut bytes = [0u8; HEADER_LEN];
-        nowait::read_exact_at(&self.file, &mut bytes, position)?;
+        nowait::read_exact_at(&*self.file.get()?, &mut bytes, position)?;
         let h = HeaderAt { position, bytes };
         if h.size() < HEADER_LEN as u64 || position + h.size() > self.limit {
             return Ok(None);
@@ -370,14 +383,14 @@ impl SegmentSlice {
     pub fn read_batches(&self, position: u64, max_bytes: u64, min_one: bool) -> io::Result<Bytes> {
         let available = self.limit.saturating_sub(position);
         let want = available.min(max_bytes);
-        let mut buf = read_uninit(&self.file, want as usize, position)?;
+        let mut buf = read_uninit(&*self.file.get()?, want as usize, position)?;
         let whole: usize = batch::frames(&buf).map(<[u8]>::len).sum();
         if whole > 0 || !min_one {
             buf.truncate(whole);
             return Ok(buf.freeze());
         }
         match self.header_at(position)? {
-            Some(h) => Ok(read_uninit(&self.file, h.size() as usize, position)?.freeze()),
+            Some(h) => Ok(read_uninit(&*self.file.get()?, h.size() as usize, position)?.freeze()),
             None => Ok(Bytes::new()),
         }
     }
@@ -385,7 +398,7 @@ impl SegmentSlice {
     /// Reads the whole batch at `position` (for record-level scans such as timestamp lookup).
     pub fn read_batch(&self, h: &HeaderAt) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; h.size() as usize];
-        nowait::read_exact_at(&self.file, &mut buf, h.position)?;
+        nowait::read_exact_at(&*self.file.get()?, &mut buf, h.position)?;
         Ok(buf)
     }
 }
@@ -480,8 +493,12 @@ mod tests {
         let mut seg = Segment::create(dir.path(), 0, 0).unwrap();
         let first = build_batch(0, &[(None, Some(b"first"))]);
         seg.append(&mut [IoSlice::new(&first)]).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&*seg.file, &[0xee; 37], first.len() as u64)
-            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(
+            &*seg.file().unwrap(),
+            &[0xee; 37],
+            first.len() as u64,
+        )
+        .unwrap();
         let second = build_batch(1, &[(None, Some(b"second"))]);
         let at = seg.append(&mut [IoSlice::new(&second)]).unwrap();
         assert_eq!(at, first.len() as u64);

@@ -71,6 +71,8 @@ pub struct Topics {
     maps: RwLock<Maps>,
     /// Serialises create and delete (they touch sled and the file system together).
     changes: tokio::sync::Mutex<()>,
+    /// `gregor.max.broker.partitions`.
+    max_partitions: usize,
 }
 
 /// A failed topic operation: the Kafka error and its message.
@@ -298,6 +300,12 @@ impl Topics {
     }
 
     /// Every topic, sorted by name.
+    /// Partitions on this broker.
+    fn partition_count(&self) -> usize {
+        let maps = self.maps.read().unwrap_or_else(|p| p.into_inner());
+        maps.by_name.values().map(|t| t.partitions.len()).sum()
+    }
+
     pub fn all(&self) -> Vec<Arc<Topic>> {
         let mut v: Vec<_> = self
             .maps
@@ -327,7 +335,12 @@ impl Topics {
             ));
         }
         let _guard = self.changes.lock().await;
-        room::check(partitions, true)?;
+        room::check(
+            partitions,
+            true,
+            self.partition_count(),
+            self.max_partitions,
+        )?;
         if self.get(name).is_some() {
             return Err(TopicError::new(
                 ResponseError::TopicAlreadyExists,
@@ -493,7 +506,12 @@ impl Topics {
                 },
             ));
         }
-        room::check(count - have, false)?;
+        room::check(
+            count - have,
+            false,
+            self.partition_count(),
+            self.max_partitions,
+        )?;
         if validate_only {
             return Ok(());
         }

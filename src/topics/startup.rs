@@ -26,6 +26,7 @@ impl Topics {
         meta: Arc<Meta>,
         log_config: LogConfig,
         failures: Arc<LogDirFailures>,
+        max_partitions: usize,
     ) -> io::Result<Topics> {
         let topics = Topics {
             log_dirs: log_dirs.to_vec(),
@@ -34,6 +35,7 @@ impl Topics {
             failures,
             maps: RwLock::new(Maps::default()),
             changes: tokio::sync::Mutex::new(()),
+            max_partitions,
         };
         let mut expected_dirs = std::collections::HashSet::new();
         for record in topics.meta.topics()? {

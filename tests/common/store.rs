@@ -22,6 +22,9 @@ pub struct Store {
 
 impl Store {
     pub fn new(config: LogConfig) -> Store {
+        // Every store test runs with few descriptors, so segments are closed and opened again
+        // under reads, appends, retention, compaction and recovery (see `log::descriptors`).
+        gregor::log::descriptors::set_cap(16);
         let dir = tempfile::tempdir().unwrap();
         let meta = Arc::new(Meta::open(&dir.path().join("meta")).unwrap());
         Store {

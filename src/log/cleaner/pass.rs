@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use super::super::batch::{self, BatchView};
 use super::super::records;
-use super::super::segment::{file_name, Segment, SegmentSlice};
+use super::super::segment::{Segment, SegmentSlice};
 use super::super::Partition;
 use super::filter::{filter_batch, FilterContext, Outcome};
 use super::offset_map::OffsetMap;
@@ -291,11 +291,12 @@ fn copy_group(
     out.index.indexed_size = out.size();
     out.sync()?;
     // Keep the group's modification time (retention falls back to it for untimestamped data).
-    if let Some(mtime) = group
-        .last()
-        .and_then(|s| s.file.metadata().and_then(|m| m.modified()).ok())
-    {
-        let _ = out.file().set_modified(mtime);
+    if let Some(mtime) = group.last().and_then(|s| {
+        std::fs::metadata(s.file.path())
+            .and_then(|m| m.modified())
+            .ok()
+    }) {
+        let _ = out.file().and_then(|f| f.set_modified(mtime));
     }
     Ok(out)
 }
@@ -308,27 +309,24 @@ fn swap_in(p: &Partition, mut out: Segment, bases: &[i64], group_end: i64) -> io
     // Held throughout, so a clean shutdown's checkpoint cannot record the replaced indexes.
     let _persist = p.persist.lock().unwrap_or_else(|p| p.into_inner());
     p.forget_segments(bases, group_end)?;
-    let committed = swap::commit(&p.dir(), base, group_end)?;
-    let installed = swap::install(&p.dir(), &committed, base, &bases[1..]);
-    // The open file follows a rename; until it is installed it is the `.swap` file, which
-    // start-up completes (forgetting every index in the group's range).
-    out.renamed(if committed.exists() {
-        committed
-    } else {
-        p.dir().join(file_name(base))
-    });
+    // Until it is installed the copy is the `.swap` file, which start-up completes (forgetting
+    // every index in the group's range).
+    out.renamed(swap::commit(&p.dir(), base, group_end)?);
     let index = out.index.clone();
-    let before = {
+    let file = out.handle();
+    // Memory follows before the old files go: a reader from now on finds the copy, and one
+    // still holding an old segment keeps reading its file.
+    let replaced: Vec<Segment> = {
         let mut st = p.lock();
-        let before: u64 = bases
-            .iter()
-            .filter_map(|b| st.segments.remove(b))
-            .map(|s| s.size())
-            .sum();
+        let replaced = bases.iter().filter_map(|b| st.segments.remove(b)).collect();
         st.segments.insert(base, out);
-        before
+        replaced
     };
-    installed?;
+    for seg in &replaced {
+        seg.retire();
+    }
+    let before = replaced.iter().map(Segment::size).sum();
+    swap::install(&p.dir(), base, &bases[1..], |to| file.rename(to))?;
     p.meta
         .replace_segments(p.key, &[], &[(base, &index)], None, None)?;
     Ok(before)
@@ -343,7 +341,7 @@ pub(super) fn clean(
 ) -> io::Result<Option<CleanStats>> {
     let config = p.config();
     let max_decompressed = super::super::validate::decompress_limit(&config);
-    let snap = snapshot(p, c.first_dirty);
+    let mut snap = snapshot(p, c.first_dirty);
     let mut stats = CleanStats::default();
     let mut map = OffsetMap::new(env.map_bytes);
     build_map(&snap, c, max_decompressed, &mut map, env, &mut stats)?;
@@ -365,10 +363,20 @@ pub(super) fn clean(
         .iter()
         .map(|s| (s.base_offset, s.limit))
         .collect();
+    let nexts: Vec<i64> = (0..sizes.len()).map(|i| snap.next_base(i)).collect();
+    // Each group's slices are let go before its swap: a replaced segment still held by a reader
+    // is kept open for it, and the pass is no such reader.
+    let mut sealed = std::mem::take(&mut snap.sealed).into_iter();
+    let mut taken = 0;
     for range in group_segments(&sizes, end_offset, config.segment_bytes) {
-        let group = &snap.sealed[range.clone()];
-        let group_end = snap.next_base(range.end - 1);
-        let out = match copy_group(p, group, group_end, &ctx, env, &mut stats) {
+        let group: Vec<SegmentSlice> = sealed
+            .by_ref()
+            .take(range.end - taken)
+            .skip(range.start - taken)
+            .collect();
+        taken = range.end;
+        let group_end = nexts[range.end - 1];
+        let out = match copy_group(p, &group, group_end, &ctx, env, &mut stats) {
             Ok(out) => out,
             Err(e) => {
                 let _ = std::fs::remove_file(swap::cleaned_path(&p.dir(), group[0].base_offset));
@@ -377,6 +385,7 @@ pub(super) fn clean(
         };
         let after = out.size();
         let bases: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
+        drop(group);
         stats.bytes_before += swap_in(p, out, &bases, group_end)?;
         stats.bytes_after += after;
         stats.segments_before += bases.len();

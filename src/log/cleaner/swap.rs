@@ -44,7 +44,13 @@ pub(super) fn commit(dir: &Path, base: i64, end: i64) -> io::Result<PathBuf> {
 
 /// Step 4: installs the committed swap file as `<base>.log`, removing the group's other segments
 /// first, durably (the swap file is what tells start-up to finish the job, so it goes last).
-pub(super) fn install(dir: &Path, swap: &Path, base: i64, others: &[i64]) -> io::Result<()> {
+/// `rename` renames the swap file to the path it is given.
+pub(super) fn install(
+    dir: &Path,
+    base: i64,
+    others: &[i64],
+    rename: impl FnOnce(PathBuf) -> io::Result<()>,
+) -> io::Result<()> {
     for b in others {
         match std::fs::remove_file(dir.join(file_name(*b))) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -54,7 +60,7 @@ pub(super) fn install(dir: &Path, swap: &Path, base: i64, others: &[i64]) -> io:
     if !others.is_empty() {
         sync_dir(dir)?;
     }
-    std::fs::rename(swap, dir.join(file_name(base)))?;
+    rename(dir.join(file_name(base)))?;
     sync_dir(dir)
 }
 
@@ -92,7 +98,7 @@ pub(in crate::log) fn finish_interrupted(
         );
         meta.replace_segments(key, &replaced, &[], None, Some(end))?;
         let others: Vec<i64> = replaced.into_iter().filter(|b| *b != base).collect();
-        install(dir, &path, base, &others)?;
+        install(dir, base, &others, |to| std::fs::rename(&path, to))?;
     }
     Ok(())
 }
