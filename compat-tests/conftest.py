@@ -27,9 +27,11 @@ class BrokerFactory:
         self.base_dir = Path(base_dir)
         self.brokers = []
 
-    def __call__(self, start=True, **overrides):
-        """broker_factory(**{'message.max.bytes': 100000}) -> started Broker."""
-        b = Broker(self.base_dir / f"broker{len(self.brokers)}", overrides=overrides)
+    def __call__(self, start=True, limits=None, **overrides):
+        """broker_factory(**{'message.max.bytes': 100000}) -> started Broker; `limits` maps
+        resource.RLIMIT_* to the soft and hard limit the broker process runs under."""
+        b = Broker(self.base_dir / f"broker{len(self.brokers)}", overrides=overrides,
+                   limits=limits)
         self.brokers.append(b)
         if start:
             b.start()

@@ -114,7 +114,7 @@ class Broker:
     the same port with the same data directory.
     """
 
-    def __init__(self, workdir, overrides=None, target_name=None, start_timeout=None):
+    def __init__(self, workdir, overrides=None, target_name=None, start_timeout=None, limits=None):
         self.target = target_name or target()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +124,8 @@ class Broker:
         self.port = free_port()
         self.controller_port = free_port() if self.target == "kafka" else None
         self.overrides = {k: str(v) for k, v in (overrides or {}).items()}
+        # resource.RLIMIT_* -> limit, applied to the broker process (as `ulimit` would).
+        self.limits = dict(limits or {})
         self.proc = None
         self.starts = 0
         self.exit_codes = []
@@ -173,6 +175,7 @@ class Broker:
             stdin=subprocess.DEVNULL,
             cwd=str(self.workdir),
             start_new_session=True,
+            preexec_fn=self._apply_limits if self.limits else None,
         )
         self.starts += 1
         try:
@@ -298,6 +301,11 @@ class Broker:
             self._log_fh.write(f"\n===== exited with {rc} =====\n".encode())
             self._log_fh.close()
             self._log_fh = None
+
+    def _apply_limits(self):
+        import resource
+        for which, limit in self.limits.items():
+            resource.setrlimit(which, (limit, limit))
 
     def _command(self):
         if self.target == "gregor":

@@ -26,17 +26,11 @@ import time
 from harness import clients as C
 from harness import logs as L
 from harness.broker import is_kafka
+from harness.procstat import cpu_seconds, fd_count, rss_kib
+from harness.wire import frame, read_frame, string16
 
 IDLE = 10_000
 RECORDS = 20_000
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def raise_fd_limit(want):
@@ -95,13 +89,10 @@ def test_ten_thousand_idle_connections_cost_a_normal_client_little(broker_factor
 
 
 def fetch_v4(correlation, topic, offset, max_bytes):
-    client = b"hostile"
     body = struct.pack(">iiiib", -1, 0, 1, max_bytes, 0)
-    body += struct.pack(">ih", 1, len(topic)) + topic.encode()
+    body += struct.pack(">i", 1) + string16(topic)
     body += struct.pack(">iiqi", 1, 0, offset, max_bytes)
-    header = struct.pack(">hhih", 1, 4, correlation, len(client)) + client
-    frame = header + body
-    return struct.pack(">i", len(frame)) + frame
+    return frame(1, 4, correlation, body)
 
 
 def test_a_client_that_never_reads_does_not_stall_others(broker_factory, topic):
@@ -204,18 +195,6 @@ def test_an_oversized_topic_operation_is_refused_whole(broker_factory):
     assert len(listed[small].partitions) == 2
 
 
-def fd_count(pid):
-    import os
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def cpu_seconds(pid):
-    import os
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_requests_announced_and_never_sent_cost_a_normal_client_nothing(broker_factory, topic):
     if is_kafka():
         import pytest
@@ -252,24 +231,8 @@ def test_requests_announced_and_never_sent_cost_a_normal_client_nothing(broker_f
 
 
 def metadata_v1_frame(names, correlation=1):
-    client = b"hostile"
-    body = struct.pack(">i", len(names))
-    for n in names:
-        body += struct.pack(">h", len(n)) + n.encode()
-    header = struct.pack(">hhih", 3, 1, correlation, len(client)) + client
-    frame = header + body
-    return struct.pack(">i", len(frame)) + frame
-
-
-def read_frame(s):
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            assert chunk, "connection closed"
-            buf += chunk
-        return buf
-    return exact(struct.unpack(">i", exact(4))[0])
+    body = struct.pack(">i", len(names)) + b"".join(string16(n) for n in names)
+    return frame(3, 1, correlation, body)
 
 
 def metadata_v1_topic_count(resp):
@@ -309,13 +272,10 @@ def test_a_topic_named_twenty_thousand_times_is_described_once(broker_factory, t
 
 
 def join_group_v1_frame(group, session_timeout_ms, correlation):
-    client = b"hostile"
-    s = lambda x: struct.pack(">h", len(x)) + x  # noqa: E731
-    body = s(group.encode()) + struct.pack(">ii", session_timeout_ms, 30_000) + s(b"")
+    s = string16
+    body = s(group) + struct.pack(">ii", session_timeout_ms, 30_000) + s(b"")
     body += s(b"consumer") + struct.pack(">i", 1) + s(b"range") + struct.pack(">i", 0)
-    header = struct.pack(">hhih", 11, 1, correlation, len(client)) + client
-    frame = header + body
-    return struct.pack(">i", len(frame)) + frame
+    return frame(11, 1, correlation, body)
 
 
 def list_groups(b):
@@ -372,14 +332,11 @@ def zstd_bomb(inflated):
 
 
 def produce_v7_frame(topic, partitions, records, correlation=1):
-    client = b"hostile"
     body = struct.pack(">hhi", -1, 1, 60_000)  # no transactional id, acks=1, timeout
-    body += struct.pack(">ih", 1, len(topic)) + topic.encode() + struct.pack(">i", partitions)
+    body += struct.pack(">i", 1) + string16(topic) + struct.pack(">i", partitions)
     for p in range(partitions):
         body += struct.pack(">ii", p, len(records)) + records
-    header = struct.pack(">hhih", 0, 7, correlation, len(client)) + client
-    frame = header + body
-    return struct.pack(">i", len(frame)) + frame
+    return frame(0, 7, correlation, body)
 
 
 def produce_v7_errors(resp):
@@ -440,15 +397,12 @@ def test_a_fetch_asking_for_two_gib_is_capped_and_served_from_the_page_cache(bro
                  conf={"acks": "all", "linger.ms": 0})
     pid = b.proc.pid
     rss0 = rss_kib(pid)
-    client = b"hostile"
     body = struct.pack(">iiiib", -1, 0, 1, 0x7FFFFFFF, 0)  # replica, max_wait, min_bytes, max_bytes
-    body += struct.pack(">ih", 1, len(t)) + t.encode()
+    body += struct.pack(">i", 1) + string16(t)
     body += struct.pack(">iiqi", 1, 0, 0, 0x7FFFFFFF)
-    header = struct.pack(">hhih", 1, 4, 1, len(client)) + client
-    frame = header + body
     with socket.create_connection((b.host, b.port), timeout=30) as s:
         s.settimeout(60)
-        s.sendall(struct.pack(">i", len(frame)) + frame)
+        s.sendall(frame(1, 4, 1, body))
         resp = read_frame(s)
     rss1 = rss_kib(pid)
     print(f"\na fetch asking for 2 GiB of a 72 MB log: a {len(resp)}-byte answer; broker RSS "
@@ -474,13 +428,13 @@ def test_record_errors_in_an_answer_are_bounded(broker_factory):
     for i in range(100_000):
         builder.append(i, timestamp=now, key=None, value=b"v", headers=[])
     batch = bytes(builder.build())
-    frame = produce_v7_frame(t, 1, batch)
-    frame = frame[:4] + struct.pack(">hh", 0, 8) + frame[8:]  # the same request as v8
+    v7 = produce_v7_frame(t, 1, batch)
+    v8 = v7[:4] + struct.pack(">hh", 0, 8) + v7[8:]  # the same request as v8
     pid = b.proc.pid
     rss0 = rss_kib(pid)
     with socket.create_connection((b.host, b.port), timeout=30) as s:
         s.settimeout(120)
-        s.sendall(frame)
+        s.sendall(v8)
         resp = read_frame(s)
     rss1 = rss_kib(pid)
     (error,) = struct.unpack_from(">h", resp, 4 + 4 + 2 + len(t) + 4 + 4)
