@@ -27,11 +27,12 @@ class BrokerFactory:
         self.base_dir = Path(base_dir)
         self.brokers = []
 
-    def __call__(self, start=True, limits=None, **overrides):
+    def __call__(self, start=True, limits=None, listeners=None, **overrides):
         """broker_factory(**{'message.max.bytes': 100000}) -> started Broker; `limits` maps
-        resource.RLIMIT_* to the soft and hard limit the broker process runs under."""
+        resource.RLIMIT_* to the soft and hard limit the broker process runs under; `listeners`
+        maps more PLAINTEXT listener names to (port, advertised host)."""
         b = Broker(self.base_dir / f"broker{len(self.brokers)}", overrides=overrides,
-                   limits=limits)
+                   limits=limits, listeners=listeners)
         self.brokers.append(b)
         if start:
             b.start()

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::codec;
 use crate::condition::Condition;
+use crate::config::Listener;
 use crate::dispatch::{self, Outcome};
 use crate::log::FileRegion;
 use crate::request_memory::Held;
@@ -272,6 +273,7 @@ async fn send_region(
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    listener: Arc<Listener>,
     broker: Arc<Broker>,
     stop: CancellationToken,
 ) {
@@ -309,7 +311,14 @@ pub async fn serve(
         metrics::gauge!("gregor_requests_in_flight").increment(1.0);
         // Boxed: the largest handler future is then allocated while a request runs, not for the
         // life of every (mostly idle) connection.
-        let outcome = Box::pin(dispatch::dispatch(&broker, peer, gone.clone(), frame)).await;
+        let outcome = Box::pin(dispatch::dispatch(
+            &broker,
+            peer,
+            &listener,
+            gone.clone(),
+            frame,
+        ))
+        .await;
         drop(held);
         metrics::gauge!("gregor_requests_in_flight").decrement(1.0);
         match outcome {

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::codec::{self, DecodeError};
+use crate::config::Listener;
 use crate::handler;
 use crate::wire::{Attached, Chunk};
 
@@ -30,6 +31,8 @@ pub enum Outcome {
 pub struct Ctx {
     pub header: RequestHeader,
     pub peer: SocketAddr,
+    /// The listener the request arrived on (clients are told its advertised endpoint).
+    pub listener: Arc<Listener>,
     /// Cancelled when the client's connection is gone: a delayed operation stops waiting (its
     /// answer would go nowhere) so the connection's slot is freed at once.
     pub gone: CancellationToken,
@@ -164,6 +167,7 @@ fn encode<T: kafka_protocol::protocol::Encodable>(
 pub async fn dispatch(
     broker: &Arc<Broker>,
     peer: SocketAddr,
+    listener: &Arc<Listener>,
     gone: CancellationToken,
     mut frame: Bytes,
 ) -> Outcome {
@@ -183,7 +187,12 @@ pub async fn dispatch(
     };
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
-    let ctx = Ctx { header, peer, gone };
+    let ctx = Ctx {
+        header,
+        peer,
+        listener: listener.clone(),
+        gone,
+    };
     let name = api_name(api);
     metrics::counter!("gregor_requests_total", "api" => name).increment(1);
     let outcome = if api == ApiKey::Produce && (0..PRODUCE_FLOOR).contains(&version) {

@@ -58,8 +58,6 @@ fn main() -> ExitCode {
                 Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics (metrics.address)"),
             }
         }
-        let addr = (config.listener.host.clone(), config.listener.port);
-        let bind_host = if addr.0.is_empty() { "0.0.0.0".to_string() } else { addr.0.clone() };
         // Segment files held open, connections and the meta store share it.
         let open_files = gregor::log::descriptors::raise_open_file_limit();
         tracing::info!(limit = ?open_files, "open file limit");
@@ -74,23 +72,30 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let listener = match tokio::net::TcpListener::bind((bind_host.as_str(), addr.1)).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("cannot listen on {bind_host}:{}: {e}", addr.1);
-                return ExitCode::FAILURE;
-            }
-        };
+        let mut sockets = Vec::new();
+        let mut described = Vec::new();
+        for l in &broker.config.listeners {
+            let host = if l.bind.host.is_empty() { "0.0.0.0" } else { l.bind.host.as_str() };
+            let socket = match tokio::net::TcpListener::bind((host, l.bind.port)).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot listen on {host}:{} (listener {}): {e}", l.bind.port, l.name);
+                    return ExitCode::FAILURE;
+                }
+            };
+            let bound = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            described.push(format!("{}={bound} (advertised {}:{})", l.name, l.advertised.host, l.advertised.port));
+            sockets.push((socket, l.clone()));
+        }
         tracing::info!(
-            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            advertised = %format!("{}:{}", broker.config.advertised.host, broker.config.advertised.port),
+            listeners = %described.join(", "),
             data = %broker.config.data_dir.display(),
             log_dirs = %broker.topics.log_dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
             cluster_id = %broker.cluster_id,
             version = env!("CARGO_PKG_VERSION"),
             "gregor started"
         );
-        gregor::run(broker, listener, shutdown_signal()).await;
+        gregor::run(broker, sockets, shutdown_signal()).await;
         ExitCode::SUCCESS
     })
 }

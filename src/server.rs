@@ -1,4 +1,4 @@
-//! The accept loop and the broker's lifetime: background maintenance, graceful shutdown (stop
+//! The accept loops (one per listener) and the broker's lifetime: background maintenance, graceful shutdown (stop
 //! accepting, let in-flight requests finish, checkpoint and flush, return).
 
 use std::collections::HashMap;
@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::condition::Condition;
+use crate::config::Listener;
 use crate::connection;
 use crate::log::now_ms;
 
@@ -46,81 +47,49 @@ impl Drop for IpSlot {
     }
 }
 
-/// Serves `listener` until `shutdown` completes, then drains and closes the broker.
-pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+/// The connection limits every listener shares: `max.connections` and `max.connections.per.ip`.
+#[derive(Clone)]
+struct Admission {
+    slots: Arc<Semaphore>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Serves every listener until `shutdown` completes, then drains and closes the broker.
+pub async fn run(
+    broker: Arc<Broker>,
+    listeners: Vec<(TcpListener, Arc<Listener>)>,
+    shutdown: impl Future<Output = ()>,
+) {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(maintenance(broker.clone(), stop.clone()));
     tracker.spawn(broker.groups.clone().run_timers(stop.clone()));
     tracker.spawn(crate::metrics::sample(broker.clone(), stop.clone()));
     tracker.spawn(crate::housekeeping::run(broker.clone(), stop.clone()));
-    tokio::pin!(shutdown);
-    let slots = Arc::new(Semaphore::new(
-        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
-    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
-    loop {
-        // max.connections: stop accepting (as Kafka does) until a connection closes.
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => {
-                AT_MAX_CONNECTIONS.cleared();
-                p
-            }
-            Err(_) => {
-                metrics::counter!("gregor_connection_accept_waits_total").increment(1);
-                AT_MAX_CONNECTIONS.occurred(|| {
-                    format!(
-                        "{} connections open (max.connections): accepting waits for one to close",
-                        broker.config.max_connections
-                    )
-                });
-                tokio::select! {
-                    p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                    _ = &mut shutdown => break,
-                }
-            }
-        };
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    if ACCEPT_FAILING.is_active() {
-                        ACCEPT_FAILING.cleared();
-                    }
-                    let ip = peer.ip();
-                    let admitted = {
-                        let mut counts = per_ip.lock().unwrap_or_else(|p| p.into_inner());
-                        let n = counts.entry(ip).or_insert(0);
-                        (*n < broker.config.max_connections_per_ip).then(|| *n += 1).is_some()
-                    };
-                    if !admitted {
-                        metrics::counter!("gregor_connections_rejected_total", "reason" => "max.connections.per.ip").increment(1);
-                        PER_IP_LIMIT.occurred(|| format!(
-                            "closing connections from {ip}: more than max.connections.per.ip ({})",
-                            broker.config.max_connections_per_ip
-                        ));
-                        drop(stream);
-                        continue;
-                    }
-                    let (broker, stop, per_ip) = (broker.clone(), stop.clone(), per_ip.clone());
-                    tracker.spawn(async move {
-                        // Released however the connection ends (a panic included).
-                        let _slot = IpSlot { per_ip, ip, _permit: permit };
-                        connection::serve(stream, peer, broker, stop).await;
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning, and say
-                    // so once (then counted), not ten times a second.
-                    metrics::counter!("gregor_connection_accept_errors_total").increment(1);
-                    ACCEPT_FAILING.occurred(|| format!("accepting a connection failed: {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = &mut shutdown => break,
-        }
+    let admission = Admission {
+        slots: Arc::new(Semaphore::new(
+            broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+        )),
+        per_ip: Arc::default(),
+    };
+    let stop_accepting = CancellationToken::new();
+    let accepting = TaskTracker::new();
+    for (socket, listener) in listeners {
+        accepting.spawn(accept(
+            socket,
+            listener,
+            broker.clone(),
+            admission.clone(),
+            tracker.clone(),
+            stop.clone(),
+            stop_accepting.clone(),
+        ));
     }
+    accepting.close();
+    shutdown.await;
+    stop_accepting.cancel();
+    accepting.wait().await;
     tracing::info!("shutting down: no longer accepting connections");
-    drop(listener);
     stop.cancel();
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
@@ -140,6 +109,79 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let b = broker.clone();
     let _ = tokio::task::spawn_blocking(move || b.close()).await;
     tracing::info!("shutdown complete");
+}
+
+/// Accepts connections on one listener until `stop_accepting`, serving each in `tracker`.
+async fn accept(
+    socket: TcpListener,
+    listener: Arc<Listener>,
+    broker: Arc<Broker>,
+    admission: Admission,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    stop_accepting: CancellationToken,
+) {
+    loop {
+        // max.connections: stop accepting (as Kafka does) until a connection closes.
+        let permit = match admission.slots.clone().try_acquire_owned() {
+            Ok(p) => {
+                AT_MAX_CONNECTIONS.cleared();
+                p
+            }
+            Err(_) => {
+                metrics::counter!("gregor_connection_accept_waits_total").increment(1);
+                AT_MAX_CONNECTIONS.occurred(|| {
+                    format!(
+                        "{} connections open (max.connections): accepting waits for one to close",
+                        broker.config.max_connections
+                    )
+                });
+                tokio::select! {
+                    p = admission.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                    _ = stop_accepting.cancelled() => return,
+                }
+            }
+        };
+        tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if ACCEPT_FAILING.is_active() {
+                        ACCEPT_FAILING.cleared();
+                    }
+                    let ip = peer.ip();
+                    let admitted = {
+                        let mut counts = admission.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+                        let n = counts.entry(ip).or_insert(0);
+                        (*n < broker.config.max_connections_per_ip).then(|| *n += 1).is_some()
+                    };
+                    if !admitted {
+                        metrics::counter!("gregor_connections_rejected_total", "reason" => "max.connections.per.ip").increment(1);
+                        PER_IP_LIMIT.occurred(|| format!(
+                            "closing connections from {ip}: more than max.connections.per.ip ({})",
+                            broker.config.max_connections_per_ip
+                        ));
+                        drop(stream);
+                        continue;
+                    }
+                    let (broker, stop, listener) = (broker.clone(), stop.clone(), listener.clone());
+                    let per_ip = admission.per_ip.clone();
+                    tracker.spawn(async move {
+                        // Released however the connection ends (a panic included).
+                        let _slot = IpSlot { per_ip, ip, _permit: permit };
+                        connection::serve(stream, peer, listener, broker, stop).await;
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning, and say
+                    // so once (then counted), not ten times a second.
+                    metrics::counter!("gregor_connection_accept_errors_total").increment(1);
+                    ACCEPT_FAILING.occurred(|| format!("accepting a connection failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stop_accepting.cancelled() => return,
+        }
+    }
 }
 
 /// Periodic work: expire idle producer ids, honour `flush.ms` (topic) / `log.flush.interval.ms`;

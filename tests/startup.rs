@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::free_port;
+use common::{finish, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gregor");
 
@@ -29,24 +29,6 @@ fn wait_for_port(port: u16) {
         assert!(Instant::now() < deadline, "broker did not start listening");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn finish(mut child: Child) -> (i32, String) {
-    let status = child.wait().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    (status.code().unwrap_or(-1), out)
 }
 
 #[test]

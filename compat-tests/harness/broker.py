@@ -114,7 +114,8 @@ class Broker:
     the same port with the same data directory.
     """
 
-    def __init__(self, workdir, overrides=None, target_name=None, start_timeout=None, limits=None):
+    def __init__(self, workdir, overrides=None, target_name=None, start_timeout=None, limits=None,
+                 listeners=None):
         self.target = target_name or target()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +127,8 @@ class Broker:
         self.overrides = {k: str(v) for k, v in (overrides or {}).items()}
         # resource.RLIMIT_* -> limit, applied to the broker process (as `ulimit` would).
         self.limits = dict(limits or {})
+        # More PLAINTEXT listeners: name -> (port, advertised host), beside PLAINTEXT on self.port.
+        self.listeners = dict(listeners or {})
         self.proc = None
         self.starts = 0
         self.exit_codes = []
@@ -157,6 +160,12 @@ class Broker:
                 "node.id": "1",
             }
         )
+        for name, (port, host) in self.listeners.items():
+            cfg["listeners"] += f",{name}://127.0.0.1:{port}"
+            cfg["advertised.listeners"] += f",{name}://{host}:{port}"
+        if self.listeners:
+            cfg["listener.security.protocol.map"] = ",".join(
+                f"{n}:PLAINTEXT" for n in ["PLAINTEXT", *self.listeners])
         cfg.update(self.overrides)
         return cfg
 
@@ -323,8 +332,9 @@ class Broker:
     def _kafka_config(self) -> dict:
         cfg = dict(KAFKA_ONLY_CONFIG)
         cfg.update(self.config())
-        cfg["listeners"] = (f"PLAINTEXT://127.0.0.1:{self.port},"
-                            f"CONTROLLER://127.0.0.1:{self.controller_port}")
+        cfg["listeners"] += f",CONTROLLER://127.0.0.1:{self.controller_port}"
+        if self.listeners:
+            cfg["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
         cfg.setdefault("controller.quorum.bootstrap.servers",
                        f"127.0.0.1:{self.controller_port}")
         return cfg

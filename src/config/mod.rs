@@ -6,6 +6,7 @@ pub mod broker_configs;
 pub mod describe;
 pub mod group;
 mod kafka_keys;
+mod listeners;
 mod raw;
 pub mod retention;
 pub mod topic;
@@ -13,13 +14,15 @@ mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::group::GroupConfig;
 use crate::log::rewrite::TopicCompression;
 use crate::log::LogConfig;
+pub use listeners::{Endpoint, Listener};
 pub use raw::RawConfig;
 pub use retention::CleanerConfig;
-use values::{int, invalid, opt_bool, opt_int, parse_listener};
+use values::{int, invalid, opt_bool, opt_int};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,17 +43,10 @@ pub enum ConfigError {
     },
 }
 
-/// Where clients connect and what the broker tells them to connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub host: String,
-    pub port: u16,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listener: Listener,
-    pub advertised: Listener,
+    /// The client listeners (`listeners`, `advertised.listeners`), in configured order.
+    pub listeners: Vec<Arc<Listener>>,
     /// The first of `log.dirs`: the meta store and the format file live here.
     pub data_dir: PathBuf,
     /// Every directory of `log.dirs` (`log.dir`), in configured order; partitions are spread
@@ -105,6 +101,7 @@ const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 << 20;
 const HONOURED: &[&str] = &[
     "listeners",
     "advertised.listeners",
+    "listener.security.protocol.map",
     "log.dirs",
     "log.dir",
     "node.id",
@@ -153,7 +150,6 @@ const HONOURED: &[&str] = &[
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "inter.broker.listener.name",
-    "listener.security.protocol.map",
 ];
 
 impl Config {
@@ -186,31 +182,7 @@ impl Config {
 
     pub fn from_map(raw: BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let get = |k: &str| raw.get(k).map(String::as_str);
-        let controller_names: Vec<&str> = get("controller.listener.names")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .collect();
-        let listener = match get("listeners") {
-            Some(v) => parse_listener(v, &controller_names)
-                .map_err(|reason| invalid("listeners", v, &reason))?,
-            None => Listener {
-                host: "127.0.0.1".into(),
-                port: 9092,
-            },
-        };
-        let advertised = match get("advertised.listeners") {
-            Some(v) => parse_listener(v, &controller_names)
-                .map_err(|reason| invalid("advertised.listeners", v, &reason))?,
-            None => Listener {
-                host: if listener.host.is_empty() || listener.host == "0.0.0.0" {
-                    "localhost".into()
-                } else {
-                    listener.host.clone()
-                },
-                port: listener.port,
-            },
-        };
+        let listeners = listeners::listeners(&raw)?;
         let mut log_dirs: Vec<PathBuf> = Vec::new();
         for d in get("log.dirs")
             .or(get("log.dir"))
@@ -485,8 +457,7 @@ impl Config {
             metrics_address,
             group,
             group_configs: group::GroupConfigDefaults::from_raw(&raw)?,
-            listener,
-            advertised,
+            listeners,
             data_dir,
             log_dirs,
             node_id,
@@ -548,43 +519,11 @@ mod tests {
     #[test]
     fn defaults_serve_localhost_9092_in_data() {
         let c = load(&[]).unwrap();
-        assert_eq!(
-            c.listener,
-            Listener {
-                host: "127.0.0.1".into(),
-                port: 9092
-            }
-        );
+        let l = &c.listeners[0];
+        assert_eq!((l.bind.host.as_str(), l.bind.port), ("127.0.0.1", 9092));
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.log.max_message_bytes, 1_048_588);
         assert!(c.auto_create_topics);
-    }
-
-    #[test]
-    fn stock_kraft_listeners_pick_the_client_listener() {
-        let c = load(&[
-            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
-            (
-                "advertised.listeners",
-                "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
-            ),
-            ("controller.listener.names", "CONTROLLER"),
-        ])
-        .unwrap();
-        assert_eq!(
-            c.listener,
-            Listener {
-                host: "".into(),
-                port: 9092
-            }
-        );
-        assert_eq!(
-            c.advertised,
-            Listener {
-                host: "localhost".into(),
-                port: 9092
-            }
-        );
     }
 
     #[test]

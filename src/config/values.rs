@@ -1,10 +1,10 @@
-//! Config values as Kafka's broker parses them: integers in range, booleans, listener lists; an
+//! Config values as Kafka's broker parses them: integers in range, booleans; an
 //! error names the key and the value (hidden for sensitive keys).
 
 use std::collections::BTreeMap;
 
 use super::raw::HIDDEN;
-use super::{describe, ConfigError, Listener};
+use super::{describe, ConfigError};
 
 pub(super) fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
@@ -59,22 +59,4 @@ pub(super) fn opt_bool(
         Some(v) if v == "false" => Ok(false),
         Some(v) => Err(invalid(key, &v, "expected true or false")),
     }
-}
-
-/// Picks the first client listener (not a controller listener) from Kafka's `NAME://host:port,...`.
-pub(super) fn parse_listener(v: &str, controller_names: &[&str]) -> Result<Listener, String> {
-    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, addr) = part.split_once("://").ok_or("expected NAME://host:port")?;
-        if controller_names.contains(&name) {
-            continue;
-        }
-        let (host, port) = addr.rsplit_once(':').ok_or("expected NAME://host:port")?;
-        let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        return Ok(Listener { host, port });
-    }
-    Err("no client listener".into())
 }

@@ -87,7 +87,7 @@ pub async fn create_partitions(
 
 pub async fn describe_cluster(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: DescribeClusterRequest,
 ) -> Option<DescribeClusterResponse> {
     let mut resp = DescribeClusterResponse::default();
@@ -96,8 +96,8 @@ pub async fn describe_cluster(
     resp.controller_id = BrokerId(broker.config.node_id);
     let mut b = DescribeClusterBroker::default();
     b.broker_id = BrokerId(broker.config.node_id);
-    b.host = str_bytes(&broker.config.advertised.host);
-    b.port = i32::from(broker.config.advertised.port);
+    b.host = str_bytes(&ctx.listener.advertised.host);
+    b.port = i32::from(ctx.listener.advertised.port);
     resp.brokers = vec![b];
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
         ALL_CLUSTER_OPERATIONS

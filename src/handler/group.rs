@@ -45,8 +45,8 @@ pub async fn find_coordinator(
 ) -> Option<FindCoordinatorResponse> {
     let version = ctx.header.request_api_version;
     let node = BrokerId(broker.config.node_id);
-    let host = str_bytes(&broker.config.advertised.host);
-    let port = i32::from(broker.config.advertised.port);
+    let host = str_bytes(&ctx.listener.advertised.host);
+    let port = i32::from(ctx.listener.advertised.port);
     // Key type 0 is a group; 1 (transactions) has no coordinator here: UNSUPPORTED_VERSION with a
     // message, which the Java client, franz-go and Kafka Streams fail on at once.
     let (error, message) = match req.key_type {

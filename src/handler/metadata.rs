@@ -70,8 +70,8 @@ pub async fn handle(
     let mut resp = MetadataResponse::default();
     let mut b = MetadataResponseBroker::default();
     b.node_id = BrokerId(broker.config.node_id);
-    b.host = str_bytes(&broker.config.advertised.host);
-    b.port = i32::from(broker.config.advertised.port);
+    b.host = str_bytes(&ctx.listener.advertised.host);
+    b.port = i32::from(ctx.listener.advertised.port);
     resp.brokers = vec![b];
     resp.cluster_id = Some(str_bytes(&broker.cluster_id));
     resp.controller_id = BrokerId(broker.config.node_id);

@@ -18,9 +18,6 @@ use crate::dispatch::Ctx;
 /// The topic of Kafka's metadata log.
 const METADATA_TOPIC: &str = "__cluster_metadata";
 
-/// The name gregor's one listener is described under (it serves every API, plaintext).
-const LISTENER_NAME: &str = "PLAINTEXT";
-
 pub async fn describe(
     broker: &Arc<Broker>,
     ctx: &Ctx,
@@ -80,9 +77,9 @@ pub async fn describe(
     resp.topics = vec![topic];
     if version >= 2 {
         let mut listener = Listener::default();
-        listener.name = str_bytes(LISTENER_NAME);
-        listener.host = str_bytes(&broker.config.advertised.host);
-        listener.port = broker.config.advertised.port;
+        listener.name = str_bytes(&ctx.listener.name);
+        listener.host = str_bytes(&ctx.listener.advertised.host);
+        listener.port = ctx.listener.advertised.port;
         let mut n = Node::default();
         n.node_id = node;
         n.listeners = vec![listener];

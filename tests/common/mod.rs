@@ -61,7 +61,8 @@ impl TestBroker {
                 .unwrap(),
         );
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(gregor::run(broker.clone(), listener, async move {
+        let listeners = vec![(listener, broker.config.listeners[0].clone())];
+        let task = tokio::spawn(gregor::run(broker.clone(), listeners, async move {
             let _ = rx.await;
         }));
         TestBroker {
@@ -219,6 +220,24 @@ pub fn batch(values: &[&[u8]], producer: Option<(i64, i16, i32)>) -> Bytes {
         producer,
         kafka_protocol::records::Compression::None,
     )
+}
+
+/// Waits for a broker process to exit: its exit code and everything it wrote.
+pub fn finish(mut child: std::process::Child) -> (i32, String) {
+    use std::io::Read;
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut stream = stream;
+        stream.read_to_string(&mut out).unwrap();
+    }
+    (status.code().unwrap_or(-1), out)
 }
 
 /// A port nothing listens on right now (for brokers started as separate processes).

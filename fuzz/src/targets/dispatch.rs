@@ -81,6 +81,7 @@ pub fn run(data: &[u8]) {
                 dispatch::dispatch(
                     &broker,
                     peer,
+                    &broker.config.listeners[0],
                     tokio_util::sync::CancellationToken::new(),
                     frame,
                 ),
