@@ -22,7 +22,7 @@ use crate::codec;
 use crate::condition::Condition;
 use crate::config::Listener;
 use crate::dispatch::{self, Outcome};
-use crate::log::FileRegion;
+use crate::log::OpenRegion;
 use crate::request_memory::Held;
 use crate::wire::Chunk;
 
@@ -237,7 +237,7 @@ async fn write_memory(
 /// Sends a file region to the socket without copying it through userspace.
 async fn send_region(
     socket: &TcpStream,
-    region: &FileRegion,
+    region: &OpenRegion,
     idle: std::time::Duration,
 ) -> std::io::Result<()> {
     let mut position = region.position;

@@ -64,6 +64,7 @@ fn register_at_zero() {
         "gregor_connection_accept_errors_total",
         "gregor_log_segment_file_opens_total",
         "gregor_log_segment_file_closes_total",
+        "gregor_fetch_regions_copied_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -118,6 +119,10 @@ fn describe() {
     describe_counter!(
         "gregor_log_segment_file_closes_total",
         "Segment files closed by the descriptor cache (gregor.log.open.files.max)"
+    );
+    describe_counter!(
+        "gregor_fetch_regions_copied_total",
+        "Fetched regions read into memory because responses waiting to be sent held their share of descriptors"
     );
     describe_gauge!(
         "gregor_log_open_segment_files",

@@ -9,7 +9,7 @@ use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::protocol::buf::ByteBufMut;
 
-use crate::log::FileRegion;
+use crate::log::{FileRegion, OpenRegion};
 
 /// Record sets smaller than this are copied (a chunk costs an iovec or a syscall, and a refcount).
 pub const MIN_REFERENCED: usize = 4096;
@@ -22,7 +22,7 @@ static STAND_INS: [u8; 64 << 20] = [0; 64 << 20];
 #[derive(Clone)]
 pub enum Chunk {
     Memory(Bytes),
-    File(FileRegion),
+    File(OpenRegion),
 }
 
 impl Chunk {
@@ -55,13 +55,15 @@ impl Attached {
     }
 
     /// The stand-in to put in the response for a region of a segment file, or `None` when the
-    /// region is too small to be worth a `sendfile` or too large for a stand-in (read it then).
+    /// region is too small to be worth a `sendfile`, too large for a stand-in, or cannot be kept
+    /// open until sent (see [`FileRegion::open`]): read it then.
     pub fn file(&mut self, region: FileRegion) -> Option<Bytes> {
         let len = usize::try_from(region.len).ok()?;
         let at = self.files;
         if len < MIN_REFERENCED || at.checked_add(len)? > STAND_INS.len() {
             return None;
         }
+        let region = region.open()?;
         let stand_in = Bytes::from_static(&STAND_INS[at..at + len]);
         self.files += 1;
         self.sets.push((stand_in.clone(), Chunk::File(region)));
@@ -187,15 +189,18 @@ impl ByteBufMut for ChunkedBuf {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::sync::Arc;
 
     use super::*;
 
     fn region(position: u64, len: u64) -> FileRegion {
-        let mut file = tempfile::tempfile().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.log");
+        let mut file = std::fs::File::create(&path).unwrap();
         file.write_all(&[9u8; 8192]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        // Open already, so the region stays readable once the directory is gone.
         FileRegion {
-            file: Arc::new(file),
+            file: crate::log::descriptors::SegmentFile::opened(path, file),
             position,
             len,
         }

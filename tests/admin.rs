@@ -479,3 +479,36 @@ async fn topic_flush_ms_is_honoured_by_the_background_flusher() {
     );
     b.stop().await;
 }
+
+/// `gregor.max.broker.partitions` is checked after Kafka's own checks: creating a topic that
+/// exists answers TOPIC_ALREADY_EXISTS however full the broker is (Kafka Connect and Streams create
+/// their topics "if absent" and take that answer for success); a new one past the cap is
+/// POLICY_VIOLATION, validate_only or not.
+#[tokio::test]
+async fn an_existing_topic_is_already_there_at_the_partition_cap() {
+    let b = TestBroker::start(&[("gregor.max.broker.partitions", "10")]).await;
+    let mut c = b.client().await;
+    common::create_topic(&mut c, "a", 6).await;
+    common::create_topic(&mut c, "b", 4).await;
+    let create = |topic: &str, partitions: i32, validate_only: bool| {
+        let mut req = common::create_req(topic, partitions);
+        req.validate_only = validate_only;
+        req
+    };
+    for validate_only in [false, true] {
+        let r: CreateTopicsResponse = c
+            .request(ApiKey::CreateTopics, 7, &create("a", 6, validate_only))
+            .await;
+        assert_eq!(
+            r.topics[0].error_code,
+            ResponseError::TopicAlreadyExists.code()
+        );
+        let r: CreateTopicsResponse = c
+            .request(ApiKey::CreateTopics, 7, &create("c", 1, validate_only))
+            .await;
+        assert_eq!(
+            r.topics[0].error_code,
+            ResponseError::PolicyViolation.code()
+        );
+    }
+}

@@ -517,7 +517,7 @@ async fn moves_racing_seals_and_fsyncs_never_take_a_log_dir_offline() {
     let part = broker.broker.topics.get("race").unwrap().partitions[0].clone();
     let region = part.read_region(0, 1 << 20, true).unwrap().region.unwrap();
     assert!(
-        !opened_for_append(&region.file),
+        !opened_for_append(&region.file.get().unwrap()),
         "a moved segment was reopened with O_APPEND"
     );
 }

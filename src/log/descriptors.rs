@@ -41,6 +41,33 @@ impl Cache {
 /// The process's cache (one per process, as the open-file limit is).
 static CACHE: Cache = Cache::new(usize::MAX);
 
+/// Files held open by responses waiting to be sent (see [`sending`]).
+static SENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// A response's hold on one open file until it is sent, given back on drop.
+pub struct Sending(());
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        SENDING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A hold for one more file kept open by a response until it is sent (`sendfile` from the page
+/// cache), or `None` when responses already hold a quarter of the cache's cap (at least 16): the
+/// caller reads the bytes into memory instead, so a fetch of thousands of partitions, or many such
+/// fetches, cannot take every descriptor the broker has.
+pub fn sending() -> Option<Sending> {
+    let max = (CACHE.cap.load(Ordering::Relaxed) / 4).max(16);
+    let taken = SENDING.fetch_add(1, Ordering::Relaxed);
+    if taken >= max {
+        SENDING.fetch_sub(1, Ordering::Relaxed);
+        metrics::counter!("gregor_fetch_regions_copied_total").increment(1);
+        return None;
+    }
+    Some(Sending(()))
+}
+
 /// Sets how many segment files may stay open (at least 16).
 pub fn set_cap(cap: usize) {
     CACHE.cap.store(cap.max(16), Ordering::Relaxed);
@@ -80,6 +107,9 @@ struct State {
     file: Option<Arc<File>>,
     /// Out of the cache's hands: open until the last holder drops it.
     pinned: bool,
+    /// Retired without being kept open (it could not be opened): never opened again, as its
+    /// path is about to name another file or none.
+    lost: bool,
 }
 
 struct Slot {
@@ -131,6 +161,7 @@ impl SegmentFile {
                 path,
                 file: Some(Arc::new(file)),
                 pinned: false,
+                lost: false,
             }),
             last_used: AtomicU64::new(cache.tick.fetch_add(1, Ordering::Relaxed)),
         });
@@ -145,6 +176,12 @@ impl SegmentFile {
         if let Some(f) = &st.file {
             self.0.touch(cache.tick.load(Ordering::Relaxed));
             return Ok(f.clone());
+        }
+        if st.lost {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the segment left the log and its file could not be kept open",
+            ));
         }
         let file = Arc::new(open(&st.path)?);
         st.file = Some(file.clone());
@@ -191,8 +228,8 @@ impl SegmentFile {
 
     /// The segment left the log (its file is about to be renamed, unlinked or replaced by another
     /// at its path): while a reader still holds it, it stays open, out of the cache, until the
-    /// last holder drops it. If it cannot be opened, reads of it fail from now on (they never
-    /// find another file at its path).
+    /// last holder drops it. If it cannot be opened (out of descriptors), reads of it fail from
+    /// now on (they never find another file at its path); its path stays, to rename or unlink.
     pub fn retire(&self) {
         if Arc::strong_count(&self.0) == 1 {
             return;
@@ -209,7 +246,7 @@ impl SegmentFile {
                 Ok(f) => st.file = Some(Arc::new(f)),
                 Err(e) => {
                     tracing::warn!(file = %st.path.display(), error = %e, "cannot keep a retired segment open for its readers");
-                    st.path = PathBuf::new();
+                    st.lost = true;
                     return;
                 }
             }
@@ -352,5 +389,27 @@ mod tests {
         drop(files);
         assert_eq!(cache.open.load(Ordering::Relaxed), 0);
         drop(reader);
+    }
+
+    #[test]
+    fn a_retired_file_that_cannot_be_kept_open_keeps_its_path_and_is_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(16);
+        let files = files(cache, dir.path(), 40);
+        let reader = files[0].clone();
+        assert!(reader.0.lock().file.is_none(), "closed by the cache");
+        let path = files[0].path();
+        // Opening it fails (here: it is gone; out of descriptors in production).
+        std::fs::rename(&path, dir.path().join("elsewhere")).unwrap();
+        files[0].retire();
+        assert_eq!(
+            files[0].path(),
+            path,
+            "still renamed or unlinked by its path"
+        );
+        // Another file at its path is never read in its place.
+        std::fs::write(&path, [0xff]).unwrap();
+        let e = reader.get().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -6,6 +6,12 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use super::dir_failure::LogDirFailures;
+use crate::condition::Condition;
+
+/// A sealed segment's file could not be opened to persist it (logged once, then counted).
+static SEAL_OPEN_FAILED: Condition = Condition::new("sealed segments not opened");
+/// A flush could not open a segment's file (logged once, then counted).
+static FLUSH_OPEN_FAILED: Condition = Condition::new("segments not opened for a flush");
 use super::partition::SealJob;
 use super::Partition;
 
@@ -48,20 +54,31 @@ impl Partition {
             if retired.load(Ordering::Acquire) || failures.is_offline(&dir) {
                 return;
             }
-            for job in queued {
-                let SealJob {
-                    base,
-                    file,
-                    index,
-                    checkpoint,
-                } = job;
-                let file = match file.get() {
+            let mut queued = queued.into_iter();
+            while let Some(job) = queued.next() {
+                let file = match job.file.get() {
                     Ok(f) => f,
                     Err(e) => {
-                        failures.fail(&dir, "opening a sealed segment", &e);
+                        // Out of descriptors, most likely: nothing failed on disk. This job and
+                        // those after it wait for the next roll (or the clean shutdown's
+                        // checkpoint); recovery rescans whatever is left unindexed meanwhile.
+                        SEAL_OPEN_FAILED.occurred(|| {
+                            format!("cannot open a sealed segment to persist it (will retry): {e}")
+                        });
+                        let mut seals = seals.lock().unwrap_or_else(|p| p.into_inner());
+                        for later in queued.rev() {
+                            seals.push_front(later);
+                        }
+                        seals.push_front(job);
                         return;
                     }
                 };
+                let SealJob {
+                    base,
+                    index,
+                    checkpoint,
+                    ..
+                } = job;
                 if let Err(e) = super::preallocate::release_beyond_eof(&file) {
                     tracing::warn!(error = %e, base_offset = base, "cannot give back the space reserved beyond a sealed segment");
                 }
@@ -138,20 +155,31 @@ impl Partition {
         let started = std::time::Instant::now();
         let dir_for_retry = dir.clone();
         let synced_all = tokio::task::spawn_blocking(move || {
-            files
+            // Opened first: failing to open a file (out of descriptors) is no failed fsync.
+            let opened = files
                 .iter()
-                .try_for_each(|(f, path)| super::sync::sync_file(&*f.get()?, path))?;
-            match &dir {
-                Some(d) => super::sync::sync_dir(d),
-                None => Ok(()),
-            }
+                .map(|(f, path)| Ok((f.get()?, path)))
+                .collect::<io::Result<Vec<_>>>()
+                .map_err(|e| (false, e))?;
+            opened
+                .iter()
+                .try_for_each(|(f, path)| super::sync::sync_file(f, path))
+                .and_then(|_| match &dir {
+                    Some(d) => super::sync::sync_dir(d),
+                    None => Ok(()),
+                })
+                .map_err(|e| (true, e))
         })
         .await
-        .map_err(io::Error::other)
+        .map_err(|e| (true, io::Error::other(e)))
         .and_then(|r| r);
-        if let Err(e) = synced_all {
+        if let Err((synced_some, e)) = synced_all {
             if dir_for_retry.is_some() {
                 self.lock().dir_unsynced = true;
+            }
+            if !synced_some {
+                FLUSH_OPEN_FAILED.occurred(|| format!("cannot open a segment to flush it: {e}"));
+                return Err(e);
             }
             if self.dir() != dir_then {
                 // Moved to another log dir meanwhile: the move copied and fsynced everything up

@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use partition::{Appended, Partition};
-pub use read::{FetchData, FileRegion, RegionData};
+pub use read::{FetchData, FileRegion, OpenRegion, RegionData};
 pub use relocate::Moved;
 pub use retention::RetentionOutcome;
 pub use segment::SegmentIndex;

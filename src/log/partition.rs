@@ -292,19 +292,24 @@ impl Partition {
             .values_mut()
             .next_back()
             .expect("a partition always has a segment");
-        let position =
-            match seg.append(&mut [IoSlice::new(&header), IoSlice::new(&view.bytes()[16..])]) {
-                Ok(p) => p,
-                Err(e) => {
-                    // Undo a partial write so the file never holds a torn batch while we keep serving.
-                    let size = seg.size();
-                    if let Err(t) = seg.truncate(size) {
-                        // Torn bytes may stay in the file: nothing more is served from this dir.
-                        self.dir_failed("undoing a failed append", &t);
-                    }
-                    return Err(AppendError::Storage(e));
+        // Failing to open the file (out of descriptors) writes nothing: the produce fails and
+        // may be retried, the log dir stays online.
+        let file = seg.file().map_err(AppendError::Storage)?;
+        let position = match seg.append_to(
+            &file,
+            &mut [IoSlice::new(&header), IoSlice::new(&view.bytes()[16..])],
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                // Undo a partial write so the file never holds a torn batch while we keep serving.
+                let size = seg.size();
+                if let Err(t) = seg.truncate_file(&file, size) {
+                    // Torn bytes may stay in the file: nothing more is served from this dir.
+                    self.dir_failed("undoing a failed append", &t);
                 }
-            };
+                return Err(AppendError::Storage(e));
+            }
+        };
         let max_ts = view.max_timestamp();
         seg.index_batch(
             position,

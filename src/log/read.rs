@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::descriptors::{self, SegmentFile};
 use super::segment::{read_uninit, SegmentSlice};
 use super::{records, Partition, ReadError};
 
 /// Whole batches: `len` bytes at `position` of a segment file (below the high watermark, so they
-/// never change while the region is in use; a cleaned or deleted file stays readable through the
-/// open handle).
+/// never change while the region is in use; a cleaned or deleted file stays readable: it is kept
+/// open for the region's holders, see `descriptors`). Holds no descriptor until opened.
 #[derive(Clone)]
 pub struct FileRegion {
-    pub file: Arc<File>,
+    pub file: SegmentFile,
     pub position: u64,
     pub len: u64,
 }
@@ -25,8 +26,31 @@ impl FileRegion {
     /// The region's bytes, read into memory.
     pub fn read(&self) -> io::Result<Bytes> {
         let len = usize::try_from(self.len).map_err(io::Error::other)?;
-        Ok(read_uninit(&self.file, len, self.position)?.freeze())
+        Ok(read_uninit(&*self.file.get()?, len, self.position)?.freeze())
     }
+
+    /// The region with its file open, to be sent from the page cache; `None` when responses
+    /// waiting to be sent already hold their share of descriptors (see
+    /// [`descriptors::sending`]) or the file cannot be opened: the region is read instead.
+    pub fn open(&self) -> Option<OpenRegion> {
+        let sending = descriptors::sending()?;
+        let file = self.file.get().ok()?;
+        Some(OpenRegion {
+            file,
+            position: self.position,
+            len: self.len,
+            _sending: Arc::new(sending),
+        })
+    }
+}
+
+/// A [`FileRegion`] whose file is open until the response carrying it is sent.
+#[derive(Clone)]
+pub struct OpenRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u64,
+    _sending: Arc<descriptors::Sending>,
 }
 
 /// Whole batches read from the log, and the partition's offsets at the time of the read.
@@ -91,7 +115,7 @@ impl Partition {
                 let end = c.slice.extent(&h, c.hint, max_bytes, min_one)?;
                 if end > h.position {
                     region = Some(FileRegion {
-                        file: c.slice.file.get()?,
+                        file: c.slice.file.clone(),
                         position: h.position,
                         len: end - h.position,
                     });

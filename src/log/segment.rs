@@ -189,16 +189,22 @@ impl Segment {
     /// kill) when this returns. The write is positioned: it lands where the index will say it is,
     /// and skips the file-position lock that every `writev` on a shared file takes.
     pub fn append(&mut self, pieces: &mut [IoSlice<'_>]) -> io::Result<u64> {
-        let start = self.size;
         let file = self.file.get()?;
+        self.append_to(&file, pieces)
+    }
+
+    /// [`Segment::append`] to `file`, this segment's file already open (so that failing to open
+    /// it is told apart from a failed write, which may leave part of the batch behind).
+    pub fn append_to(&mut self, file: &File, pieces: &mut [IoSlice<'_>]) -> io::Result<u64> {
+        let start = self.size;
         if let Some(r) = &mut self.reservation {
             let want = pieces.iter().map(|p| p.len() as u64).sum();
-            r.before_append(&file, start, want);
+            r.before_append(file, start, want);
         }
         let mut slices = pieces;
         let mut written = 0u64;
         while !slices.is_empty() {
-            let n = rustix::io::pwritev(&*file, slices, start + written)?;
+            let n = rustix::io::pwritev(file, slices, start + written)?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -282,7 +288,13 @@ impl Segment {
 
     /// Cuts the file back to `len` bytes (recovery of a torn tail, never under readers).
     pub fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.file.get()?.set_len(len)?;
+        let file = self.file.get()?;
+        self.truncate_file(&file, len)
+    }
+
+    /// [`Segment::truncate`] of this segment's file, already open.
+    pub fn truncate_file(&mut self, file: &File, len: u64) -> io::Result<()> {
+        file.set_len(len)?;
         self.size = len;
         if let Some(r) = &mut self.reservation {
             r.truncated(len);

@@ -335,12 +335,6 @@ impl Topics {
             ));
         }
         let _guard = self.changes.lock().await;
-        room::check(
-            partitions,
-            true,
-            self.partition_count(),
-            self.max_partitions,
-        )?;
         if self.get(name).is_some() {
             return Err(TopicError::new(
                 ResponseError::TopicAlreadyExists,
@@ -361,6 +355,14 @@ impl Topics {
                 format!("Topic '{name}' collides with existing topic: {other}"),
             ));
         }
+        // After the checks above, as Kafka: an existing topic is TOPIC_ALREADY_EXISTS however full
+        // the broker is (clients creating "if absent" take that for success).
+        room::check(
+            partitions,
+            true,
+            self.partition_count(),
+            self.max_partitions,
+        )?;
         if validate_only {
             return Ok(Arc::new(Topic {
                 metrics: TopicMetrics::new(name),

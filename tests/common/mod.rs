@@ -2,6 +2,7 @@
 //! client that speaks the Kafka protocol with kafka-protocol's request encoders.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -271,14 +272,20 @@ pub fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-pub async fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
+/// CreateTopics of one topic with `partitions` (replication factor 1).
+pub fn create_req(topic: &str, partitions: i32) -> CreateTopicsRequest {
     let mut t = CreatableTopic::default();
     t.name = name(topic);
     t.num_partitions = partitions;
     t.replication_factor = 1;
     let mut req = CreateTopicsRequest::default();
     req.topics = vec![t];
-    req.timeout_ms = 5000;
+    req.timeout_ms = 60_000;
+    req
+}
+
+pub async fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
+    let req = create_req(topic, partitions);
     let resp: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req).await;
     assert_eq!(
         resp.topics[0].error_code, 0,
