@@ -83,9 +83,19 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let bound = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            let bound = socket.local_addr().ok();
+            // Port 0 binds an ephemeral port: clients are told that one (as Kafka does).
+            let l = match bound {
+                Some(a) if l.advertised.port == 0 => {
+                    let mut fixed = gregor::config::Listener::clone(l);
+                    fixed.advertised.port = a.port();
+                    Arc::new(fixed)
+                }
+                _ => l.clone(),
+            };
+            let bound = bound.map(|a| a.to_string()).unwrap_or_default();
             described.push(format!("{}={bound} (advertised {}:{})", l.name, l.advertised.host, l.advertised.port));
-            sockets.push((socket, l.clone()));
+            sockets.push((socket, l));
         }
         tracing::info!(
             listeners = %described.join(", "),

@@ -122,29 +122,34 @@ async fn accept(
     stop_accepting: CancellationToken,
 ) {
     loop {
-        // max.connections: stop accepting (as Kafka does) until a connection closes.
-        let permit = match admission.slots.clone().try_acquire_owned() {
-            Ok(p) => {
-                AT_MAX_CONNECTIONS.cleared();
-                p
+        // max.connections: stop accepting (as Kafka does) until a connection closes. The slot is
+        // only waited for here, not held while no client comes: listeners share the limit.
+        if admission.slots.available_permits() == 0 {
+            metrics::counter!("gregor_connection_accept_waits_total").increment(1);
+            AT_MAX_CONNECTIONS.occurred(|| {
+                format!(
+                    "{} connections open (max.connections): accepting waits for one to close",
+                    broker.config.max_connections
+                )
+            });
+            tokio::select! {
+                p = admission.slots.acquire() => drop(p),
+                _ = stop_accepting.cancelled() => return,
             }
-            Err(_) => {
-                metrics::counter!("gregor_connection_accept_waits_total").increment(1);
-                AT_MAX_CONNECTIONS.occurred(|| {
-                    format!(
-                        "{} connections open (max.connections): accepting waits for one to close",
-                        broker.config.max_connections
-                    )
-                });
-                tokio::select! {
-                    p = admission.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                    _ = stop_accepting.cancelled() => return,
-                }
-            }
-        };
+        }
+        AT_MAX_CONNECTIONS.cleared();
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Another listener may have taken the last slot meanwhile: this connection
+                    // waits for the next (Kafka's acceptors race the same way).
+                    let permit = match admission.slots.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => tokio::select! {
+                            p = admission.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                            _ = stop_accepting.cancelled() => return,
+                        },
+                    };
                     if ACCEPT_FAILING.is_active() {
                         ACCEPT_FAILING.cleared();
                     }

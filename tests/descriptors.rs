@@ -227,7 +227,20 @@ fn running_out_of_descriptors_fails_requests_not_the_log_dir() {
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let r: CreateTopicsResponse = request(&mut s, 19, 5, &common::create_req("t", 300));
     assert_eq!(r.topics[0].error_code, 0);
+    // A topic that fsyncs every append and rolls a segment on every append after 100 ms idle:
+    // flushes, new segments and sealed segments all open files and directories.
+    let mut req = common::create_req("f", 100);
+    for (k, v) in [("flush.messages", "1"), ("segment.ms", "100")] {
+        let mut c =
+            kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default();
+        c.name = kafka_protocol::protocol::StrBytes::from_static_str(k);
+        c.value = Some(kafka_protocol::protocol::StrBytes::from_static_str(v));
+        req.topics[0].configs.push(c);
+    }
+    let r: CreateTopicsResponse = request(&mut s, 19, 5, &req);
+    assert_eq!(r.topics[0].error_code, 0);
     produce_to_every_partition(&mut s, "t", 300);
+    produce_to_every_partition(&mut s, "f", 100);
     let fds = || {
         std::fs::read_dir(format!("/proc/{}/fd", child.id()))
             .unwrap()
@@ -240,7 +253,11 @@ fn running_out_of_descriptors_fails_requests_not_the_log_dir() {
         std::thread::sleep(Duration::from_millis(2));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let failed = try_produce_to_every_partition(&mut s, "t", 300);
+    let mut failed = try_produce_to_every_partition(&mut s, "t", 300);
+    for _ in 0..5 {
+        failed.extend(try_produce_to_every_partition(&mut s, "f", 100));
+        std::thread::sleep(Duration::from_millis(150));
+    }
     assert!(
         failed.iter().all(|(_, e)| *e == 56),
         "only KAFKA_STORAGE_ERROR: {failed:?}"
@@ -256,6 +273,7 @@ fn running_out_of_descriptors_fails_requests_not_the_log_dir() {
         std::thread::sleep(Duration::from_millis(50));
     }
     produce_to_every_partition(&mut s, "t", 300);
+    produce_to_every_partition(&mut s, "f", 100);
     send_signal(child.id(), "TERM");
     let (code, out) = finish(child);
     assert_eq!(code, 0, "{out}");

@@ -135,3 +135,98 @@ fn a_listener_gregor_cannot_secure_stops_start_up() {
         assert!(std::net::TcpStream::connect(("127.0.0.1", p)).is_err());
     }
 }
+
+/// `max.connections` is shared by every listener, and an idle listener holds no share of it: with
+/// two listeners and `max.connections=2`, one listener served one connection only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_is_shared_and_idle_listeners_hold_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (free_port(), free_port());
+    let child = spawn(
+        dir.path(),
+        &[
+            format!("listeners=PLAINTEXT://127.0.0.1:{a},OTHER://127.0.0.1:{b}"),
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT".into(),
+            "max.connections=2".into(),
+        ],
+    );
+    let mut first = connect(a).await;
+    let mut second = connect(a).await;
+    ask(&mut first).await;
+    assert!(answered_within(&mut first, 5000).await, "first connection");
+    ask(&mut second).await;
+    assert!(
+        answered_within(&mut second, 5000).await,
+        "second connection on the same listener"
+    );
+    let mut third = connect(b).await;
+    ask(&mut third).await;
+    assert!(
+        !answered_within(&mut third, 700).await,
+        "a third connection past max.connections"
+    );
+    drop(first);
+    assert!(
+        answered_within(&mut third, 5000).await,
+        "served once a connection closed"
+    );
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let (code, out) = finish(child);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Sends an ApiVersions request on `c`.
+async fn ask(c: &mut Client) {
+    use tokio::io::AsyncWriteExt;
+    let (_, frame) = c.frame(
+        ApiKey::ApiVersions,
+        3,
+        &kafka_protocol::messages::ApiVersionsRequest::default(),
+    );
+    c.stream.write_all(&frame).await.unwrap();
+}
+
+/// Whether an answer arrives on `c` within `ms` (a connection beyond `max.connections` waits,
+/// unread, in the backlog).
+async fn answered_within(c: &mut Client, ms: u64) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 4];
+    if tokio::time::timeout(Duration::from_millis(ms), c.stream.read_exact(&mut len))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut rest = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    c.stream.read_exact(&mut rest).await.unwrap();
+    true
+}
+
+/// A listener on port 0 binds an ephemeral port, and clients are told that port (they were told
+/// port 0 and could not connect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ephemeral_port_is_advertised_as_bound() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn(dir.path(), &["listeners=PLAINTEXT://127.0.0.1:0".into()]);
+    let stdout = child.stdout.take().unwrap();
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .map(Result::unwrap)
+        .find(|l| l.contains("gregor started"))
+        .unwrap();
+    let port: u16 = line
+        .split("PLAINTEXT=127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(port, 0);
+    assert_eq!(
+        endpoints_told(port).await,
+        vec![("127.0.0.1".to_string(), i32::from(port)); 3]
+    );
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+}

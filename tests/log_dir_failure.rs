@@ -55,6 +55,84 @@ fn fail_fsyncs_under(root: &Path) -> Arc<AtomicUsize> {
     left
 }
 
+/// Fails every directory open for an fsync under a root while its switch is on (out of
+/// descriptors), one root per test.
+#[derive(Default)]
+struct FailDirOpens(Mutex<Vec<(PathBuf, Arc<std::sync::atomic::AtomicBool>)>>);
+
+impl gregor::log::sync::SyncObserver for FailDirOpens {
+    fn before_sync(&self, _: &Path) -> io::Result<()> {
+        Ok(())
+    }
+    fn synced_file(&self, _: &Path, _: u64) {}
+    fn synced_dir(&self, _: &Path) {}
+    fn created(&self, _: &Path) {}
+    fn before_open_dir(&self, dir: &Path) -> io::Result<()> {
+        for (root, on) in self.0.lock().unwrap().iter() {
+            if dir.starts_with(root) && on.load(Ordering::Acquire) {
+                return Err(io::Error::from_raw_os_error(24)); // EMFILE
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fail_dir_opens_under(root: &Path) -> Arc<std::sync::atomic::AtomicBool> {
+    static OBSERVER: OnceLock<Arc<FailDirOpens>> = OnceLock::new();
+    let o = OBSERVER.get_or_init(|| {
+        let o = Arc::new(FailDirOpens::default());
+        gregor::log::sync::observe(o.clone());
+        o
+    });
+    let on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    o.0.lock()
+        .unwrap()
+        .push((root.canonicalize().unwrap(), on.clone()));
+    on
+}
+
+/// Out of descriptors, a directory cannot be opened to fsync it: that is no failed fsync. The
+/// produce that needed it fails with KAFKA_STORAGE_ERROR, the sealed segment waits to be
+/// persisted, and the log dir stays online (it went offline until restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_that_cannot_be_opened_fails_the_produce_not_the_log_dir() {
+    let b = TestBroker::start(&[]).await;
+    let failing = fail_dir_opens_under(b.dir.path());
+    let mut c = b.client().await;
+    // Every append fsynced, and a new segment (a new directory entry) on every append (its
+    // timestamp 1 ms or more past the segment's first).
+    create_with(&mut c, "t", &[("flush.messages", "1"), ("segment.ms", "1")]).await;
+    assert_eq!(produce(&mut c, "t", 0, now_batch(b"v0")).await, (0, 0));
+    failing.store(true, Ordering::Release);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (code, _) = produce(&mut c, "t", 0, now_batch(b"v1")).await;
+    assert_eq!(code, STORAGE_ERROR);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!b.broker.store.failures.any(), "the log dir went offline");
+    failing.store(false, Ordering::Release);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (code, _) = produce(&mut c, "t", 0, now_batch(b"v2")).await;
+    assert_eq!(code, 0);
+    assert!(!b.broker.store.failures.any());
+    let values: Vec<Vec<u8>> = read_all(&mut c, "t", 0)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values.first().map(Vec::as_slice), Some(&b"v0"[..]));
+    assert_eq!(values.last().map(Vec::as_slice), Some(&b"v2"[..]));
+}
+
+/// A batch of one record timestamped now.
+fn now_batch(v: &[u8]) -> bytes::Bytes {
+    common::store::keyed_batch(
+        &[(None, Some(v))],
+        gregor::log::now_ms(),
+        None,
+        kafka_protocol::records::Compression::None,
+    )
+}
+
 fn value_batch(v: &[u8]) -> bytes::Bytes {
     batch(&[v], None)
 }

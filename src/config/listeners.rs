@@ -45,7 +45,7 @@ fn parse(key: &str, v: &str) -> Result<Vec<(String, Endpoint)>, ConfigError> {
         let port: u16 = port
             .parse()
             .map_err(|_| bad(&format!("bad port '{port}'")))?;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace() || b == b':') {
             return Err(bad(&format!("bad listener name '{name}'")));
         }
         let host = host
@@ -107,15 +107,17 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
                 "Each listener must have a different name",
             ));
         }
-        if e.port != 0
-            && rest
-                .iter()
-                .any(|(_, o)| o.port == e.port && o.host == e.host)
-        {
+        // As Kafka: a port is shared only by one IPv4 and one IPv6 listener.
+        let family = |h: &str| h.parse::<std::net::IpAddr>().ok().map(|ip| ip.is_ipv4());
+        let shared = |o: &Endpoint| match (family(&e.host), family(&o.host)) {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        };
+        if e.port != 0 && rest.iter().any(|(_, o)| o.port == e.port && !shared(o)) {
             return Err(invalid(
                 "listeners",
                 value,
-                "Each listener must have a different port",
+                "Each listener must have a different port unless exactly one listener has an IPv4 address and the other listener has an IPv6 address",
             ));
         }
     }
@@ -123,6 +125,13 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
     let advertised = match raw.get("advertised.listeners") {
         Some(v) => {
             let given = parse("advertised.listeners", v)?;
+            if given.iter().any(|(_, e)| e.host == "0.0.0.0") {
+                return Err(invalid(
+                    "advertised.listeners",
+                    v,
+                    "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0. Use a routable IP address.",
+                ));
+            }
             if let Some((name, _)) = given.iter().find(|(n, _)| !all.iter().any(|(l, _)| l == n)) {
                 return Err(invalid(
                     "advertised.listeners",
@@ -154,16 +163,19 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
                 &format!("listener {name} uses security protocol {protocol}, which gregor does not implement yet (only PLAINTEXT): it is refused rather than served without that security"),
             ));
         }
-        let advertised = match advertised.iter().find(|(n, _)| *n == name) {
-            Some((_, e)) => e.clone(),
-            None => Endpoint {
-                host: if bind.host.is_empty() || bind.host == "0.0.0.0" || bind.host == "::" {
-                    "localhost".into()
-                } else {
-                    bind.host.clone()
-                },
-                port: bind.port,
+        // An empty or wildcard host is advertised as `localhost` (Kafka: the canonical host name);
+        // port 0 as the port bound (see `main`).
+        let given = advertised
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&bind, |(_, e)| e);
+        let advertised = Endpoint {
+            host: if given.host.is_empty() || given.host == "0.0.0.0" || given.host == "::" {
+                "localhost".into()
+            } else {
+                given.host.clone()
             },
+            port: given.port,
         };
         out.push(Arc::new(Listener {
             name,
@@ -273,14 +285,37 @@ mod tests {
         assert!(
             e(&[("listeners", "PLAINTEXT://:9092,PLAINTEXT://:9093")]).contains("different name")
         );
-        assert!(e(&[
-            ("listeners", "PLAINTEXT://:9092,OTHER://:9092"),
-            (
-                "listener.security.protocol.map",
-                "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT"
-            )
+        let map = (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
+        );
+        for same_port in [
+            "PLAINTEXT://:9092,OTHER://:9092",
+            "PLAINTEXT://127.0.0.1:9092,OTHER://127.0.0.2:9092",
+            "PLAINTEXT://localhost:9092,OTHER://127.0.0.1:9092",
+        ] {
+            assert!(e(&[("listeners", same_port), map]).contains("different port"));
+        }
+        assert!(load(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,OTHER://[::1]:9092"),
+            map
         ])
-        .contains("different port"));
+        .is_ok());
+        assert!(e(&[
+            ("listeners", "PLAINTEXT://:9092"),
+            ("advertised.listeners", "PLAINTEXT://0.0.0.0:9092")
+        ])
+        .contains("nonroutable meta-address 0.0.0.0"));
+        let dashed = load(&[
+            ("listeners", "in-1://:9092"),
+            ("listener.security.protocol.map", "IN-1:PLAINTEXT"),
+            ("advertised.listeners", "IN-1://:9092"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (dashed[0].name.as_str(), dashed[0].advertised.host.as_str()),
+            ("IN-1", "localhost")
+        );
         assert!(e(&[("listeners", "OTHER://:9092")])
             .contains("No security protocol defined for listener OTHER"));
         assert!(e(&[

@@ -56,8 +56,12 @@ impl Partition {
             }
             let mut queued = queued.into_iter();
             while let Some(job) = queued.next() {
-                let file = match job.file.get() {
-                    Ok(f) => f,
+                let opened = job
+                    .file
+                    .get()
+                    .and_then(|f| Ok((f, super::sync::open_dir(&dir)?)));
+                let (file, dir_handle) = match opened {
+                    Ok(opened) => opened,
                     Err(e) => {
                         // Out of descriptors, most likely: nothing failed on disk. This job and
                         // those after it wait for the next roll (or the clean shutdown's
@@ -85,8 +89,7 @@ impl Partition {
                 // The file's bytes and its directory entry (and the new active segment's): the
                 // index saved next claims them, so both must survive a power cut first.
                 let path = dir.join(super::segment::file_name(base));
-                let synced =
-                    super::sync::sync_file(&file, &path).and_then(|_| super::sync::sync_dir(&dir));
+                let synced = super::sync::sync_file(&file, &path).and_then(|_| dir_handle.sync());
                 if let Err(e) = synced {
                     // Its pages may be gone while the file reads as written: the dir goes offline.
                     failures.fail(&dir, "fsync of a sealed segment", &e);
@@ -160,14 +163,16 @@ impl Partition {
                 .iter()
                 .map(|(f, path)| Ok((f.get()?, path)))
                 .collect::<io::Result<Vec<_>>>()
+                .and_then(|files| {
+                    let dir = dir.as_deref().map(super::sync::open_dir).transpose()?;
+                    Ok((files, dir))
+                })
                 .map_err(|e| (false, e))?;
-            opened
+            let (files, dir) = opened;
+            files
                 .iter()
                 .try_for_each(|(f, path)| super::sync::sync_file(f, path))
-                .and_then(|_| match &dir {
-                    Some(d) => super::sync::sync_dir(d),
-                    None => Ok(()),
-                })
+                .and_then(|_| dir.as_ref().map_or(Ok(()), |d| d.sync()))
                 .map_err(|e| (true, e))
         })
         .await

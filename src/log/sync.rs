@@ -20,6 +20,11 @@ pub trait SyncObserver: Send + Sync {
     fn synced_dir(&self, dir: &Path);
     /// A segment file was created at `path`.
     fn created(&self, path: &Path);
+    /// Before a directory is opened to be fsynced: an error is returned instead of opening it
+    /// (as when out of descriptors).
+    fn before_open_dir(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 static ANY: AtomicBool = AtomicBool::new(false);
@@ -56,12 +61,33 @@ pub fn sync_file(file: &File, path: &Path) -> io::Result<()> {
 
 /// fsync of a directory, making the entries created, renamed or removed in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    each(|o| o.before_sync(dir))?;
-    File::open(dir)?.sync_all()?;
-    each(|o| {
-        o.synced_dir(dir);
-        Ok(())
+    open_dir(dir)?.sync()
+}
+
+/// A directory opened to be fsynced: failing to open it (out of descriptors) is no failed fsync,
+/// so callers that take a log dir offline for a failed fsync open it first.
+pub struct OpenDir<'a> {
+    file: File,
+    path: &'a Path,
+}
+
+pub fn open_dir(dir: &Path) -> io::Result<OpenDir<'_>> {
+    each(|o| o.before_open_dir(dir))?;
+    Ok(OpenDir {
+        file: File::open(dir)?,
+        path: dir,
     })
+}
+
+impl OpenDir<'_> {
+    pub fn sync(&self) -> io::Result<()> {
+        each(|o| o.before_sync(self.path))?;
+        self.file.sync_all()?;
+        each(|o| {
+            o.synced_dir(self.path);
+            Ok(())
+        })
+    }
 }
 
 /// A segment file was just created at `path`.
