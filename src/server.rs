@@ -27,6 +27,7 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 static AT_MAX_CONNECTIONS: Condition = Condition::new("max.connections reached");
 static PER_IP_LIMIT: Condition = Condition::new("max.connections.per.ip exceeded");
 static ACCEPT_FAILING: Condition = Condition::new("accepting connections fails");
+static SCHEDULED_FSYNC_FAILED: Condition = Condition::new("scheduled fsyncs failed");
 
 /// A connection's share of `max.connections.per.ip` and `max.connections`, given back on drop.
 struct IpSlot {
@@ -204,6 +205,7 @@ async fn maintenance(broker: Arc<Broker>, stop: CancellationToken) {
             crate::housekeeping::partitions(&b)
                 .into_iter()
                 .filter(|p| {
+                    p.retry_sealed();
                     let expired = p.expire_producers(now);
                     if expired > 0 {
                         tracing::debug!(topic = %p.topic, partition = p.key.partition, expired, "expired idle producer ids");
@@ -217,7 +219,13 @@ async fn maintenance(broker: Arc<Broker>, stop: CancellationToken) {
         .unwrap_or_default();
         for p in due {
             if let Err(e) = p.sync_to(p.log_end_offset() - 1).await {
-                tracing::error!(topic = %p.topic, partition = p.key.partition, error = %e, "scheduled fsync failed");
+                // Retried every second: logged once, then counted.
+                SCHEDULED_FSYNC_FAILED.occurred(|| {
+                    format!(
+                        "scheduled fsync of {}-{} failed: {e}",
+                        p.topic, p.key.partition
+                    )
+                });
             }
         }
     }

@@ -56,19 +56,34 @@ fn fail_fsyncs_under(root: &Path) -> Arc<AtomicUsize> {
 }
 
 /// Fails every directory open for an fsync under a root while its switch is on (out of
-/// descriptors), one root per test.
+/// descriptors), and counts the directories fsynced there; one root per test.
 #[derive(Default)]
-struct FailDirOpens(Mutex<Vec<(PathBuf, Arc<std::sync::atomic::AtomicBool>)>>);
+#[allow(clippy::type_complexity)]
+struct FailDirOpens(
+    Mutex<
+        Vec<(
+            PathBuf,
+            Arc<std::sync::atomic::AtomicBool>,
+            Arc<AtomicUsize>,
+        )>,
+    >,
+);
 
 impl gregor::log::sync::SyncObserver for FailDirOpens {
     fn before_sync(&self, _: &Path) -> io::Result<()> {
         Ok(())
     }
     fn synced_file(&self, _: &Path, _: u64) {}
-    fn synced_dir(&self, _: &Path) {}
+    fn synced_dir(&self, dir: &Path) {
+        for (root, _, synced) in self.0.lock().unwrap().iter() {
+            if dir.starts_with(root) {
+                synced.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
     fn created(&self, _: &Path) {}
     fn before_open_dir(&self, dir: &Path) -> io::Result<()> {
-        for (root, on) in self.0.lock().unwrap().iter() {
+        for (root, on, _) in self.0.lock().unwrap().iter() {
             if dir.starts_with(root) && on.load(Ordering::Acquire) {
                 return Err(io::Error::from_raw_os_error(24)); // EMFILE
             }
@@ -77,7 +92,7 @@ impl gregor::log::sync::SyncObserver for FailDirOpens {
     }
 }
 
-fn fail_dir_opens_under(root: &Path) -> Arc<std::sync::atomic::AtomicBool> {
+fn fail_dir_opens_under(root: &Path) -> (Arc<std::sync::atomic::AtomicBool>, Arc<AtomicUsize>) {
     static OBSERVER: OnceLock<Arc<FailDirOpens>> = OnceLock::new();
     let o = OBSERVER.get_or_init(|| {
         let o = Arc::new(FailDirOpens::default());
@@ -85,10 +100,11 @@ fn fail_dir_opens_under(root: &Path) -> Arc<std::sync::atomic::AtomicBool> {
         o
     });
     let on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let synced = Arc::new(AtomicUsize::new(0));
     o.0.lock()
         .unwrap()
-        .push((root.canonicalize().unwrap(), on.clone()));
-    on
+        .push((root.canonicalize().unwrap(), on.clone(), synced.clone()));
+    (on, synced)
 }
 
 /// Out of descriptors, a directory cannot be opened to fsync it: that is no failed fsync. The
@@ -97,7 +113,7 @@ fn fail_dir_opens_under(root: &Path) -> Arc<std::sync::atomic::AtomicBool> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_that_cannot_be_opened_fails_the_produce_not_the_log_dir() {
     let b = TestBroker::start(&[]).await;
-    let failing = fail_dir_opens_under(b.dir.path());
+    let (failing, synced_dirs) = fail_dir_opens_under(b.dir.path());
     let mut c = b.client().await;
     // Every append fsynced, and a new segment (a new directory entry) on every append (its
     // timestamp 1 ms or more past the segment's first).
@@ -109,8 +125,18 @@ async fn a_directory_that_cannot_be_opened_fails_the_produce_not_the_log_dir() {
     assert_eq!(code, STORAGE_ERROR);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(!b.broker.store.failures.any(), "the log dir went offline");
+    // Descriptors back: the sealed segment left waiting is persisted within seconds, with no
+    // further produce (its directory fsynced).
+    let before = synced_dirs.load(Ordering::Acquire);
     failing.store(false, Ordering::Release);
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while synced_dirs.load(Ordering::Acquire) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sealed segment was never persisted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (code, _) = produce(&mut c, "t", 0, now_batch(b"v2")).await;
     assert_eq!(code, 0);
     assert!(!b.broker.store.failures.any());

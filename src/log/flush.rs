@@ -64,8 +64,8 @@ impl Partition {
                     Ok(opened) => opened,
                     Err(e) => {
                         // Out of descriptors, most likely: nothing failed on disk. This job and
-                        // those after it wait for the next roll (or the clean shutdown's
-                        // checkpoint); recovery rescans whatever is left unindexed meanwhile.
+                        // those after it wait for the next try (`retry_sealed`, every second);
+                        // recovery rescans whatever is left unindexed meanwhile.
                         SEAL_OPEN_FAILED.occurred(|| {
                             format!("cannot open a sealed segment to persist it (will retry): {e}")
                         });
@@ -111,6 +111,19 @@ impl Partition {
                 h.spawn_blocking(job);
             }
             Err(_) => job(),
+        }
+    }
+
+    /// Persists sealed segments still waiting (their file or directory could not be opened, out
+    /// of descriptors): called every second by the broker's maintenance.
+    pub fn retry_sealed(&self) {
+        let waiting = !self
+            .seals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        if waiting {
+            self.persist_sealed();
         }
     }
 
