@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from .java import JARS_DIR, LOG4J_CONFIG, java_cmd
+from .wire import read_frame
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 COMPAT_DIR = Path(__file__).resolve().parent.parent
@@ -48,18 +49,7 @@ def api_versions_v0(host: str, port: int, timeout: float = 2.0) -> dict:
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.settimeout(timeout)
         s.sendall(struct.pack(">i", len(body)) + body)
-
-        def read_exact(n):
-            buf = b""
-            while len(buf) < n:
-                chunk = s.recv(n - len(buf))
-                if not chunk:
-                    raise ConnectionError("connection closed during ApiVersions")
-                buf += chunk
-            return buf
-
-        (size,) = struct.unpack(">i", read_exact(4))
-        resp = read_exact(size)
+        resp = read_frame(s)
     corr, err, n = struct.unpack(">ihi", resp[:10])
     if corr != 0x0C0FFEE:
         raise ValueError(f"ApiVersions: correlation id {corr:#x}")

@@ -360,3 +360,14 @@ def console_produce(bootstrap, topic, recs: List[Rec], compression="none", timeo
     r.check()
     assert "ERROR" not in r.stderr, r.stderr[-3000:]
     return r
+
+
+def ck_round_trip_100(bootstrap, topic):
+    """Produces 100 records with acks=all and reads them back; returns the seconds it took."""
+    recs = [Rec(None, f"normal-{i:03d}".encode(), partition=0) for i in range(100)]
+    t = time.monotonic()
+    acked = ck_produce(bootstrap, topic, recs, conf={"acks": "all", "linger.ms": 0})
+    got = ck_read(bootstrap, topic, 0, acked[0].offset, count=100)
+    took = time.monotonic() - t
+    assert [r.value for r in got] == [r.value for r in recs]
+    return took

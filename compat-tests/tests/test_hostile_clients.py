@@ -150,17 +150,6 @@ def test_a_slow_consumer_does_not_slow_producers(broker_factory, topic):
         reader.join(10)
 
 
-def ck_round_trip_100(bootstrap, topic):
-    """Produces 100 records with acks=all and reads them back; returns the seconds it took."""
-    recs = [C.Rec(None, f"normal-{i:03d}".encode(), partition=0) for i in range(100)]
-    t = time.monotonic()
-    acked = C.ck_produce(bootstrap, topic, recs, conf={"acks": "all", "linger.ms": 0})
-    got = C.ck_read(bootstrap, topic, 0, acked[0].offset, count=100)
-    took = time.monotonic() - t
-    assert [r.value for r in got] == [r.value for r in recs]
-    return took
-
-
 def test_an_oversized_topic_operation_is_refused_whole(broker_factory):
     from confluent_kafka.admin import NewPartitions, NewTopic
     from confluent_kafka import KafkaError
@@ -201,7 +190,7 @@ def test_requests_announced_and_never_sent_cost_a_normal_client_nothing(broker_f
         pytest.skip("Apache Kafka reserves each announced request whole (1.2 GB here, past its heap)")
     b = broker_factory(**{"gregor.request.receive.timeout.ms": "5000"})
     t = topic(broker=b)
-    ck_round_trip_100(b.bootstrap, t)
+    C.ck_round_trip_100(b.bootstrap, t)
     pid = b.proc.pid
     rss0, fds0, cpu0 = rss_kib(pid), fd_count(pid), cpu_seconds(pid)
     loris = []
@@ -211,7 +200,7 @@ def test_requests_announced_and_never_sent_cost_a_normal_client_nothing(broker_f
             s.sendall(struct.pack(">i", 100 * 1024 * 1024 - 4))
             loris.append(s)
         time.sleep(0.5)
-        took = ck_round_trip_100(b.bootstrap, t)
+        took = C.ck_round_trip_100(b.bootstrap, t)
         rss1, fds1 = rss_kib(pid), fd_count(pid)
         print(f"\n12 announced 100 MB requests: a 100-record round trip took {took:.2f} s; broker RSS "
               f"{rss0} -> {rss1} KiB, fds {fds0} -> {fds1}, CPU {cpu_seconds(pid) - cpu0:.2f} s")
@@ -382,7 +371,7 @@ def test_decompression_bombs_in_one_request(broker_factory):
         assert errors == [87] * 100  # INVALID_RECORD
         assert cpu < 2.0, f"{cpu:.2f} s of CPU"
     # A normal client is served afterwards.
-    ck_round_trip_100(b.bootstrap, t)
+    C.ck_round_trip_100(b.bootstrap, t)
 
 
 def test_a_fetch_asking_for_two_gib_is_capped_and_served_from_the_page_cache(broker_factory):
@@ -473,7 +462,7 @@ def test_a_client_that_never_reads_is_closed_after_the_idle_time(broker_factory,
         deaf.append(s)
     time.sleep(1.0)
     rss1 = rss_kib(pid)
-    ck_round_trip_100(b.bootstrap, topic(broker=b))
+    C.ck_round_trip_100(b.bootstrap, topic(broker=b))
     # Nothing is read until well past the idle time: then each must have been closed (what it
     # was sent is read first, then the end of the stream, or a reset).
     time.sleep(6)

@@ -39,23 +39,12 @@ def ask(b, data, timeout=60):
         return read_frame(s)
 
 
-def round_trip_100(bootstrap, topic):
-    """100 records with acks=all, read back exactly; the seconds it took."""
-    recs = [C.Rec(None, f"normal-{i:03d}".encode(), partition=0) for i in range(100)]
-    t = time.monotonic()
-    acked = C.ck_produce(bootstrap, topic, recs, conf={"acks": "all", "linger.ms": 0})
-    got = C.ck_read(bootstrap, topic, 0, acked[0].offset, count=100)
-    took = time.monotonic() - t
-    assert [r.value for r in got] == [r.value for r in recs]
-    return took
-
-
 # ---- item 0 ------------------------------------------------------------------------------------
 
 def test_lying_counts_under_an_address_space_limit(broker_factory, topic):
     b = broker_factory(limits={resource.RLIMIT_AS: 6 << 30})
     t = topic(broker=b)
-    round_trip_100(b.bootstrap, t)
+    C.ck_round_trip_100(b.bootstrap, t)
     pid = b.proc.pid
     rss0, cpu0 = rss_kib(pid), cpu_seconds(pid)
     apis = api_versions_v0(b.host, b.port)
@@ -73,7 +62,7 @@ def test_lying_counts_under_an_address_space_limit(broker_factory, topic):
                     except (ConnectionError, socket.timeout):
                         closed += 1
     assert b.running, "the broker died"
-    took = round_trip_100(b.bootstrap, t)
+    took = C.ck_round_trip_100(b.bootstrap, t)
     rss1 = rss_kib(pid)
     print(f"\n{answered + closed} lying frames ({len(apis)} APIs): {answered} answered, {closed} "
           f"closed; broker RSS {rss0} -> {rss1} KiB, CPU {cpu_seconds(pid) - cpu0:.2f} s; "
@@ -178,7 +167,7 @@ def test_fetch_sessions_and_duplicates_are_cheap_and_stall_no_one(broker_factory
     big = C.unique_name("many")
     C.create_topic(b.bootstrap, big, partitions=3_000, timeout=120)
     other = topic(broker=b)
-    round_trip_100(b.bootstrap, other)
+    C.ck_round_trip_100(b.bootstrap, other)
     pid = b.proc.pid
     cpu0 = cpu_seconds(pid)
     stalls = []
@@ -186,7 +175,7 @@ def test_fetch_sessions_and_duplicates_are_cheap_and_stall_no_one(broker_factory
 
     def normal_client():
         while not stop.is_set():
-            stalls.append(round_trip_100(b.bootstrap, other))
+            stalls.append(C.ck_round_trip_100(b.bootstrap, other))
 
     bystander = threading.Thread(target=normal_client)
     bystander.start()
@@ -309,6 +298,6 @@ def test_a_client_retrying_a_removed_version_does_not_flood_the_log(broker_facto
     print(f"\n300 connections sending Produce v2: {closed} closed; {lines} log lines")
     assert closed == 300
     assert b.running
-    round_trip_100(b.bootstrap, t)
+    C.ck_round_trip_100(b.bootstrap, t)
     if not is_kafka():
         assert lines <= 5
