@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::start_listening;
 use common::{finish, free_port, Client};
 use kafka_protocol::messages::{
     ApiKey, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest,
@@ -74,16 +75,19 @@ async fn endpoints_told(port: u16) -> Vec<(String, i32)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_listener_is_served_and_tells_clients_its_own_advertised_endpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let (inside, outside) = (free_port(), free_port());
-    let child = spawn(
-        dir.path(),
-        &[
-            format!("listeners=PLAINTEXT://127.0.0.1:{inside},EXTERNAL://127.0.0.1:{outside},CONTROLLER://127.0.0.1:{}", free_port()),
-            format!("advertised.listeners=PLAINTEXT://127.0.0.1:{inside},EXTERNAL://localhost:{outside}"),
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
-            "controller.listener.names=CONTROLLER".into(),
-        ],
-    );
+    let (child, ports) = start_listening(2, |p| {
+        let (inside, outside) = (p[0], p[1]);
+        spawn(
+            dir.path(),
+            &[
+                format!("listeners=PLAINTEXT://127.0.0.1:{inside},EXTERNAL://127.0.0.1:{outside},CONTROLLER://127.0.0.1:{}", free_port()),
+                format!("advertised.listeners=PLAINTEXT://127.0.0.1:{inside},EXTERNAL://localhost:{outside}"),
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+                "controller.listener.names=CONTROLLER".into(),
+            ],
+        )
+    });
+    let (inside, outside) = (ports[0], ports[1]);
     let inside_told = endpoints_told(inside).await;
     let outside_told = endpoints_told(outside).await;
     let _ = Command::new("kill").arg(child.id().to_string()).status();
@@ -141,15 +145,20 @@ fn a_listener_gregor_cannot_secure_stops_start_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_is_shared_and_idle_listeners_hold_none_of_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (free_port(), free_port());
-    let child = spawn(
-        dir.path(),
-        &[
-            format!("listeners=PLAINTEXT://127.0.0.1:{a},OTHER://127.0.0.1:{b}"),
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT".into(),
-            "max.connections=2".into(),
-        ],
-    );
+    let (child, ports) = start_listening(2, |p| {
+        spawn(
+            dir.path(),
+            &[
+                format!(
+                    "listeners=PLAINTEXT://127.0.0.1:{},OTHER://127.0.0.1:{}",
+                    p[0], p[1]
+                ),
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT".into(),
+                "max.connections=2".into(),
+            ],
+        )
+    });
+    let (a, b) = (ports[0], ports[1]);
     let mut first = connect(a).await;
     let mut second = connect(a).await;
     ask(&mut first).await;

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{batch, create_topic, free_port, Client};
+use common::{batch, create_topic, Client};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -30,22 +30,19 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 /// Starts the binary with a metrics endpoint: (process, Kafka port, metrics port).
 fn spawn(dir: &std::path::Path) -> (std::process::Child, u16, u16) {
-    let (port, mport) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_gregor"))
-        .args([
-            "--override",
-            &format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
-        ])
-        .args(["--override", &format!("log.dirs={}", dir.display())])
-        .args(["--override", &format!("metrics.address=127.0.0.1:{mport}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, ports) = common::process::start_listening(2, |p| {
+        Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .args([
+                "--override",
+                &format!("listeners=PLAINTEXT://127.0.0.1:{}", p[0]),
+            ])
+            .args(["--override", &format!("log.dirs={}", dir.display())])
+            .args(["--override", &format!("metrics.address=127.0.0.1:{}", p[1])])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    });
+    let (port, mport) = (ports[0], ports[1]);
     (child, port, mport)
 }
 

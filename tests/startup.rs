@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::process::{send_signal, spawn_limited, wait_for_port, BIN};
+use common::process::{send_signal, spawn_limited, start_listening, BIN};
 use common::{finish, free_port};
 
 fn spawn(args: &[String]) -> Child {
@@ -25,21 +25,24 @@ fn spawn(args: &[String]) -> Child {
 #[test]
 fn stock_kafka_server_properties_starts_and_sigterm_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = spawn(&[
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/kafka-4-server.properties"
-        )
-        .to_string(),
-        "--override".into(),
-        format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://:9093"),
-        "--override".into(),
-        format!("log.dirs={}", dir.path().display()),
-        "--override".into(),
-        "no.such.key=1".into(),
-    ]);
-    wait_for_port(port);
+    let (child, _) = start_listening(1, |p| {
+        spawn(&[
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/kafka-4-server.properties"
+            )
+            .to_string(),
+            "--override".into(),
+            format!(
+                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://:9093",
+                p[0]
+            ),
+            "--override".into(),
+            format!("log.dirs={}", dir.path().display()),
+            "--override".into(),
+            "no.such.key=1".into(),
+        ])
+    });
     send_signal(child.id(), "TERM");
     let (code, out) = finish(child);
     assert_eq!(code, 0, "{out}");
@@ -164,4 +167,34 @@ fn lying_counts_under_an_address_space_limit_close_only_their_connection() {
     send_signal(child.id(), "TERM");
     let (code, out) = finish(child);
     assert_eq!(code, 0, "{out}");
+}
+
+/// The harness's readiness check: a port found free can be bound by another test's broker before
+/// this one binds it. Connecting used to count as ready, so a test talked to the other broker and
+/// failed when that broker stopped (CI: "Connection reset by peer" on the first request). Readiness
+/// is now the child's own listening socket, and a child that exits because its port was taken is
+/// started again on fresh ports.
+#[test]
+fn a_port_taken_by_another_process_is_not_mistaken_for_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut thief = None;
+    let (child, ports) = start_listening(1, |p| {
+        if thief.is_none() {
+            thief = Some(std::net::TcpListener::bind(("127.0.0.1", p[0])).unwrap());
+        }
+        spawn(&[
+            "--override".into(),
+            format!("log.dirs={}", dir.path().display()),
+            "--override".into(),
+            format!("listeners=PLAINTEXT://127.0.0.1:{}", p[0]),
+            "--override".into(),
+            "metrics.address=127.0.0.1:0".into(),
+        ])
+    });
+    let taken = thief.unwrap().local_addr().unwrap().port();
+    assert_ne!(ports[0], taken);
+    send_signal(child.id(), "TERM");
+    let (code, out) = finish(child);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("127.0.0.1:{}", ports[0])), "{out}");
 }
