@@ -27,12 +27,14 @@ class BrokerFactory:
         self.base_dir = Path(base_dir)
         self.brokers = []
 
-    def __call__(self, start=True, limits=None, listeners=None, **overrides):
+    def __call__(self, start=True, limits=None, listeners=None, sasl=None, **overrides):
         """broker_factory(**{'message.max.bytes': 100000}) -> started Broker; `limits` maps
         resource.RLIMIT_* to the soft and hard limit the broker process runs under; `listeners`
-        maps more PLAINTEXT listener names to (port, advertised host)."""
+        maps more PLAINTEXT listener names to (port, advertised host); `sasl`
+        ({"mechanisms": [...], "plain_users": {user: password}}) adds a SASL_PLAINTEXT listener
+        (Broker.sasl_bootstrap)."""
         b = Broker(self.base_dir / f"broker{len(self.brokers)}", overrides=overrides,
-                   limits=limits, listeners=listeners)
+                   limits=limits, listeners=listeners, sasl=sasl)
         self.brokers.append(b)
         if start:
             b.start()

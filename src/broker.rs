@@ -2,6 +2,7 @@
 //! the meta store, the topic registry, the store layer, fetch sessions and the producer-id
 //! allocator.
 
+use crate::security::credentials::Credentials;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct Broker {
     pub groups: Arc<Coordinator>,
     /// Dynamic group configs (DescribeConfigs / AlterConfigs of GROUP resources).
     pub group_configs: GroupConfigs,
+    /// SCRAM credentials (AlterUserScramCredentials, SASL/SCRAM logins).
+    pub credentials: Credentials,
     /// `queued.max.request.bytes` across all connections.
     pub request_memory: RequestMemory,
     /// Appends, fetches and their waits, durability and log dir health (see `store`).
@@ -161,8 +164,13 @@ impl Broker {
                 dir: dir.display().to_string(),
                 source,
             })?;
+        let credentials = Credentials::open(meta.db()).map_err(|source| OpenError::Io {
+            dir: dir.display().to_string(),
+            source,
+        })?;
         Ok(Broker {
             group_configs,
+            credentials,
             request_memory: RequestMemory::new(config.queued_max_request_bytes),
             store: Store::new(
                 DiskSpace::new(log_dirs, config.log_dir_min_free_bytes),

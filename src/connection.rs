@@ -5,6 +5,7 @@
 //! reading its responses holds one request and one response, and only for that long.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -24,6 +25,7 @@ use crate::config::Listener;
 use crate::dispatch::{self, Outcome};
 use crate::log::OpenRegion;
 use crate::request_memory::Held;
+use crate::security::sasl::{Authenticator, Step};
 use crate::wire::Chunk;
 
 /// Connections closed for a bad frame, an unsupported request or a failed write: logged once,
@@ -68,7 +70,7 @@ enum ReadEnd {
 /// the connection: a client announcing a request and not sending it holds its budget no longer.
 async fn read_frames(
     rd: OwnedReadHalf,
-    max_frame: usize,
+    max_frame: Arc<AtomicUsize>,
     idle: std::time::Duration,
     receive_timeout: std::time::Duration,
     tx: mpsc::Sender<Queued>,
@@ -84,6 +86,8 @@ async fn read_frames(
     // When the frame being assembled started (its budget granted).
     let mut started: Option<tokio::time::Instant> = None;
     loop {
+        // Smaller until a SASL client has authenticated (`sasl.server.max.receive.size`).
+        let max_frame = max_frame.load(Ordering::Relaxed);
         let want = loop {
             let len = match codec::frame_len(&buf, max_frame) {
                 Ok(Some(len)) => len,
@@ -285,9 +289,18 @@ pub async fn serve(
     let (tx, mut rx) = mpsc::channel::<Queued>(READ_AHEAD);
     let gone = CancellationToken::new();
     let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
+    let full_frame = broker.config.socket_request_max_bytes;
+    let mut auth = listener
+        .sasl
+        .clone()
+        .map(|config| Authenticator::new(config, listener.clone()));
+    let max_frame = Arc::new(AtomicUsize::new(
+        auth.as_ref()
+            .map_or(full_frame, |a| a.max_frame(full_frame)),
+    ));
     let reading = read_frames(
         rd,
-        broker.config.socket_request_max_bytes,
+        max_frame.clone(),
         idle,
         std::time::Duration::from_millis(broker.config.request_receive_timeout_ms),
         tx,
@@ -309,16 +322,32 @@ pub async fn serve(
         metrics::histogram!("gregor_request_queue_seconds", "api" => api)
             .record(arrived.elapsed().as_secs_f64());
         metrics::gauge!("gregor_requests_in_flight").increment(1.0);
-        // Boxed: the largest handler future is then allocated while a request runs, not for the
-        // life of every (mostly idle) connection.
-        let outcome = Box::pin(dispatch::dispatch(
-            &broker,
-            peer,
-            &listener,
-            gone.clone(),
-            frame,
-        ))
-        .await;
+        // A SASL client's frames go to its authenticator until it has authenticated.
+        let step = match auth.as_mut().filter(|a| !a.done()) {
+            Some(a) => {
+                let step = a.take(&broker, frame).await;
+                if a.done() {
+                    max_frame.store(full_frame, Ordering::Relaxed);
+                }
+                step
+            }
+            None => Step::Dispatch(frame),
+        };
+        let outcome = match step {
+            // Boxed: the largest handler future is then allocated while a request runs, not
+            // for the life of every (mostly idle) connection.
+            Step::Dispatch(frame) => {
+                Box::pin(dispatch::dispatch(
+                    &broker,
+                    peer,
+                    &listener,
+                    gone.clone(),
+                    frame,
+                ))
+                .await
+            }
+            Step::Answer(outcome) => outcome,
+        };
         drop(held);
         metrics::gauge!("gregor_requests_in_flight").decrement(1.0);
         match outcome {
@@ -336,6 +365,11 @@ pub async fn serve(
             }
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {
+                close_reason = Some(reason);
+                break;
+            }
+            Outcome::RespondThenClose(chunks, reason) => {
+                let _ = write_chunks(&mut wr, &chunks, idle).await;
                 close_reason = Some(reason);
                 break;
             }

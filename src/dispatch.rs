@@ -25,6 +25,8 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection, logging the reason.
     Close(String),
+    /// Send this response, then close the connection (a failed authentication).
+    RespondThenClose(Vec<Chunk>, String),
 }
 
 /// What a handler knows about the request besides its body.
@@ -131,6 +133,10 @@ apis! {
     DescribeLogDirs: DescribeLogDirsRequest => handler::log_dirs::describe, 1, 4;
     AlterReplicaLogDirs: AlterReplicaLogDirsRequest => handler::log_dirs::alter, 1, 2;
     DeleteRecords: DeleteRecordsRequest => handler::admin::delete_records, 0, 2;
+    SaslHandshake: SaslHandshakeRequest => handler::security::sasl_handshake, 0, 1;
+    SaslAuthenticate: SaslAuthenticateRequest => handler::security::sasl_authenticate, 0, 2;
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => handler::security::describe_scram_credentials, 0, 0;
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest => handler::security::alter_scram_credentials, 0, 0;
 }
 
 /// Produce v0–v2 are advertised (librdkafka needs it, KAFKA-18659) but refused, as Kafka 4 does.
@@ -254,6 +260,10 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::AlterReplicaLogDirs => "AlterReplicaLogDirs",
         ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         _ => "other",
     }
 }

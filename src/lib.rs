@@ -39,6 +39,7 @@ pub mod log;
 pub mod meta;
 pub mod metrics;
 pub mod request_memory;
+pub mod security;
 pub mod server;
 pub mod store;
 pub mod topics;

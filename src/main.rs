@@ -94,7 +94,15 @@ fn main() -> ExitCode {
                 _ => l.clone(),
             };
             let bound = bound.map(|a| a.to_string()).unwrap_or_default();
-            described.push(format!("{}={bound} (advertised {}:{})", l.name, l.advertised.host, l.advertised.port));
+            let sasl = match &l.sasl {
+                Some(config) => {
+                    gregor::security::sasl::register_metrics(&l.name);
+                    let names: Vec<_> = config.mechanisms.iter().map(|m| m.name()).collect();
+                    format!(", SASL {}", names.join(","))
+                }
+                None => String::new(),
+            };
+            described.push(format!("{}={bound} (advertised {}:{}{sasl})", l.name, l.advertised.host, l.advertised.port));
             sockets.push((socket, l));
         }
         tracing::info!(

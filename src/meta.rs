@@ -154,6 +154,11 @@ impl Meta {
         self.db.flush().map(|_| ()).map_err(to_io)
     }
 
+    /// The database, for stores that keep a tree of their own (SCRAM credentials).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }

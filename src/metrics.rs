@@ -90,6 +90,14 @@ fn register_at_zero() {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
+        "kafka_server_socket_server_metrics_successful_authentication_total",
+        "SASL authentications that succeeded, per listener"
+    );
+    describe_counter!(
+        "kafka_server_socket_server_metrics_failed_authentication_total",
+        "SASL authentications that failed, per listener"
+    );
+    describe_counter!(
         "kafka_server_brokertopicmetrics_bytesin_total",
         Unit::Bytes,
         "Record batch bytes produced, per topic"

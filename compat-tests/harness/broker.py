@@ -97,6 +97,36 @@ class BrokerError(AssertionError):
     pass
 
 
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def jaas_quote(s: str) -> str:
+    """A JAAS option value in double quotes. No quotes or backslashes inside: the value also
+    goes through a Java properties file, where a backslash is an escape."""
+    if '"' in s or "\\" in s:
+        raise ValueError(f"no quotes or backslashes in JAAS values: {s!r}")
+    return f'"{s}"'
+
+
+def sasl_config(mechanisms, plain_users) -> dict:
+    """Kafka's keys for the SASL_PLAINTEXT listener (both targets take exactly these):
+    the enabled mechanisms, PLAIN's users in the listener's PlainLoginModule JAAS config, and a
+    ScramLoginModule for each SCRAM mechanism (SCRAM users are created at runtime with
+    kafka-configs.sh, AlterUserScramCredentials)."""
+    cfg = {"inter.broker.listener.name": "PLAINTEXT",
+           "sasl.enabled.mechanisms": ",".join(mechanisms)}
+    for m in mechanisms:
+        key = f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config"
+        if m == "PLAIN":
+            users = "".join(f" user_{u}={jaas_quote(p)}" for u, p in plain_users.items())
+            cfg[key] = f"org.apache.kafka.common.security.plain.PlainLoginModule required{users};"
+        elif m in SCRAM_MECHANISMS:
+            cfg[key] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        else:
+            raise ValueError(f"no JAAS config known for SASL mechanism {m}")
+    return cfg
+
+
 class Broker:
     """One broker process on 127.0.0.1:<port> with its data in <workdir>/data.
 
@@ -105,7 +135,7 @@ class Broker:
     """
 
     def __init__(self, workdir, overrides=None, target_name=None, start_timeout=None, limits=None,
-                 listeners=None):
+                 listeners=None, sasl=None):
         self.target = target_name or target()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +149,17 @@ class Broker:
         self.limits = dict(limits or {})
         # More PLAINTEXT listeners: name -> (port, advertised host), beside PLAINTEXT on self.port.
         self.listeners = dict(listeners or {})
+        # A SASL_PLAINTEXT listener beside PLAINTEXT: {"mechanisms": [...], "plain_users":
+        # {user: password}} (see sasl_config()).
+        self.sasl = None
+        self.sasl_port = None
+        if sasl is not None:
+            self.sasl = {"mechanisms": list(sasl.get("mechanisms", ["PLAIN"])),
+                         "plain_users": dict(sasl.get("plain_users", {}))}
+            unknown = set(sasl) - {"mechanisms", "plain_users"}
+            if unknown:
+                raise ValueError(f"unknown sasl keys {sorted(unknown)}")
+            self.sasl_port = free_port()
         self.proc = None
         self.starts = 0
         self.exit_codes = []
@@ -137,6 +178,12 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def sasl_bootstrap(self) -> str:
+        if self.sasl_port is None:
+            raise BrokerError("broker has no SASL_PLAINTEXT listener (start it with sasl=...)")
+        return f"127.0.0.1:{self.sasl_port}"
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -153,9 +200,15 @@ class Broker:
         for name, (port, host) in self.listeners.items():
             cfg["listeners"] += f",{name}://127.0.0.1:{port}"
             cfg["advertised.listeners"] += f",{name}://{host}:{port}"
-        if self.listeners:
+        protocols = {n: "PLAINTEXT" for n in ["PLAINTEXT", *self.listeners]}
+        if self.sasl is not None:
+            cfg["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            cfg["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            protocols["SASL_PLAINTEXT"] = "SASL_PLAINTEXT"
+            cfg.update(sasl_config(self.sasl["mechanisms"], self.sasl["plain_users"]))
+        if len(protocols) > 1:
             cfg["listener.security.protocol.map"] = ",".join(
-                f"{n}:PLAINTEXT" for n in ["PLAINTEXT", *self.listeners])
+                f"{n}:{p}" for n, p in protocols.items())
         cfg.update(self.overrides)
         return cfg
 
@@ -192,6 +245,8 @@ class Broker:
             self._check_alive()
             try:
                 api_versions_v0("127.0.0.1", self.port, timeout=2.0)
+                if self.sasl_port is not None:  # answered before authentication, as in Kafka
+                    api_versions_v0("127.0.0.1", self.sasl_port, timeout=2.0)
                 break
             except (OSError, ValueError, struct.error) as e:
                 last_err = e
@@ -323,7 +378,7 @@ class Broker:
         cfg = dict(KAFKA_ONLY_CONFIG)
         cfg.update(self.config())
         cfg["listeners"] += f",CONTROLLER://127.0.0.1:{self.controller_port}"
-        if self.listeners:
+        if "CONTROLLER:" not in cfg["listener.security.protocol.map"]:
             cfg["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
         cfg.setdefault("controller.quorum.bootstrap.servers",
                        f"127.0.0.1:{self.controller_port}")
@@ -345,4 +400,5 @@ class Broker:
 
 
 __all__ = ["Broker", "BrokerError", "target", "is_kafka", "free_port", "api_versions_v0",
+           "sasl_config", "SCRAM_MECHANISMS",
            "LOG4J_CONFIG", "COMPAT_DIR"]

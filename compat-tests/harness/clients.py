@@ -4,6 +4,9 @@ kafka-python, and Apache Kafka's Java clients (through its command-line tools).
 Everything is normalized to `Rec` so tests compare byte-for-byte.
 """
 
+import contextlib
+import os
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,6 +38,70 @@ class Rec:
 
 def unique_name(prefix="t"):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# ----------------------------------------------------------------------------------------
+# Security: SASL_PLAINTEXT credentials as each client stack spells them. Every produce/consume
+# helper below takes `auth=Sasl(...)` (None: PLAINTEXT).
+# ----------------------------------------------------------------------------------------
+
+_JAAS_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+@dataclass(frozen=True)
+class Sasl:
+    mechanism: str  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    username: str
+    password: str
+
+    def librdkafka(self) -> dict:
+        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.mechanism,
+                "sasl.username": self.username, "sasl.password": self.password}
+
+    def kafka_python(self) -> dict:
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": self.mechanism,
+                "sasl_plain_username": self.username, "sasl_plain_password": self.password}
+
+    def java(self) -> dict:
+        """Java client properties (security.protocol, sasl.mechanism, sasl.jaas.config)."""
+        for v in (self.username, self.password):
+            assert '"' not in v and "\\" not in v, v
+        jaas = (f'{_JAAS_MODULES[self.mechanism]} required username="{self.username}" '
+                f'password="{self.password}";')
+        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.mechanism,
+                "sasl.jaas.config": jaas}
+
+
+def _ck_conf(conf, auth):
+    c = dict(auth.librdkafka()) if auth else {}
+    c.update(conf or {})
+    return c
+
+
+def _kp_conf(conf, auth):
+    c = dict(auth.kafka_python()) if auth else {}
+    c.update(conf)
+    return c
+
+
+@contextlib.contextmanager
+def java_client_config(auth):
+    """A temporary client properties file for a Java tool's --producer.config,
+    --consumer.config or --command-config; None (no file) without `auth`."""
+    if auth is None:
+        yield None
+        return
+    fd, path = tempfile.mkstemp(prefix="compat-client-", suffix=".properties")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in auth.java().items()))
+        yield path
+    finally:
+        os.unlink(path)
 
 
 # ----------------------------------------------------------------------------------------
@@ -86,10 +153,11 @@ def ck_producer(bootstrap, **conf) -> Producer:
     return Producer(c)
 
 
-def ck_produce(bootstrap, topic, recs: List[Rec], conf=None, timeout=120.0) -> List[Rec]:
+def ck_produce(bootstrap, topic, recs: List[Rec], conf=None, timeout=120.0,
+               auth=None) -> List[Rec]:
     """Produce recs in order; return them completed with the partition/offset/timestamp the
     delivery reports carried. Any delivery error fails."""
-    p = ck_producer(bootstrap, **(conf or {}))
+    p = ck_producer(bootstrap, **_ck_conf(conf, auth))
     results = [None] * len(recs)
     errors = []
 
@@ -143,7 +211,7 @@ def _ck_headers(h):
 
 
 def ck_read(bootstrap, topic, partition=0, start=0, count=None, end=None, timeout=60.0,
-            conf=None) -> List[Rec]:
+            conf=None, auth=None) -> List[Rec]:
     """Read `count` records (or up to offset `end`, exclusive) from topic/partition starting at
     `start` with an assign()-based librdkafka consumer."""
     assert count is not None or end is not None
@@ -152,7 +220,7 @@ def ck_read(bootstrap, topic, partition=0, start=0, count=None, end=None, timeou
     out = []
     if count <= 0:
         return out
-    c = ck_consumer(bootstrap, **(conf or {}))
+    c = ck_consumer(bootstrap, **_ck_conf(conf, auth))
     try:
         c.assign([TopicPartition(topic, partition, start)])
         deadline = time.monotonic() + timeout
@@ -225,11 +293,12 @@ def watermarks(bootstrap, topic, partition=0, timeout=10.0):
 # kafka-python
 # ----------------------------------------------------------------------------------------
 
-def kp_produce(bootstrap, topic, recs: List[Rec], timeout=120.0, **conf) -> List[Rec]:
+def kp_produce(bootstrap, topic, recs: List[Rec], timeout=120.0, auth=None,
+               **conf) -> List[Rec]:
     from kafka import KafkaProducer
 
     c = dict(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    c.update(conf)
+    c.update(_kp_conf(conf, auth))
     p = KafkaProducer(**c)
     try:
         futs = []
@@ -247,19 +316,20 @@ def kp_produce(bootstrap, topic, recs: List[Rec], timeout=120.0, **conf) -> List
         p.close(timeout=10)
 
 
-def kp_consumer(bootstrap, **conf):
+def kp_consumer(bootstrap, auth=None, **conf):
     from kafka import KafkaConsumer
 
     c = dict(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
              auto_offset_reset="earliest", consumer_timeout_ms=1000)
-    c.update(conf)
+    c.update(_kp_conf(conf, auth))
     return KafkaConsumer(**c)
 
 
-def kp_read(bootstrap, topic, partition=0, start=0, count=None, timeout=60.0, **conf):
+def kp_read(bootstrap, topic, partition=0, start=0, count=None, timeout=60.0, auth=None,
+            **conf):
     from kafka import TopicPartition as KTP
 
-    c = kp_consumer(bootstrap, **conf)
+    c = kp_consumer(bootstrap, auth=auth, **conf)
     out = []
     try:
         tp = KTP(topic, partition)
@@ -302,13 +372,17 @@ def _b(s: Optional[bytes]) -> bytes:
     return NULL.encode() if s is None else s
 
 
-def console_consume(bootstrap, topic, partition, count, timeout=120.0, extra=()) -> List[Rec]:
+def console_consume(bootstrap, topic, partition, count, timeout=120.0, extra=(),
+                    auth=None) -> List[Rec]:
     """kafka-console-consumer.sh --partition P --offset earliest --max-messages N, printing
     timestamp/partition/offset/headers/key/value; parsed back to Rec exactly."""
     args = ["--bootstrap-server", bootstrap, "--topic", topic, "--partition", str(partition),
             "--offset", "earliest", "--max-messages", str(count),
             "--timeout-ms", str(int(timeout * 1000) - 15000)] + CONSOLE_FORMAT_PROPS + list(extra)
-    r = kafka_script_bytes("kafka-console-consumer.sh", *args, timeout=timeout)
+    with java_client_config(auth) as props:
+        if props:
+            args += ["--consumer.config", props]
+        r = kafka_script_bytes("kafka-console-consumer.sh", *args, timeout=timeout)
     lines = r.stdout.split(b"\n")
     assert lines[-1] == b"", f"output does not end in a newline: {lines[-1][:200]!r}"
     lines = lines[:-1]
@@ -342,7 +416,7 @@ def console_line(r: Rec) -> bytes:
 
 
 def console_produce(bootstrap, topic, recs: List[Rec], compression="none", timeout=180.0,
-                    extra=()):
+                    extra=(), auth=None):
     """Feed recs to kafka-console-producer.sh (Java producer defaults: idempotent, acks=all)."""
     for r in recs:
         assert r.headers, "console producer lines need at least one header (parse.headers)"
@@ -356,7 +430,10 @@ def console_produce(bootstrap, topic, recs: List[Rec], compression="none", timeo
             "--property", "headers.separator=,",
             "--property", "headers.key.separator=:",
             "--property", f"null.marker={NULL}"] + list(extra)
-    r = kafka_script("kafka-console-producer.sh", *args, timeout=timeout, input=data)
+    with java_client_config(auth) as props:
+        if props:
+            args += ["--producer.config", props]
+        r = kafka_script("kafka-console-producer.sh", *args, timeout=timeout, input=data)
     r.check()
     assert "ERROR" not in r.stderr, r.stderr[-3000:]
     return r

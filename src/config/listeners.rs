@@ -1,14 +1,17 @@
 //! `listeners`, `advertised.listeners` and `listener.security.protocol.map` as Kafka reads them:
 //! every client listener is served (controller listeners, `controller.listener.names`, are not: a
 //! single node has no quorum to serve), each under its name, and clients are told the advertised
-//! endpoint of the listener they connected to. A listener whose security protocol gregor does not
-//! implement yet stops start-up: serving it would serve it without the security asked for.
+//! endpoint of the listener they connected to. PLAINTEXT and SASL_PLAINTEXT listeners are served
+//! (the latter with the authentication `security` configures for it); a listener whose security
+//! protocol gregor does not implement yet stops start-up: serving it would serve it without the
+//! security asked for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::values::invalid;
 use super::ConfigError;
+use crate::security::SaslConfig;
 
 /// A host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +26,14 @@ pub struct Listener {
     pub name: String,
     pub bind: Endpoint,
     pub advertised: Endpoint,
+    /// How clients authenticate on a SASL_PLAINTEXT listener (none on PLAINTEXT).
+    pub sasl: Option<Arc<SaslConfig>>,
 }
 
 /// gregor's embedded default: `PLAINTEXT://127.0.0.1:9092` (Kafka's `PLAINTEXT://:9092`).
 const DEFAULT_LISTENERS: &str = "PLAINTEXT://127.0.0.1:9092";
 
-/// Kafka's security protocols; gregor serves PLAINTEXT.
+/// Kafka's security protocols; gregor serves PLAINTEXT and SASL_PLAINTEXT.
 const PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// `NAME://host:port,...` as (upper-cased name, endpoint) pairs.
@@ -156,13 +161,15 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
                 &format!("No security protocol defined for listener {name}"),
             )
         })?;
-        if protocol != "PLAINTEXT" {
-            return Err(invalid(
+        let sasl = match protocol.as_str() {
+            "PLAINTEXT" => None,
+            "SASL_PLAINTEXT" => Some(Arc::new(SaslConfig::load(raw, &name)?)),
+            _ => return Err(invalid(
                 "listeners",
                 value,
-                &format!("listener {name} uses security protocol {protocol}, which gregor does not implement yet (only PLAINTEXT): it is refused rather than served without that security"),
-            ));
-        }
+                &format!("listener {name} uses security protocol {protocol}, which gregor does not implement yet (only PLAINTEXT and SASL_PLAINTEXT): it is refused rather than served without that security"),
+            )),
+        };
         // An empty or wildcard host is advertised as `localhost` (Kafka: the canonical host name);
         // port 0 as the port bound (see `main`).
         let given = advertised
@@ -181,6 +188,7 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
             name,
             bind,
             advertised,
+            sasl,
         }));
     }
     if out.is_empty() {
@@ -223,6 +231,7 @@ mod tests {
                 name: "PLAINTEXT".into(),
                 bind: endpoint("127.0.0.1", 9092),
                 advertised: endpoint("127.0.0.1", 9092),
+                sasl: None,
             }
         );
     }
@@ -265,7 +274,7 @@ mod tests {
     #[test]
     fn security_gregor_does_not_implement_is_refused_not_served_in_plaintext() {
         for (listeners, map) in [
-            ("SASL_PLAINTEXT://:9092", None),
+            ("SASL_SSL://:9092", None),
             ("SSL://:9093", None),
             (
                 "PLAINTEXT://:9092,SECURE://:9093",

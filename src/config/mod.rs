@@ -10,7 +10,7 @@ mod listeners;
 mod raw;
 pub mod retention;
 pub mod topic;
-mod values;
+pub(crate) mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -490,6 +490,8 @@ impl Config {
             if HONOURED.contains(&key.as_str())
                 || retention::HONOURED.contains(&key.as_str())
                 || group::honoured(key)
+                || crate::security::HONOURED.contains(&key.as_str())
+                || crate::security::honoured(key)
             {
                 continue;
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::raw::HIDDEN;
 use super::{describe, ConfigError};
 
-pub(super) fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+pub(crate) fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         value: if describe::is_sensitive(key) {

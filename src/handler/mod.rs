@@ -16,6 +16,7 @@ pub mod offsets;
 pub mod produce;
 pub mod quorum;
 pub mod replicas;
+pub mod security;
 pub mod topics;
 
 use kafka_protocol::protocol::StrBytes;

@@ -1,0 +1,262 @@
+//! Authentication on SASL listeners, configured with Kafka's keys: the mechanisms a listener
+//! enables (`[listener.name.<l>.]sasl.enabled.mechanisms`), PLAIN users from its
+//! `listener.name.<l>.plain.sasl.jaas.config`, SCRAM credentials from the meta store (managed
+//! with AlterUserScramCredentials), and the per-connection exchange of SaslHandshake and
+//! SaslAuthenticate (KIP-43, KIP-152) in `sasl`.
+
+pub mod credentials;
+pub mod jaas;
+mod plain;
+pub mod sasl;
+pub mod scram;
+
+use std::collections::BTreeMap;
+
+use crate::config::values::invalid;
+use crate::config::ConfigError;
+use scram::ScramMechanism;
+
+/// Why an exchange failed, as Kafka tells the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A message the client may see (Kafka's `SaslAuthenticationException`).
+    Told(String),
+    /// Anything else: Kafka names only the mechanism, never why (the user may not exist).
+    Generic,
+}
+
+/// A SASL mechanism gregor implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    Scram(ScramMechanism),
+}
+
+impl Mechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Scram(m) => m.name(),
+        }
+    }
+
+    fn parse(name: &str) -> Option<Mechanism> {
+        match name {
+            "PLAIN" => Some(Mechanism::Plain),
+            "SCRAM-SHA-256" => Some(Mechanism::Scram(ScramMechanism::Sha256)),
+            "SCRAM-SHA-512" => Some(Mechanism::Scram(ScramMechanism::Sha512)),
+            _ => None,
+        }
+    }
+}
+
+/// Kafka's `sasl.server.max.receive.size`: the largest frame an unauthenticated client may send.
+const DEFAULT_MAX_RECEIVE_SIZE: usize = 524_288;
+/// Kafka's `connection.failed.authentication.delay.ms`.
+const DEFAULT_FAILURE_DELAY_MS: u64 = 100;
+
+/// How a SASL listener authenticates.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslConfig {
+    /// Enabled mechanisms, in configured order (SaslHandshake lists them so).
+    pub mechanisms: Vec<Mechanism>,
+    /// PLAIN's users and passwords.
+    plain_users: BTreeMap<String, String>,
+    /// Frames larger than this close an unauthenticated connection.
+    pub max_receive_size: usize,
+    /// How long a failed authentication waits before its answer (slows password guessing).
+    pub failure_delay: std::time::Duration,
+}
+
+impl std::fmt::Debug for SaslConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslConfig")
+            .field("mechanisms", &self.mechanisms)
+            .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SaslConfig {
+    pub fn plain_users(&self) -> &BTreeMap<String, String> {
+        &self.plain_users
+    }
+
+    /// The configuration of SASL listener `listener` (upper-case name) from the raw keys.
+    pub fn load(raw: &BTreeMap<String, String>, listener: &str) -> Result<SaslConfig, ConfigError> {
+        let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+        let key = format!("{prefix}sasl.enabled.mechanisms");
+        let (key, value) = match raw.get(&key) {
+            Some(v) => (key.as_str(), v.as_str()),
+            // Kafka's default is GSSAPI, which gregor does not implement: refused below.
+            None => (
+                "sasl.enabled.mechanisms",
+                raw.get("sasl.enabled.mechanisms")
+                    .map_or("GSSAPI", String::as_str),
+            ),
+        };
+        let mut mechanisms = Vec::new();
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let m = Mechanism::parse(name).ok_or_else(|| {
+                invalid(key, value, &format!(
+                    "SASL mechanism {name} of listener {listener} is not implemented by gregor (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)"
+                ))
+            })?;
+            if !mechanisms.contains(&m) {
+                mechanisms.push(m);
+            }
+        }
+        if mechanisms.is_empty() {
+            return Err(invalid(
+                key,
+                value,
+                &format!("no SASL mechanism is enabled for listener {listener}"),
+            ));
+        }
+        let mut plain_users = BTreeMap::new();
+        for m in &mechanisms {
+            let jaas_key = format!("{prefix}{}.sasl.jaas.config", m.name().to_ascii_lowercase());
+            let expected = match m {
+                Mechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
+                Mechanism::Scram(_) => "org.apache.kafka.common.security.scram.ScramLoginModule",
+            };
+            let module = match raw.get(&jaas_key) {
+                // The value holds passwords: errors show neither it nor its parts.
+                Some(v) => Some(jaas::parse(v).map_err(|e| invalid(&jaas_key, "(hidden)", &e))?),
+                None if *m == Mechanism::Plain => {
+                    return Err(invalid(
+                        &jaas_key,
+                        "",
+                        &format!("PLAIN is enabled on listener {listener}: its users are given as {expected} required user_<name>=\"<password>\";"),
+                    ))
+                }
+                None => None,
+            };
+            if let Some(module) = module {
+                if module.class != expected {
+                    return Err(invalid(
+                        &jaas_key,
+                        "(hidden)",
+                        &format!(
+                            "login module {} is not implemented by gregor ({expected} is)",
+                            module.class
+                        ),
+                    ));
+                }
+                if *m == Mechanism::Plain {
+                    plain_users = module
+                        .options
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((k.strip_prefix("user_")?.to_string(), v)))
+                        .collect();
+                }
+            }
+        }
+        let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            raw.get(key).map_or(Ok(default), |v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| invalid(key, v, "expected a non-negative integer"))
+            })
+        };
+        Ok(SaslConfig {
+            mechanisms,
+            plain_users,
+            max_receive_size: usize::try_from(number(
+                "sasl.server.max.receive.size",
+                DEFAULT_MAX_RECEIVE_SIZE as u64,
+            )?)
+            .unwrap_or(usize::MAX),
+            failure_delay: std::time::Duration::from_millis(number(
+                "connection.failed.authentication.delay.ms",
+                DEFAULT_FAILURE_DELAY_MS,
+            )?),
+        })
+    }
+}
+
+/// Keys read here, besides the per-listener ones (`listener.name.<l>.`...).
+pub const HONOURED: &[&str] = &[
+    "sasl.enabled.mechanisms",
+    "sasl.server.max.receive.size",
+    "connection.failed.authentication.delay.ms",
+];
+
+/// Whether a per-listener key is one this module reads.
+pub fn honoured(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("listener.name.") else {
+        return false;
+    };
+    let Some((_, rest)) = rest.split_once('.') else {
+        return false;
+    };
+    rest == "sasl.enabled.mechanisms"
+        || ["plain", "scram-sha-256", "scram-sha-512"]
+            .iter()
+            .any(|m| rest == format!("{m}.sasl.jaas.config"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<SaslConfig, ConfigError> {
+        SaslConfig::load(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            "SASL_PLAINTEXT",
+        )
+    }
+
+    const PLAIN: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.config";
+
+    #[test]
+    fn kafkas_keys_configure_a_listener() {
+        let c = load(&[
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512, PLAIN"),
+            (
+                PLAIN,
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="a" password="b" user_alice="alice-secret";"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.mechanisms,
+            vec![Mechanism::Scram(ScramMechanism::Sha512), Mechanism::Plain]
+        );
+        assert_eq!(c.plain_users()["alice"], "alice-secret");
+        assert_eq!(c.plain_users().len(), 1);
+        assert_eq!(c.max_receive_size, 524_288);
+        assert!(!format!("{c:?}").contains("secret"));
+        // The listener's own list wins.
+        let c = load(&[
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+                "SCRAM-SHA-256",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.mechanisms, vec![Mechanism::Scram(ScramMechanism::Sha256)]);
+    }
+
+    #[test]
+    fn what_gregor_cannot_do_stops_start_up_without_showing_secrets() {
+        let e = |pairs: &[(&str, &str)]| load(pairs).unwrap_err().to_string();
+        assert!(e(&[]).contains("GSSAPI"));
+        assert!(e(&[("sasl.enabled.mechanisms", "OAUTHBEARER")]).contains("OAUTHBEARER"));
+        assert!(e(&[("sasl.enabled.mechanisms", "PLAIN")]).contains(PLAIN));
+        let bad = e(&[
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            (PLAIN, r#"Module required user_alice="s3cret""#),
+        ]);
+        assert!(bad.contains(PLAIN) && !bad.contains("s3cret"), "{bad}");
+        let other = e(&[
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            (PLAIN, r#"com.example.Other required user_alice="s3cret";"#),
+        ]);
+        assert!(other.contains("com.example.Other") && !other.contains("s3cret"));
+    }
+}

@@ -1,0 +1,283 @@
+//! The SASL exchange of one connection on a SASL listener, as Kafka's `SaslServerAuthenticator`:
+//! before authenticating, a client may send ApiVersions, then SaslHandshake naming a mechanism the
+//! listener enables, then that mechanism's tokens in SaslAuthenticate requests (or, after a v0
+//! handshake, as bare length-prefixed tokens). Anything else closes the connection, and so does a
+//! failed authentication, once its error is answered (after
+//! `connection.failed.authentication.delay.ms`). Frames above `sasl.server.max.receive.size` are
+//! refused by the connection's reader until the client is authenticated.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::scram::{ScramServer, Step as ScramStep};
+use super::{plain, Failure, Mechanism, SaslConfig};
+use crate::broker::Broker;
+use crate::codec;
+use crate::condition::Condition;
+use crate::config::Listener;
+use crate::dispatch::Outcome;
+use crate::wire::{Attached, Chunk};
+
+/// Failed authentications: logged once, then counted.
+static FAILED: Condition = Condition::new("failed authentications");
+
+/// Kafka's UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE and SASL_AUTHENTICATION_FAILED.
+const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+pub const ILLEGAL_SASL_STATE: i16 = 34;
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+
+/// Kafka's authentication counters of a SASL listener, at zero before its first client.
+pub fn register_metrics(listener: &str) {
+    for name in [
+        "kafka_server_socket_server_metrics_successful_authentication_total",
+        "kafka_server_socket_server_metrics_failed_authentication_total",
+    ] {
+        metrics::counter!(name, "listener" => listener.to_string()).absolute(0);
+    }
+}
+
+/// What the connection does with a frame.
+pub enum Step {
+    /// An ordinary request (ApiVersions before authentication, anything after): dispatch it.
+    Dispatch(Bytes),
+    /// Part of the exchange, answered here.
+    Answer(Outcome),
+}
+
+enum Exchange {
+    Plain,
+    Scram(ScramServer),
+}
+
+enum State {
+    /// Waiting for SaslHandshake (ApiVersions allowed).
+    Handshake,
+    /// The mechanism chosen; `raw` after a v0 handshake (tokens without Kafka headers).
+    Authenticate { exchange: Exchange, raw: bool },
+    /// Authenticated.
+    Done,
+}
+
+/// One connection's authentication.
+pub struct Authenticator {
+    config: Arc<SaslConfig>,
+    listener: Arc<Listener>,
+    state: State,
+    mechanism: Mechanism,
+}
+
+impl Authenticator {
+    pub fn new(config: Arc<SaslConfig>, listener: Arc<Listener>) -> Authenticator {
+        let mechanism = config.mechanisms[0];
+        Authenticator {
+            config,
+            listener,
+            state: State::Handshake,
+            mechanism,
+        }
+    }
+
+    /// Whether the client has authenticated: every request is then dispatched.
+    pub fn done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// The largest frame the client may send now.
+    pub fn max_frame(&self, authenticated_max: usize) -> usize {
+        if self.done() {
+            authenticated_max
+        } else {
+            self.config.max_receive_size.min(authenticated_max)
+        }
+    }
+
+    /// Takes a frame read before authentication completed.
+    pub async fn take(&mut self, broker: &Arc<Broker>, frame: Bytes) -> Step {
+        if let State::Authenticate { raw: true, .. } = self.state {
+            return Step::Answer(self.raw_token(broker, &frame).await);
+        }
+        let Some((key, _, _)) = codec::peek_header(&frame) else {
+            return Step::Answer(Outcome::Close(
+                "a frame too short for a request header".into(),
+            ));
+        };
+        let key = ApiKey::try_from(key).ok();
+        match (&self.state, key) {
+            (State::Handshake, Some(ApiKey::ApiVersions)) => Step::Dispatch(frame),
+            (State::Handshake, Some(ApiKey::SaslHandshake)) => Step::Answer(self.handshake(frame)),
+            (State::Authenticate { .. }, Some(ApiKey::SaslAuthenticate)) => {
+                Step::Answer(self.authenticate(broker, frame).await)
+            }
+            (_, key) => Step::Answer(Outcome::Close(format!(
+                "unexpected request {} during SASL {} on listener {}",
+                key.map_or("of an unknown API", crate::dispatch::api_name),
+                if matches!(self.state, State::Handshake) {
+                    "handshake"
+                } else {
+                    "authentication"
+                },
+                self.listener.name
+            ))),
+        }
+    }
+
+    fn handshake(&mut self, mut frame: Bytes) -> Outcome {
+        let (header, request) = match decode::<SaslHandshakeRequest>(&mut frame, 0..=1) {
+            Ok(d) => d,
+            Err(reason) => return Outcome::Close(reason),
+        };
+        let mut response = SaslHandshakeResponse::default();
+        response.mechanisms = self
+            .config
+            .mechanisms
+            .iter()
+            .map(|m| StrBytes::from_static_str(m.name()))
+            .collect();
+        let wanted = request.mechanism.as_str();
+        let Some(&mechanism) = self.config.mechanisms.iter().find(|m| m.name() == wanted) else {
+            response.error_code = UNSUPPORTED_SASL_MECHANISM;
+            let reason = format!(
+                "SASL mechanism {wanted:.64} is not enabled on listener {}",
+                self.listener.name
+            );
+            return match encode(ApiKey::SaslHandshake, &header, &response) {
+                Outcome::Respond(chunks) => Outcome::RespondThenClose(chunks, reason),
+                other => other,
+            };
+        };
+        self.mechanism = mechanism;
+        self.state = State::Authenticate {
+            exchange: match mechanism {
+                Mechanism::Plain => Exchange::Plain,
+                Mechanism::Scram(m) => Exchange::Scram(ScramServer::new(m)),
+            },
+            raw: header.request_api_version == 0,
+        };
+        encode(ApiKey::SaslHandshake, &header, &response)
+    }
+
+    async fn authenticate(&mut self, broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
+        let (header, request) = match decode::<SaslAuthenticateRequest>(&mut frame, 0..=2) {
+            Ok(d) => d,
+            Err(reason) => return Outcome::Close(reason),
+        };
+        let mut response = SaslAuthenticateResponse::default();
+        match self.evaluate(broker, &request.auth_bytes) {
+            Ok(reply) => {
+                response.auth_bytes = Bytes::from(reply);
+                encode(ApiKey::SaslAuthenticate, &header, &response)
+            }
+            Err(failure) => {
+                let message = self.failed(failure);
+                tokio::time::sleep(self.config.failure_delay).await;
+                response.error_code = SASL_AUTHENTICATION_FAILED;
+                response.error_message = Some(StrBytes::from_string(message.clone()));
+                match encode(ApiKey::SaslAuthenticate, &header, &response) {
+                    Outcome::Respond(chunks) => Outcome::RespondThenClose(chunks, message),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// A token after a v0 handshake: answered bare; a failure just closes, as Kafka does.
+    async fn raw_token(&mut self, broker: &Arc<Broker>, token: &[u8]) -> Outcome {
+        match self.evaluate(broker, token) {
+            Ok(reply) => {
+                let mut b = BytesMut::with_capacity(4 + reply.len());
+                b.put_i32(reply.len() as i32);
+                b.put_slice(&reply);
+                Outcome::Respond(vec![Chunk::Memory(b.freeze())])
+            }
+            Err(failure) => {
+                let message = self.failed(failure);
+                tokio::time::sleep(self.config.failure_delay).await;
+                Outcome::Close(message)
+            }
+        }
+    }
+
+    /// Feeds one token to the mechanism: its reply, the state moving to `Done` when complete.
+    fn evaluate(&mut self, broker: &Arc<Broker>, token: &[u8]) -> Result<Vec<u8>, Failure> {
+        let State::Authenticate { exchange, .. } = &mut self.state else {
+            return Err(Failure::Generic);
+        };
+        let (reply, user) = match exchange {
+            Exchange::Plain => (
+                Vec::new(),
+                Some(plain::authenticate(self.config.plain_users(), token)?),
+            ),
+            Exchange::Scram(server) => {
+                let m = server.mechanism();
+                match server.evaluate(token, |user| broker.credentials.get(user, m))? {
+                    ScramStep::Challenge(c) => (c, None),
+                    ScramStep::Complete(last, user) => (last, Some(user)),
+                }
+            }
+        };
+        if let Some(user) = user {
+            metrics::counter!("kafka_server_socket_server_metrics_successful_authentication_total", "listener" => self.listener.name.clone()).increment(1);
+            tracing::debug!(principal = %format!("User:{user}"), mechanism = self.mechanism.name(), "authenticated");
+            self.state = State::Done;
+        }
+        Ok(reply)
+    }
+
+    /// Counts and logs a failure; Kafka's message for the client.
+    fn failed(&mut self, failure: Failure) -> String {
+        self.state = State::Handshake;
+        metrics::counter!("kafka_server_socket_server_metrics_failed_authentication_total", "listener" => self.listener.name.clone()).increment(1);
+        let message = match failure {
+            Failure::Told(m) => m,
+            Failure::Generic => format!(
+                "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                self.mechanism.name()
+            ),
+        };
+        FAILED.occurred(|| {
+            format!(
+                "failed authentication on listener {} with {}: {message}",
+                self.listener.name,
+                self.mechanism.name()
+            )
+        });
+        message
+    }
+}
+
+/// Decodes a handshake-phase request of a version in `versions`.
+fn decode<T: kafka_protocol::protocol::Decodable>(
+    frame: &mut Bytes,
+    versions: std::ops::RangeInclusive<i16>,
+) -> Result<(RequestHeader, T), String> {
+    let (api, header) = codec::decode_header(frame).map_err(|e| e.to_string())?;
+    let version = header.request_api_version;
+    if !versions.contains(&version) {
+        return Err(format!("{api:?} v{version} is not supported"));
+    }
+    let body = codec::decode_body::<T>(api, version, frame).map_err(|e| e.to_string())?;
+    Ok((header, body))
+}
+
+fn encode<T: kafka_protocol::protocol::Encodable>(
+    api: ApiKey,
+    header: &RequestHeader,
+    body: &T,
+) -> Outcome {
+    match codec::encode_response(
+        api,
+        header.request_api_version,
+        header.correlation_id,
+        body,
+        Attached::default(),
+    ) {
+        Ok(chunks) => Outcome::Respond(chunks),
+        Err(e) => Outcome::Close(e.to_string()),
+    }
+}
