@@ -51,6 +51,7 @@ pub async fn describe_scram_credentials(
         .map(|u| u.name.to_string())
         .collect();
     let mut r = DescribeUserScramCredentialsResponse::default();
+    r.error_message = None;
     r.results = broker
         .credentials
         .describe(&users)

@@ -170,6 +170,8 @@ impl Authenticator {
         let mut response = SaslAuthenticateResponse::default();
         match self.evaluate(broker, &request.auth_bytes) {
             Ok(reply) => {
+                // Kafka's answer carries a null message (the codec's default is empty).
+                response.error_message = None;
                 response.auth_bytes = Bytes::from(reply);
                 encode(ApiKey::SaslAuthenticate, &header, &response)
             }

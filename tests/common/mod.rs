@@ -52,8 +52,9 @@ impl TestBroker {
         let mut raw: BTreeMap<String, String> = BTreeMap::new();
         raw.insert("log.dirs".into(), dir.path().display().to_string());
         raw.insert("listeners".into(), format!("PLAINTEXT://{addr}"));
+        // `{addr}` in an override stands for the address bound (a listener of another protocol).
         for (k, v) in overrides {
-            raw.insert(k.to_string(), v.to_string());
+            raw.insert(k.to_string(), v.replace("{addr}", &addr.to_string()));
         }
         let config = gregor::Config::from_map(raw).unwrap();
         let broker = Arc::new(
