@@ -25,7 +25,7 @@ use crate::config::Listener;
 use crate::dispatch::{self, Outcome};
 use crate::log::OpenRegion;
 use crate::request_memory::Held;
-use crate::security::sasl::{Authenticator, Step};
+use crate::security::sasl::{Authenticator, Route, Step};
 use crate::wire::Chunk;
 
 /// Connections closed for a bad frame, an unsupported request or a failed write: logged once,
@@ -323,14 +323,20 @@ pub async fn serve(
             .record(arrived.elapsed().as_secs_f64());
         metrics::gauge!("gregor_requests_in_flight").increment(1.0);
         // A SASL client's frames go to its authenticator until it has authenticated.
-        let step = match auth.as_mut().filter(|a| !a.done()) {
-            Some(a) => {
-                let step = a.take(&broker, frame).await;
-                if a.done() {
-                    max_frame.store(full_frame, Ordering::Relaxed);
+        let step = match auth.as_mut() {
+            Some(a) => match a.route(&frame) {
+                Route::Authenticator => {
+                    let step = a.take(&broker, frame).await;
+                    if a.done() {
+                        max_frame.store(full_frame, Ordering::Relaxed);
+                    }
+                    step
                 }
-                step
-            }
+                Route::Dispatch => Step::Dispatch(frame),
+                Route::Expired => Step::Answer(Outcome::Close(
+                    "its SASL session expired (connections.max.reauth.ms) and it did not re-authenticate".into(),
+                )),
+            },
             None => Step::Dispatch(frame),
         };
         let outcome = match step {

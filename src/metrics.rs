@@ -98,6 +98,14 @@ fn describe() {
         "SASL authentications that failed, per listener"
     );
     describe_counter!(
+        "kafka_server_socket_server_metrics_successful_reauthentication_total",
+        "SASL re-authentications (KIP-368) that succeeded, per listener"
+    );
+    describe_counter!(
+        "kafka_server_socket_server_metrics_expired_connections_killed_total",
+        "Connections closed because their SASL session ended without re-authentication"
+    );
+    describe_counter!(
         "kafka_server_brokertopicmetrics_bytesin_total",
         Unit::Bytes,
         "Record batch bytes produced, per topic"

@@ -292,3 +292,56 @@ async fn sasl_requests_on_a_plaintext_listener_are_in_an_illegal_state() {
     assert!(metadata_answered(&mut c).await);
     b.stop().await;
 }
+
+/// KIP-368: with `connections.max.reauth.ms`, SaslAuthenticate tells the session's lifetime, a
+/// client re-authenticates on the same connection with the same mechanism and principal, and a
+/// connection whose session ended is closed at its next request.
+#[tokio::test]
+async fn sessions_end_unless_the_client_re_authenticates_as_itself() {
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";"#;
+    let b = TestBroker::start(&[
+        ("listeners", "SASL_PLAINTEXT://{addr}"),
+        ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
+        ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
+        ("connection.failed.authentication.delay.ms", "0"),
+        ("connections.max.reauth.ms", "1500"),
+    ])
+    .await;
+    let mut c = b.client().await;
+    let r = plain_login(&mut c, "alice-secret").await;
+    assert_eq!((r.error_code, r.session_lifetime_ms), (0, 1500));
+    assert!(metadata_answered(&mut c).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Re-authenticating renews the session.
+    let r = plain_login(&mut c, "alice-secret").await;
+    assert_eq!((r.error_code, r.session_lifetime_ms), (0, 1500));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(
+        metadata_answered(&mut c).await,
+        "within the renewed session"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(!metadata_answered(&mut c).await, "after the session ended");
+    // Another principal, or another mechanism, fails the re-authentication.
+    let mut c = b.client().await;
+    assert_eq!(plain_login(&mut c, "alice-secret").await.error_code, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(handshake(&mut c, 1, "PLAIN").await.error_code, 0);
+    let r = authenticate(&mut c, b"\0bob\0bob-secret").await;
+    assert_eq!(r.error_code, 58);
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Cannot change principals during re-authentication from User.alice: User.bob")
+    );
+    assert!(c.closed_by_broker().await);
+    let mut c = b.client().await;
+    assert_eq!(plain_login(&mut c, "alice-secret").await.error_code, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(handshake(&mut c, 1, "SCRAM-SHA-512").await.error_code, 0);
+    let r = authenticate(&mut c, b"n,,n=alice,r=abc").await;
+    assert_eq!(
+        (r.error_code, r.error_message.as_deref()),
+        (58, Some("SASL mechanism 'SCRAM-SHA-512' requested by client is not supported for re-authentication of mechanism 'PLAIN'"))
+    );
+    b.stop().await;
+}

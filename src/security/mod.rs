@@ -66,6 +66,8 @@ pub struct SaslConfig {
     pub max_receive_size: usize,
     /// How long a failed authentication waits before its answer (slows password guessing).
     pub failure_delay: std::time::Duration,
+    /// `connections.max.reauth.ms` per mechanism (0: sessions never end).
+    reauth_ms: Vec<(Mechanism, u64)>,
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -78,6 +80,14 @@ impl std::fmt::Debug for SaslConfig {
 }
 
 impl SaslConfig {
+    /// How long a session authenticated with `mechanism` lasts (0: for ever).
+    pub fn reauth_ms(&self, mechanism: Mechanism) -> u64 {
+        self.reauth_ms
+            .iter()
+            .find(|(m, _)| *m == mechanism)
+            .map_or(0, |(_, ms)| *ms)
+    }
+
     pub fn plain_users(&self) -> &BTreeMap<String, String> {
         &self.plain_users
     }
@@ -159,7 +169,21 @@ impl SaslConfig {
                     .map_err(|_| invalid(key, v, "expected a non-negative integer"))
             })
         };
+        let mut reauth_ms = Vec::new();
+        for m in &mechanisms {
+            let own = format!(
+                "{prefix}{}.connections.max.reauth.ms",
+                m.name().to_ascii_lowercase()
+            );
+            let key = if raw.contains_key(&own) {
+                own.as_str()
+            } else {
+                "connections.max.reauth.ms"
+            };
+            reauth_ms.push((*m, number(key, 0)?));
+        }
         Ok(SaslConfig {
+            reauth_ms,
             mechanisms,
             plain_users,
             max_receive_size: usize::try_from(number(
@@ -180,6 +204,7 @@ pub const HONOURED: &[&str] = &[
     "sasl.enabled.mechanisms",
     "sasl.server.max.receive.size",
     "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
 ];
 
 /// Whether a per-listener key is one this module reads.
@@ -191,9 +216,10 @@ pub fn honoured(key: &str) -> bool {
         return false;
     };
     rest == "sasl.enabled.mechanisms"
-        || ["plain", "scram-sha-256", "scram-sha-512"]
-            .iter()
-            .any(|m| rest == format!("{m}.sasl.jaas.config"))
+        || ["plain", "scram-sha-256", "scram-sha-512"].iter().any(|m| {
+            rest == format!("{m}.sasl.jaas.config")
+                || rest == format!("{m}.connections.max.reauth.ms")
+        })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! refused by the connection's reader until the client is authenticated.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -37,6 +38,8 @@ pub fn register_metrics(listener: &str) {
     for name in [
         "kafka_server_socket_server_metrics_successful_authentication_total",
         "kafka_server_socket_server_metrics_failed_authentication_total",
+        "kafka_server_socket_server_metrics_successful_reauthentication_total",
+        "kafka_server_socket_server_metrics_expired_connections_killed_total",
     ] {
         metrics::counter!(name, "listener" => listener.to_string()).absolute(0);
     }
@@ -53,7 +56,20 @@ pub enum Step {
 enum Exchange {
     Plain,
     Scram(ScramServer),
+    /// A re-authentication naming another mechanism than the first: fails at its token.
+    BadMechanism(String),
 }
+
+/// Where the connection sends a frame.
+pub enum Route {
+    Authenticator,
+    Dispatch,
+    /// The session (`connections.max.reauth.ms`) ended and the client did not re-authenticate.
+    Expired,
+}
+
+/// Kafka's shortest interval between two re-authentications of a connection.
+const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
 enum State {
     /// Waiting for SaslHandshake (ApiVersions allowed).
@@ -70,6 +86,12 @@ pub struct Authenticator {
     listener: Arc<Listener>,
     state: State,
     mechanism: Mechanism,
+    /// The authenticated user, kept across re-authentications (which may not change it).
+    user: Option<String>,
+    /// When the session ends (`connections.max.reauth.ms`), once authenticated.
+    session_end: Option<Instant>,
+    /// When the last re-authentication began.
+    reauth_began: Option<Instant>,
 }
 
 impl Authenticator {
@@ -80,7 +102,43 @@ impl Authenticator {
             listener,
             state: State::Handshake,
             mechanism,
+            user: None,
+            session_end: None,
+            reauth_began: None,
         }
+    }
+
+    /// Where `frame` goes: to the exchange until authenticated, and again for a SaslHandshake
+    /// that re-authenticates an expiring session (KIP-368); a session past its end gets nothing
+    /// else.
+    pub fn route(&mut self, frame: &[u8]) -> Route {
+        if !self.done() {
+            return Route::Authenticator;
+        }
+        let Some(end) = self.session_end else {
+            return Route::Dispatch;
+        };
+        let now = Instant::now();
+        let handshake = codec::peek_header(frame)
+            .is_some_and(|(key, _, _)| key == ApiKey::SaslHandshake as i16);
+        if handshake
+            && self
+                .reauth_began
+                .is_none_or(|t| now.duration_since(t) >= MIN_REAUTH_INTERVAL)
+        {
+            self.reauth_began = Some(now);
+            self.state = State::Handshake;
+            return Route::Authenticator;
+        }
+        if now >= end {
+            metrics::counter!("kafka_server_socket_server_metrics_expired_connections_killed_total", "listener" => self.listener.name.clone()).increment(1);
+            return Route::Expired;
+        }
+        Route::Dispatch
+    }
+
+    fn reauthenticating(&self) -> bool {
+        self.user.is_some()
     }
 
     /// Whether the client has authenticated: every request is then dispatched.
@@ -151,12 +209,21 @@ impl Authenticator {
                 other => other,
             };
         };
-        self.mechanism = mechanism;
-        self.state = State::Authenticate {
-            exchange: match mechanism {
+        let exchange = if self.reauthenticating() && mechanism != self.mechanism {
+            Exchange::BadMechanism(format!(
+                "SASL mechanism '{}' requested by client is not supported for re-authentication of mechanism '{}'",
+                mechanism.name(),
+                self.mechanism.name()
+            ))
+        } else {
+            match mechanism {
                 Mechanism::Plain => Exchange::Plain,
                 Mechanism::Scram(m) => Exchange::Scram(ScramServer::new(m)),
-            },
+            }
+        };
+        self.mechanism = mechanism;
+        self.state = State::Authenticate {
+            exchange,
             raw: header.request_api_version == 0,
         };
         encode(ApiKey::SaslHandshake, &header, &response)
@@ -173,6 +240,9 @@ impl Authenticator {
                 // Kafka's answer carries a null message (the codec's default is empty).
                 response.error_message = None;
                 response.auth_bytes = Bytes::from(reply);
+                if self.done() {
+                    response.session_lifetime_ms = self.config.reauth_ms(self.mechanism) as i64;
+                }
                 encode(ApiKey::SaslAuthenticate, &header, &response)
             }
             Err(failure) => {
@@ -222,10 +292,23 @@ impl Authenticator {
                     ScramStep::Complete(last, user) => (last, Some(user)),
                 }
             }
+            Exchange::BadMechanism(message) => return Err(Failure::Told(message.clone())),
         };
         if let Some(user) = user {
+            if let Some(previous) = self.user.as_deref().filter(|p| *p != user) {
+                return Err(Failure::Told(format!(
+                    "Cannot change principals during re-authentication from User.{previous}: User.{user}"
+                )));
+            }
+            let reauth_ms = self.config.reauth_ms(self.mechanism);
+            self.session_end =
+                (reauth_ms > 0).then(|| Instant::now() + Duration::from_millis(reauth_ms));
             metrics::counter!("kafka_server_socket_server_metrics_successful_authentication_total", "listener" => self.listener.name.clone()).increment(1);
+            if self.reauthenticating() {
+                metrics::counter!("kafka_server_socket_server_metrics_successful_reauthentication_total", "listener" => self.listener.name.clone()).increment(1);
+            }
             tracing::debug!(principal = %format!("User:{user}"), mechanism = self.mechanism.name(), "authenticated");
+            self.user = Some(user);
             self.state = State::Done;
         }
         Ok(reply)
@@ -235,13 +318,15 @@ impl Authenticator {
     fn failed(&mut self, failure: Failure) -> String {
         self.state = State::Handshake;
         metrics::counter!("kafka_server_socket_server_metrics_failed_authentication_total", "listener" => self.listener.name.clone()).increment(1);
-        let message = match failure {
-            Failure::Told(m) => m,
-            Failure::Generic => format!(
-                "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+        let message =
+            match failure {
+                Failure::Told(m) => m,
+                Failure::Generic => format!(
+                "Authentication failed during {} due to invalid credentials with SASL mechanism {}",
+                if self.reauthenticating() { "re-authentication" } else { "authentication" },
                 self.mechanism.name()
             ),
-        };
+            };
         FAILED.occurred(|| {
             format!(
                 "failed authentication on listener {} with {}: {message}",
