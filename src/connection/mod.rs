@@ -1,0 +1,161 @@
+//! One client connection: length-prefixed frames with a size limit, read ahead while requests are
+//! handled (clients pipeline, up to `READ_AHEAD` frames and `READ_AHEAD_BYTES`), handled one at a
+//! time and answered strictly in order, as Kafka does. As Kafka's `connections.max.idle.ms`, a
+//! connection neither sending nor taking bytes for that long is closed: a client that stops
+//! reading its responses holds one request and one response, and only for that long.
+
+mod read;
+mod write;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::condition::Condition;
+use crate::config::Listener;
+use crate::dispatch::{self, Outcome};
+use crate::security::sasl::{Authenticator, Route, Step};
+use read::{read_frames, Queued, ReadEnd};
+use write::write_chunks;
+
+/// Connections closed for a bad frame, an unsupported request or a failed write: logged once,
+/// then counted (see `condition`).
+static CLOSED_ON_ERROR: Condition = Condition::new("connections closed on error");
+
+/// Requests read ahead of the one being handled.
+const READ_AHEAD: usize = 8;
+
+/// Serves one connection until the client leaves, a bad frame closes it, or shutdown.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<Listener>,
+    broker: Arc<Broker>,
+    stop: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    metrics::counter!("gregor_connections_created_total").increment(1);
+    metrics::gauge!("gregor_connections_open").increment(1.0);
+    tracing::debug!(%peer, "connection opened");
+    let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Queued>(READ_AHEAD);
+    let gone = CancellationToken::new();
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
+    let full_frame = broker.config.socket_request_max_bytes;
+    let mut auth = listener
+        .sasl
+        .clone()
+        .map(|config| Authenticator::new(config, listener.clone()));
+    let max_frame = Arc::new(AtomicUsize::new(
+        auth.as_ref()
+            .map_or(full_frame, |a| a.max_frame(full_frame)),
+    ));
+    let reading = read_frames(
+        rd,
+        max_frame.clone(),
+        idle,
+        std::time::Duration::from_millis(broker.config.request_receive_timeout_ms),
+        tx,
+        stop.clone(),
+        broker.clone(),
+    );
+    let peer_gone = gone.clone();
+    let reader = tokio::spawn(async move {
+        let end = reading.await;
+        if !matches!(end, ReadEnd::Stopped) {
+            peer_gone.cancel();
+        }
+        end
+    });
+    let mut close_reason = None;
+    while let Some(queued) = rx.recv().await {
+        let (arrived, frame, held, turn) = *queued;
+        let api = dispatch::api_label(&frame);
+        metrics::histogram!("gregor_request_queue_seconds", "api" => api)
+            .record(arrived.elapsed().as_secs_f64());
+        metrics::gauge!("gregor_requests_in_flight").increment(1.0);
+        // A SASL client's frames go to its authenticator until it has authenticated.
+        let step = match auth.as_mut() {
+            Some(a) => match a.route(&frame) {
+                Route::Authenticator => {
+                    let step = a.take(&broker, frame).await;
+                    if a.done() {
+                        max_frame.store(full_frame, Ordering::Relaxed);
+                    }
+                    step
+                }
+                Route::Dispatch => Step::Dispatch(frame),
+                Route::Expired => Step::Answer(Outcome::Close(
+                    "its SASL session expired (connections.max.reauth.ms) and it did not re-authenticate".into(),
+                )),
+            },
+            None => Step::Dispatch(frame),
+        };
+        let outcome = match step {
+            // Boxed: the largest handler future is then allocated while a request runs, not
+            // for the life of every (mostly idle) connection.
+            Step::Dispatch(frame) => {
+                Box::pin(dispatch::dispatch(
+                    &broker,
+                    peer,
+                    &listener,
+                    gone.clone(),
+                    frame,
+                ))
+                .await
+            }
+            Step::Answer(outcome) => outcome,
+        };
+        drop(held);
+        metrics::gauge!("gregor_requests_in_flight").decrement(1.0);
+        match outcome {
+            Outcome::Respond(chunks) => {
+                let sending = Instant::now();
+                if let Err(e) = write_chunks(&mut wr, &chunks, idle).await {
+                    close_reason = Some(format!("write error: {e}"));
+                    break;
+                }
+                metrics::histogram!("gregor_response_send_seconds", "api" => api)
+                    .record(sending.elapsed().as_secs_f64());
+                // Read-ahead resumes once the response is out: a client that does not read its
+                // responses gets no more requests read.
+                drop(turn);
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(reason) => {
+                close_reason = Some(reason);
+                break;
+            }
+            Outcome::RespondThenClose(chunks, reason) => {
+                let _ = write_chunks(&mut wr, &chunks, idle).await;
+                close_reason = Some(reason);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    reader.abort();
+    if close_reason.is_none() {
+        if let Ok(ReadEnd::Closed(reason)) = reader.await {
+            close_reason = Some(reason);
+        }
+    }
+    let _ = wr.shutdown().await;
+    match close_reason {
+        Some(reason) => {
+            // A client that retries what gets it closed would otherwise write a line per try.
+            CLOSED_ON_ERROR.occurred(|| format!("closing connection from {peer}: {reason}"));
+            metrics::counter!("gregor_connections_closed_on_error_total").increment(1);
+        }
+        None => tracing::debug!(%peer, "connection closed"),
+    }
+    metrics::gauge!("gregor_connections_open").decrement(1.0);
+    metrics::counter!("gregor_connections_closed_total").increment(1);
+}
