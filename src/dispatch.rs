@@ -137,6 +137,7 @@ apis! {
     SaslAuthenticate: SaslAuthenticateRequest => handler::security::sasl_authenticate, 0, 2;
     DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => handler::security::describe_scram_credentials, 0, 0;
     AlterUserScramCredentials: AlterUserScramCredentialsRequest => handler::security::alter_scram_credentials, 0, 0;
+    DescribeClientQuotas: DescribeClientQuotasRequest => handler::quotas::describe, 0, 1;
 }
 
 /// Produce v0–v2 are advertised (librdkafka needs it, KAFKA-18659) but refused, as Kafka 4 does.
@@ -264,6 +265,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+        ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
         _ => "other",
     }
 }

@@ -15,6 +15,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod quorum;
+pub mod quotas;
 pub mod replicas;
 pub mod security;
 pub mod topics;

@@ -50,8 +50,9 @@ pub async fn describe_scram_credentials(
         .into_iter()
         .map(|u| u.name.to_string())
         .collect();
+    // Kafka answers empty messages, not null, where there is no error (AlterUserScramCredentials
+    // answers null).
     let mut r = DescribeUserScramCredentialsResponse::default();
-    r.error_message = None;
     r.results = broker
         .credentials
         .describe(&users)
@@ -60,7 +61,7 @@ pub async fn describe_scram_credentials(
             let mut res = DescribeUserScramCredentialsResult::default();
             res.user = str_bytes(&user);
             res.error_code = code;
-            res.error_message = message.as_deref().map(str_bytes);
+            res.error_message = Some(str_bytes(message.as_deref().unwrap_or("")));
             res.credential_infos = infos
                 .into_iter()
                 .map(|(mechanism, iterations)| {

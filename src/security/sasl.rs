@@ -237,8 +237,7 @@ impl Authenticator {
         let mut response = SaslAuthenticateResponse::default();
         match self.evaluate(broker, &request.auth_bytes) {
             Ok(reply) => {
-                // Kafka's answer carries a null message (the codec's default is empty).
-                response.error_message = None;
+                // Kafka's answer carries an empty message (the codec's default), not null.
                 response.auth_bytes = Bytes::from(reply);
                 if self.done() {
                     response.session_lifetime_ms = self.config.reauth_ms(self.mechanism) as i64;
