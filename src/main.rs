@@ -102,6 +102,10 @@ fn main() -> ExitCode {
                 }
                 None => String::new(),
             };
+            let sasl = match &l.tls {
+                Some(tls) => format!(", TLS with client auth {}{sasl}", tls.client_auth),
+                None => sasl,
+            };
             described.push(format!("{}={bound} (advertised {}:{}{sasl})", l.name, l.advertised.host, l.advertised.port));
             sockets.push((socket, l));
         }

@@ -1,16 +1,17 @@
 //! `listeners`, `advertised.listeners` and `listener.security.protocol.map` as Kafka reads them:
 //! every client listener is served (controller listeners, `controller.listener.names`, are not: a
 //! single node has no quorum to serve), each under its name, and clients are told the advertised
-//! endpoint of the listener they connected to. PLAINTEXT and SASL_PLAINTEXT listeners are served
-//! (the latter with the authentication `security` configures for it); a listener whose security
-//! protocol gregor does not implement yet stops start-up: serving it would serve it without the
-//! security asked for.
+//! endpoint of the listener they connected to. Each of Kafka's security protocols is served with
+//! the TLS and SASL authentication `security` configures for the listener; a listener whose
+//! security cannot be set up stops start-up: serving it would serve it without the security asked
+//! for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::values::invalid;
 use super::ConfigError;
+use crate::security::tls::Tls;
 use crate::security::SaslConfig;
 
 /// A host and port.
@@ -26,14 +27,16 @@ pub struct Listener {
     pub name: String,
     pub bind: Endpoint,
     pub advertised: Endpoint,
-    /// How clients authenticate on a SASL_PLAINTEXT listener (none on PLAINTEXT).
+    /// How clients authenticate on SASL_PLAINTEXT and SASL_SSL listeners.
     pub sasl: Option<Arc<SaslConfig>>,
+    /// TLS on SSL and SASL_SSL listeners.
+    pub tls: Option<Tls>,
 }
 
 /// gregor's embedded default: `PLAINTEXT://127.0.0.1:9092` (Kafka's `PLAINTEXT://:9092`).
 const DEFAULT_LISTENERS: &str = "PLAINTEXT://127.0.0.1:9092";
 
-/// Kafka's security protocols; gregor serves PLAINTEXT and SASL_PLAINTEXT.
+/// Kafka's security protocols.
 const PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// `NAME://host:port,...` as (upper-cased name, endpoint) pairs.
@@ -162,13 +165,12 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
             )
         })?;
         let sasl = match protocol.as_str() {
-            "PLAINTEXT" => None,
-            "SASL_PLAINTEXT" => Some(Arc::new(SaslConfig::load(raw, &name)?)),
-            _ => return Err(invalid(
-                "listeners",
-                value,
-                &format!("listener {name} uses security protocol {protocol}, which gregor does not implement yet (only PLAINTEXT and SASL_PLAINTEXT): it is refused rather than served without that security"),
-            )),
+            "SASL_PLAINTEXT" | "SASL_SSL" => Some(Arc::new(SaslConfig::load(raw, &name)?)),
+            _ => None,
+        };
+        let tls = match protocol.as_str() {
+            "SSL" | "SASL_SSL" => Some(Tls::load(raw, &name)?),
+            _ => None,
         };
         // An empty or wildcard host is advertised as `localhost` (Kafka: the canonical host name);
         // port 0 as the port bound (see `main`).
@@ -189,6 +191,7 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
             bind,
             advertised,
             sasl,
+            tls,
         }));
     }
     if out.is_empty() {
@@ -232,6 +235,7 @@ mod tests {
                 bind: endpoint("127.0.0.1", 9092),
                 advertised: endpoint("127.0.0.1", 9092),
                 sasl: None,
+                tls: None,
             }
         );
     }
@@ -272,19 +276,20 @@ mod tests {
     }
 
     #[test]
-    fn security_gregor_does_not_implement_is_refused_not_served_in_plaintext() {
-        for (listeners, map) in [
-            ("SASL_SSL://:9092", None),
-            ("SSL://:9093", None),
+    fn security_that_cannot_be_set_up_is_refused_not_served_in_plaintext() {
+        for (listeners, map, why) in [
+            ("SASL_PLAINTEXT://:9092", None, "GSSAPI"),
+            ("SSL://:9093", None, "needs a key store"),
             (
                 "PLAINTEXT://:9092,SECURE://:9093",
-                Some("PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL"),
+                Some("PLAINTEXT:PLAINTEXT,SECURE:SSL"),
+                "needs a key store",
             ),
         ] {
             let mut pairs = vec![("listeners", listeners)];
             pairs.extend(map.map(|m| ("listener.security.protocol.map", m)));
             let e = load(&pairs).unwrap_err().to_string();
-            assert!(e.contains("does not implement yet"), "{e}");
+            assert!(e.contains(why), "{e}");
         }
     }
 

@@ -491,6 +491,7 @@ impl Config {
                 || retention::HONOURED.contains(&key.as_str())
                 || group::honoured(key)
                 || crate::security::HONOURED.contains(&key.as_str())
+                || crate::security::tls::HONOURED.contains(&key.as_str())
                 || crate::security::honoured(key)
             {
                 continue;

@@ -23,16 +23,20 @@ use crate::config::Listener;
 use crate::dispatch::{self, Outcome};
 use crate::security::sasl::{Authenticator, Route, Step};
 use read::{read_frames, Queued, ReadEnd};
-use write::write_chunks;
+use write::{write_chunks, ResponseWriter};
 
 /// Connections closed for a bad frame, an unsupported request or a failed write: logged once,
 /// then counted (see `condition`).
 static CLOSED_ON_ERROR: Condition = Condition::new("connections closed on error");
 
+/// Failed TLS handshakes (plaintext clients on a TLS listener, untrusted certificates).
+static TLS_FAILED: Condition = Condition::new("failed TLS handshakes");
+
 /// Requests read ahead of the one being handled.
 const READ_AHEAD: usize = 8;
 
-/// Serves one connection until the client leaves, a bad frame closes it, or shutdown.
+/// Serves one connection until the client leaves, a bad frame closes it, or shutdown; on a TLS
+/// listener, once the TLS handshake has completed (within `connections.max.idle.ms`).
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -44,7 +48,71 @@ pub async fn serve(
     metrics::counter!("gregor_connections_created_total").increment(1);
     metrics::gauge!("gregor_connections_open").increment(1.0);
     tracing::debug!(%peer, "connection opened");
-    let (rd, mut wr) = stream.into_split();
+    let close_reason = match &listener.tls {
+        None => {
+            let (rd, wr) = stream.into_split();
+            serve_stream(rd, wr, peer, &listener, &broker, stop).await
+        }
+        Some(tls) => {
+            let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
+            let handshake = tokio::select! {
+                h = tokio::time::timeout(idle, tls.acceptor.accept(stream)) => h,
+                _ = stop.cancelled() => Ok(Err(std::io::Error::other("the broker is shutting down"))),
+            };
+            match handshake {
+                Ok(Ok(tls_stream)) => {
+                    let (rd, wr) = tokio::io::split(tls_stream);
+                    serve_stream(rd, wr, peer, &listener, &broker, stop).await
+                }
+                Ok(Err(e)) => Some(tls_failed(&listener, peer, &e.to_string())),
+                Err(_) => Some(tls_failed(
+                    &listener,
+                    peer,
+                    "no TLS handshake within connections.max.idle.ms",
+                )),
+            }
+        }
+    };
+    match close_reason {
+        Some(reason) => {
+            // A client that retries what gets it closed would otherwise write a line per try.
+            CLOSED_ON_ERROR.occurred(|| format!("closing connection from {peer}: {reason}"));
+            metrics::counter!("gregor_connections_closed_on_error_total").increment(1);
+        }
+        None => tracing::debug!(%peer, "connection closed"),
+    }
+    metrics::gauge!("gregor_connections_open").decrement(1.0);
+    metrics::counter!("gregor_connections_closed_total").increment(1);
+}
+
+/// A failed TLS handshake: counted as Kafka counts it (a failed authentication); the reason.
+fn tls_failed(listener: &Listener, peer: SocketAddr, why: &str) -> String {
+    metrics::counter!("kafka_server_socket_server_metrics_failed_authentication_total", "listener" => listener.name.clone()).increment(1);
+    TLS_FAILED.occurred(|| {
+        format!(
+            "failed TLS handshake with {peer} on listener {}: {why}",
+            listener.name
+        )
+    });
+    format!("TLS handshake failed: {why}")
+}
+
+/// Serves requests over a connection's two halves (a socket's, or a TLS stream's) until the
+/// client leaves, a bad frame closes it, or shutdown; the reason when it is closed on an error.
+async fn serve_stream<R, W>(
+    rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    listener: &Arc<Listener>,
+    broker: &Arc<Broker>,
+    stop: CancellationToken,
+) -> Option<String>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: ResponseWriter,
+{
+    let broker = broker.clone();
+    let listener = listener.clone();
     let (tx, mut rx) = mpsc::channel::<Queued>(READ_AHEAD);
     let gone = CancellationToken::new();
     let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
@@ -148,14 +216,5 @@ pub async fn serve(
         }
     }
     let _ = wr.shutdown().await;
-    match close_reason {
-        Some(reason) => {
-            // A client that retries what gets it closed would otherwise write a line per try.
-            CLOSED_ON_ERROR.occurred(|| format!("closing connection from {peer}: {reason}"));
-            metrics::counter!("gregor_connections_closed_on_error_total").increment(1);
-        }
-        None => tracing::debug!(%peer, "connection closed"),
-    }
-    metrics::gauge!("gregor_connections_open").decrement(1.0);
-    metrics::counter!("gregor_connections_closed_total").increment(1);
+    close_reason
 }

@@ -141,6 +141,10 @@ pub(super) async fn read_frames<R: AsyncRead + Unpin>(
                 ))
             }
             Ok(Ok(_)) => {}
+            // A TLS client that closes between requests without close_notify (most do).
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && pending == 0 => {
+                return ReadEnd::Eof
+            }
             Ok(Err(e)) => return ReadEnd::Closed(format!("read error: {e}")),
             Err(_) => {
                 metrics::counter!("gregor_connections_closed_idle_total").increment(1);

@@ -1,20 +1,42 @@
 //! The writing side of a connection: a response's chunks in order, file regions with `sendfile`
-//! on a plain socket.
+//! on a plain socket, read into memory (a piece at a time, off the async workers) for TLS.
 
 use std::io::IoSlice;
 
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::{AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use crate::log::OpenRegion;
 use crate::wire::Chunk;
 
+/// Bytes of a file region read into memory at once when it cannot be sent with `sendfile`.
+const COPY_PIECE: u64 = 256 << 10;
+
+/// Where responses go: a plain socket can send file regions with `sendfile`; a TLS stream
+/// encrypts, so regions are copied through it.
+pub(super) trait ResponseWriter: AsyncWrite + Unpin + Send {
+    fn socket(&self) -> Option<&TcpStream>;
+}
+
+impl ResponseWriter for OwnedWriteHalf {
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl ResponseWriter for WriteHalf<TlsStream<TcpStream>> {
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
 /// Writes a response's chunks in order: runs of chunks in memory with as few vectored writes as
 /// the socket allows, file regions with `sendfile` from the page cache. Fails when the socket
 /// takes no byte for `idle` (the client stopped reading).
-pub(super) async fn write_chunks(
-    wr: &mut OwnedWriteHalf,
+pub(super) async fn write_chunks<W: ResponseWriter>(
+    wr: &mut W,
     chunks: &[Chunk],
     idle: std::time::Duration,
 ) -> std::io::Result<()> {
@@ -22,7 +44,10 @@ pub(super) async fn write_chunks(
     while let Some(first) = rest.first() {
         match first {
             Chunk::File(region) => {
-                send_region(wr.as_ref(), region, idle).await?;
+                match wr.socket() {
+                    Some(socket) => send_region(socket, region, idle).await?,
+                    None => copy_region(wr, region, idle).await?,
+                }
                 rest = &rest[1..];
             }
             Chunk::Memory(_) => {
@@ -34,6 +59,33 @@ pub(super) async fn write_chunks(
                 rest = &rest[run..];
             }
         }
+    }
+    // A TLS stream holds the last records until flushed.
+    progress(idle, wr.flush()).await
+}
+
+/// Writes a file region through a stream that cannot take it with `sendfile`, reading it a piece
+/// at a time on the blocking pool.
+async fn copy_region<W: ResponseWriter>(
+    wr: &mut W,
+    region: &OpenRegion,
+    idle: std::time::Duration,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut position = region.position;
+    let end = region.position + region.len;
+    while position < end {
+        let len = (end - position).min(COPY_PIECE) as usize;
+        let file = region.file.clone();
+        let at = position;
+        let piece = tokio::task::spawn_blocking(move || {
+            let mut piece = vec![0u8; len];
+            file.read_exact_at(&mut piece, at).map(|()| piece)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        progress(idle, wr.write_all(&piece)).await?;
+        position += len as u64;
     }
     Ok(())
 }
@@ -55,8 +107,8 @@ async fn progress<T>(
     })
 }
 
-async fn write_memory(
-    wr: &mut OwnedWriteHalf,
+async fn write_memory<W: ResponseWriter>(
+    wr: &mut W,
     chunks: &[Chunk],
     idle: std::time::Duration,
 ) -> std::io::Result<()> {

@@ -9,6 +9,7 @@ pub mod jaas;
 mod plain;
 pub mod sasl;
 pub mod scram;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
@@ -215,7 +216,8 @@ pub fn honoured(key: &str) -> bool {
     let Some((_, rest)) = rest.split_once('.') else {
         return false;
     };
-    rest == "sasl.enabled.mechanisms"
+    tls::HONOURED.contains(&rest)
+        || rest == "sasl.enabled.mechanisms"
         || ["plain", "scram-sha-256", "scram-sha-512"].iter().any(|m| {
             rest == format!("{m}.sasl.jaas.config")
                 || rest == format!("{m}.connections.max.reauth.ms")
