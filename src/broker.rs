@@ -45,6 +45,9 @@ pub struct Broker {
     pub group_configs: GroupConfigs,
     /// SCRAM credentials (AlterUserScramCredentials, SASL/SCRAM logins).
     pub credentials: Credentials,
+    /// Request bytes of clients not yet authenticated (SASL listeners), apart from
+    /// `queued.max.request.bytes` so that they can never make authenticated clients wait.
+    pub unauthenticated_memory: RequestMemory,
     /// `queued.max.request.bytes` across all connections.
     pub request_memory: RequestMemory,
     /// Appends, fetches and their waits, durability and log dir health (see `store`).
@@ -54,6 +57,10 @@ pub struct Broker {
     pub background: tokio_util::task::TaskTracker,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
+
+/// The budget of request bytes of clients not yet authenticated: 64 frames of Kafka's default
+/// `sasl.server.max.receive.size`.
+const UNAUTHENTICATED_BYTES: usize = 32 << 20;
 
 /// Reads or writes the format file, returning the cluster id.
 fn check_format(dir: &Path) -> Result<String, OpenError> {
@@ -171,6 +178,11 @@ impl Broker {
         Ok(Broker {
             group_configs,
             credentials,
+            unauthenticated_memory: RequestMemory::new(Some(
+                config
+                    .queued_max_request_bytes
+                    .map_or(UNAUTHENTICATED_BYTES, |q| q.min(UNAUTHENTICATED_BYTES)),
+            )),
             request_memory: RequestMemory::new(config.queued_max_request_bytes),
             store: Store::new(
                 DiskSpace::new(log_dirs, config.log_dir_min_free_bytes),

@@ -347,3 +347,68 @@ async fn sessions_end_unless_the_client_re_authenticates_as_itself() {
     );
     b.stop().await;
 }
+
+/// From the attack on SASL: a request larger than `sasl.server.max.receive.size` sent in the same
+/// write as the SaslAuthenticate that completes was read under the unauthenticated limit, and
+/// the connection was closed. Kafka serves it.
+#[tokio::test]
+async fn a_large_request_right_behind_the_authentication_is_served() {
+    let b = sasl_broker().await;
+    let mut admin = b.client().await;
+    assert_eq!(plain_login(&mut admin, "alice-secret").await.error_code, 0);
+    common::create_topic(&mut admin, "behind", 1).await;
+    let mut c = b.client().await;
+    let mut hs = SaslHandshakeRequest::default();
+    hs.mechanism = StrBytes::from_static_str("PLAIN");
+    let mut auth = SaslAuthenticateRequest::default();
+    auth.auth_bytes = Bytes::from_static(b"\0alice\0alice-secret");
+    let value = vec![b'v'; 600_000];
+    let produce = common::produce_req("behind", 0, common::batch(&[&value], None), -1);
+    let mut all = BytesMut::new();
+    all.extend_from_slice(&c.frame(ApiKey::SaslHandshake, 1, &hs).1);
+    all.extend_from_slice(&c.frame(ApiKey::SaslAuthenticate, 2, &auth).1);
+    let (corr, f) = c.frame(ApiKey::Produce, 9, &produce);
+    all.extend_from_slice(&f);
+    c.send_raw(&all).await;
+    for _ in 0..2 {
+        assert!(c.read_frame().await.is_some());
+    }
+    let mut answer = c.read_frame().await.expect("the produce is answered");
+    let r: ProduceResponse = common::decode_response(ApiKey::Produce, 9, corr, &mut answer);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    b.stop().await;
+}
+
+/// From the attack on SASL: unauthenticated clients announcing frames they never send took the
+/// whole of `queued.max.request.bytes` (they are read whole before authenticating), and every
+/// other client waited until the receive timeout closed them. They now have a budget of their
+/// own.
+#[tokio::test]
+async fn unauthenticated_clients_cannot_make_authenticated_ones_wait() {
+    let b = TestBroker::start(&[
+        ("listeners", "SASL_PLAINTEXT://{addr}"),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        ("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS),
+        ("socket.request.max.bytes", "1048576"),
+        ("queued.max.request.bytes", "8388608"),
+    ])
+    .await;
+    let mut c = b.client().await;
+    assert_eq!(plain_login(&mut c, "alice-secret").await.error_code, 0);
+    let mut squatters = Vec::new();
+    for _ in 0..20 {
+        let mut s = b.client().await;
+        // 16 frames of 4 + 524,284 bytes are exactly the 8 MiB budget.
+        s.send_raw(&524_284i32.to_be_bytes()).await;
+        squatters.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, f) = c.frame(ApiKey::Metadata, 12, &MetadataRequest::default());
+    c.send_raw(&f).await;
+    assert!(
+        matches!(c.try_read_frame(3_000).await, Some(Some(_))),
+        "an authenticated client waited behind unauthenticated ones"
+    );
+    drop(squatters);
+    b.stop().await;
+}

@@ -8,7 +8,7 @@ mod read;
 mod write;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use std::time::Instant;
@@ -22,7 +22,7 @@ use crate::condition::Condition;
 use crate::config::Listener;
 use crate::dispatch::{self, Outcome};
 use crate::security::sasl::{Authenticator, Route, Step};
-use read::{read_frames, Queued, ReadEnd};
+use read::{read_frames, Limits, Queued, ReadEnd};
 use write::{write_chunks, ResponseWriter};
 
 /// Connections closed for a bad frame, an unsupported request or a failed write: logged once,
@@ -121,13 +121,16 @@ where
         .sasl
         .clone()
         .map(|config| Authenticator::new(config, listener.clone()));
-    let max_frame = Arc::new(AtomicUsize::new(
-        auth.as_ref()
-            .map_or(full_frame, |a| a.max_frame(full_frame)),
-    ));
+    let limits = Arc::new(Limits {
+        max_frame: AtomicUsize::new(
+            auth.as_ref()
+                .map_or(full_frame, |a| a.max_frame(full_frame)),
+        ),
+        authenticating: AtomicBool::new(auth.is_some()),
+    });
     let reading = read_frames(
         rd,
-        max_frame.clone(),
+        limits.clone(),
         idle,
         std::time::Duration::from_millis(broker.config.request_receive_timeout_ms),
         tx,
@@ -155,7 +158,8 @@ where
                 Route::Authenticator => {
                     let step = a.take(&broker, frame).await;
                     if a.done() {
-                        max_frame.store(full_frame, Ordering::Relaxed);
+                        limits.max_frame.store(full_frame, Ordering::Release);
+                        limits.authenticating.store(false, Ordering::Release);
                     }
                     step
                 }

@@ -1,7 +1,7 @@
 //! The reading side of a connection: frames off the socket (or TLS stream), each holding its share
 //! of `queued.max.request.bytes` and of the connection's read-ahead until it has been handled.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +27,14 @@ const MIN_RECEIVE_RATE: usize = 16 * 1024;
 /// buffered bytes not covered by `queued.max.request.bytes`.
 const SLACK: usize = 16 * 1024;
 
+/// What the reader may take from a client, changed by the request loop when a SASL client
+/// authenticates.
+pub(super) struct Limits {
+    pub(super) max_frame: AtomicUsize,
+    /// The client has not authenticated yet (SASL listeners).
+    pub(super) authenticating: AtomicBool,
+}
+
 /// A request frame as it leaves the reader: when it arrived, its bytes, and the share of
 /// `queued.max.request.bytes` and of the connection's read-ahead it holds until it has been
 /// handled. Boxed, so the channel's slots (allocated for every connection, idle or not) stay
@@ -50,14 +58,14 @@ pub(super) enum ReadEnd {
 /// the connection: a client announcing a request and not sending it holds its budget no longer.
 pub(super) async fn read_frames<R: AsyncRead + Unpin>(
     mut rd: R,
-    max_frame: Arc<AtomicUsize>,
+    limits: Arc<Limits>,
     idle: std::time::Duration,
     receive_timeout: std::time::Duration,
     tx: mpsc::Sender<Queued>,
     stop: CancellationToken,
     broker: Arc<Broker>,
 ) -> ReadEnd {
-    let memory = &broker.request_memory;
+    let max_frame = &limits.max_frame;
     let ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
     let mut buf = BytesMut::new();
     // The budgets of the frame at the front of `buf`, once its length is known: its share of the
@@ -65,9 +73,17 @@ pub(super) async fn read_frames<R: AsyncRead + Unpin>(
     let mut held: Option<(Held, OwnedSemaphorePermit)> = None;
     // When the frame being assembled started (its budget granted).
     let mut started: Option<tokio::time::Instant> = None;
-    loop {
-        // Smaller until a SASL client has authenticated (`sasl.server.max.receive.size`).
-        let max_frame = max_frame.load(Ordering::Relaxed);
+    'frames: loop {
+        // Smaller until a SASL client has authenticated (`sasl.server.max.receive.size`), whose
+        // frames come from a budget of their own: unauthenticated clients announcing frames they
+        // never send cannot make anyone else wait.
+        let authenticating = limits.authenticating.load(Ordering::Acquire);
+        let max_frame = max_frame.load(Ordering::Acquire);
+        let memory = if authenticating {
+            &broker.unauthenticated_memory
+        } else {
+            &broker.request_memory
+        };
         let want = loop {
             let len = match codec::frame_len(&buf, max_frame) {
                 Ok(Some(len)) => len,
@@ -105,6 +121,20 @@ pub(super) async fn read_frames<R: AsyncRead + Unpin>(
                 .is_err()
             {
                 return ReadEnd::Eof;
+            }
+            if authenticating {
+                // Until authenticated, one frame at a time: the next is read under the limits the
+                // answer to this one leaves (a request sent right behind the SaslAuthenticate
+                // that completes may be as large as any).
+                let all = u32::try_from(READ_AHEAD_BYTES).expect("1 MiB");
+                let answered = tokio::select! {
+                    a = ahead.acquire_many(all) => a,
+                    _ = stop.cancelled() => return ReadEnd::Stopped,
+                };
+                if answered.is_err() {
+                    return ReadEnd::Eof;
+                }
+                continue 'frames;
             }
         };
         // A frame must arrive within `receive_timeout`, plus a second for every `MIN_RECEIVE_RATE`

@@ -13,10 +13,15 @@ pub(super) fn authenticate(
     users: &BTreeMap<String, String>,
     token: &[u8],
 ) -> Result<String, Failure> {
-    let text = std::str::from_utf8(token).map_err(|_| Failure::Generic)?;
-    let parts: Vec<&str> = text.split('\0').collect();
+    // As Java's `new String(bytes, UTF_8)`: invalid sequences become U+FFFD.
+    let text = String::from_utf8_lossy(token);
+    // Kafka's extractTokens: at most four NUL-separated tokens are looked for.
+    let parts: Vec<&str> = text.splitn(4, '\0').collect();
     let [authzid, username, password] = parts[..] else {
-        return Err(Failure::Generic);
+        return Err(Failure::Told(format!(
+            "Invalid SASL/PLAIN response: expected 3 tokens, got {}",
+            parts.len()
+        )));
     };
     if username.is_empty() {
         return Err(Failure::Told(
@@ -81,11 +86,14 @@ mod tests {
             "Authentication failed: password not specified"
         );
         assert!(told(b"bob\0alice\0alice-secret").contains("authorization id"));
-        for garbage in [&b"alice"[..], b"\0a\0b\0c", b"\xff\0a\0b"] {
-            assert!(matches!(
-                authenticate(&users(), garbage),
-                Err(Failure::Generic)
-            ));
-        }
+        assert_eq!(
+            told(b"alice"),
+            "Invalid SASL/PLAIN response: expected 3 tokens, got 1"
+        );
+        assert_eq!(
+            told(b"\0a\0b\0c"),
+            "Invalid SASL/PLAIN response: expected 3 tokens, got 4"
+        );
+        assert_eq!(told(b"\xff\0a\0b"), invalid);
     }
 }

@@ -138,21 +138,29 @@ pub struct ScramServer {
     state: State,
 }
 
-/// An `n=`/`a=` saslname with `=2C` and `=3D` decoded; other `=` escapes are invalid.
+/// An `n=`/`a=` saslname decoded, as Kafka's pattern takes it: characters 0x01 to 0x7F other
+/// than `,` and `=`, and the escapes `=2C` (`,`) and `=3D` (`=`).
 fn sasl_name(name: &str) -> Option<String> {
     let mut out = String::new();
     let mut rest = name;
-    while let Some(i) = rest.find('=') {
-        out.push_str(&rest[..i]);
-        match rest.get(i..i + 3) {
-            Some("=2C") => out.push(','),
-            Some("=3D") => out.push('='),
+    while let Some(c) = rest.chars().next() {
+        match c {
+            '=' => {
+                match rest.get(..3) {
+                    Some("=2C") => out.push(','),
+                    Some("=3D") => out.push('='),
+                    _ => return None,
+                }
+                rest = &rest[3..];
+            }
+            '\u{1}'..='\u{7f}' if c != ',' => {
+                out.push(c);
+                rest = &rest[1..];
+            }
             _ => return None,
         }
-        rest = &rest[i + 3..];
     }
-    out.push_str(rest);
-    (!out.is_empty() && !out.contains(',')).then_some(out)
+    (!out.is_empty()).then_some(out)
 }
 
 /// The value of attribute `key` (`k=value`) of a message part.
@@ -408,6 +416,8 @@ mod tests {
             b"p=tls-server-end-point,,n=user,r=abc",
             b"n,,n=,r=abc",
             b"n,,n=us=2Xer,r=abc",
+            b"n,,n=us\0er,r=abc",
+            "n,,n=\u{e9}l\u{e8}ve,r=abc".as_bytes(),
             b"n,,r=abc,n=user",
             b"n,,n=user",
             b"n,,n=user,r=",
@@ -441,6 +451,10 @@ mod tests {
         assert!(ScramServer::new(m)
             .evaluate(b"n,,n=user,r=abc", few)
             .is_err());
+        // A name with a comma and an equals sign (DN-style names) comes escaped, and is found.
+        let mut s = ScramServer::new(m);
+        let dn = |u: &str| (u == "CN=x,O=y").then(|| credential(m, "pw"));
+        assert!(s.evaluate(b"n,,n=CN=3Dx=2CO=3Dy,r=abc", dn).is_ok());
         // Extensions and the reserved m= are accepted (and ignored).
         let mut s = ScramServer::new(m);
         assert!(s.evaluate(b"n,,m=x,n=user,r=abc,ext=1", known).is_ok());
