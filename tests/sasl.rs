@@ -62,6 +62,13 @@ async fn only_api_versions_and_the_exchange_are_served_before_authenticating() {
         .iter()
         .any(|k| k.api_key == 36 && k.max_version == 2));
     assert!(!metadata_answered(&mut c).await, "Metadata before SASL");
+    // ApiVersions once, as Kafka: a second one closes the connection.
+    let mut c = b.client().await;
+    for answered in [true, false] {
+        let (_, f) = c.frame(ApiKey::ApiVersions, 2, &ApiVersionsRequest::default());
+        c.send_raw(&f).await;
+        assert_eq!(c.read_frame().await.is_some(), answered);
+    }
     // SaslAuthenticate before a handshake closes too.
     let mut c = b.client().await;
     let mut req = SaslAuthenticateRequest::default();

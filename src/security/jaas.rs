@@ -1,7 +1,7 @@
 //! `sasl.jaas.config` values as Kafka reads them (`JaasConfig`): one login module, its control
 //! flag and its options, `loginModuleClass controlFlag (optionName=optionValue)*;`. Values are
-//! words or double-quoted strings with Java's `StreamTokenizer` escapes. Errors never quote the
-//! value: it holds passwords.
+//! words or double-quoted strings with Java's `StreamTokenizer` escapes. Errors never quote any
+//! part of the value: it holds passwords, and a malformed one may put a password anywhere.
 
 use std::collections::BTreeMap;
 
@@ -86,9 +86,9 @@ pub fn parse(text: &str) -> Result<LoginModule, String> {
             if ["required", "requisite", "sufficient", "optional"]
                 .contains(&flag.to_ascii_lowercase().as_str()) => {}
         _ => {
-            return Err(format!(
-            "expected the control flag (required, requisite, sufficient or optional) after {class}"
-        ))
+            return Err(
+                "expected the control flag (required, requisite, sufficient or optional) after the login module".into()
+            )
         }
     }
     let mut options = BTreeMap::new();
@@ -97,11 +97,11 @@ pub fn parse(text: &str) -> Result<LoginModule, String> {
             Some(Token::Semicolon) => break,
             Some(Token::Word(name)) => {
                 if t.next() != Some(Token::Equals) {
-                    return Err(format!("expected '=' after option {name}"));
+                    return Err("expected '=' after an option name".into());
                 }
                 let value = match t.next() {
                     Some(Token::Word(v) | Token::Quoted(v)) => v,
-                    _ => return Err(format!("option {name} has no value")),
+                    _ => return Err("an option has no value".into()),
                 };
                 options.insert(name, value);
             }
@@ -153,6 +153,8 @@ mod tests {
             "Module required user_a=\"secret-1;",
             "Module required; Other required;",
             "Module maybe;",
+            "Module required secret-1 user_a=\"x\";",
+            "secret-1 user_a=\"x\";",
         ] {
             let e = parse(bad).unwrap_err();
             assert!(!e.contains("secret-1"), "{bad}: {e}");

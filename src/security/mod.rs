@@ -145,13 +145,11 @@ impl SaslConfig {
             };
             if let Some(module) = module {
                 if module.class != expected {
+                    // The class is not shown: a malformed value may put a password there.
                     return Err(invalid(
                         &jaas_key,
                         "(hidden)",
-                        &format!(
-                            "login module {} is not implemented by gregor ({expected} is)",
-                            module.class
-                        ),
+                        &format!("the login module is not one gregor implements ({expected} is)"),
                     ));
                 }
                 if *m == Mechanism::Plain {
@@ -163,13 +161,39 @@ impl SaslConfig {
                 }
             }
         }
-        let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
-            raw.get(key).map_or(Ok(default), |v| {
-                v.trim()
-                    .parse()
-                    .map_err(|_| invalid(key, v, "expected a non-negative integer"))
-            })
+        // Kafka's INT keys: 0 to 2^31-1; LONG keys (connections.max.*.ms) to 2^63-1.
+        let number =
+            |key: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
+                raw.get(key).map_or(Ok(default), |v| {
+                    v.trim().parse().ok().filter(|n| *n <= max).ok_or_else(|| {
+                        invalid(key, v, &format!("expected an integer from 0 to {max}"))
+                    })
+                })
+            };
+        let int = i32::MAX as u64;
+        let long = i64::MAX as u64;
+        // The listener's own key first, as Kafka reads listener-prefixed keys.
+        let own = |key: &str| -> String {
+            let prefixed = format!("{prefix}{key}");
+            if raw.contains_key(&prefixed) {
+                prefixed
+            } else {
+                key.to_string()
+            }
         };
+        let failure_delay = number(
+            &own("connection.failed.authentication.delay.ms"),
+            DEFAULT_FAILURE_DELAY_MS,
+            int,
+        )?;
+        let idle = number("connections.max.idle.ms", 600_000, long)?;
+        if failure_delay >= idle {
+            return Err(invalid(
+                "connection.failed.authentication.delay.ms",
+                &failure_delay.to_string(),
+                &format!("should always be less than connections.max.idle.ms={idle} to avoid connection timeouts"),
+            ));
+        }
         let mut reauth_ms = Vec::new();
         for m in &mechanisms {
             let own = format!(
@@ -181,21 +205,19 @@ impl SaslConfig {
             } else {
                 "connections.max.reauth.ms"
             };
-            reauth_ms.push((*m, number(key, 0)?));
+            reauth_ms.push((*m, number(key, 0, long)?));
         }
         Ok(SaslConfig {
             reauth_ms,
             mechanisms,
             plain_users,
             max_receive_size: usize::try_from(number(
-                "sasl.server.max.receive.size",
+                &own("sasl.server.max.receive.size"),
                 DEFAULT_MAX_RECEIVE_SIZE as u64,
+                int,
             )?)
             .unwrap_or(usize::MAX),
-            failure_delay: std::time::Duration::from_millis(number(
-                "connection.failed.authentication.delay.ms",
-                DEFAULT_FAILURE_DELAY_MS,
-            )?),
+            failure_delay: std::time::Duration::from_millis(failure_delay),
         })
     }
 }
@@ -285,6 +307,33 @@ mod tests {
             ("sasl.enabled.mechanisms", "PLAIN"),
             (PLAIN, r#"com.example.Other required user_alice="s3cret";"#),
         ]);
-        assert!(other.contains("com.example.Other") && !other.contains("s3cret"));
+        assert!(other.contains("not one gregor implements") && !other.contains("s3cret"));
+        let plain = (
+            PLAIN,
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_a="b";"#,
+        );
+        let mechanism = ("sasl.enabled.mechanisms", "PLAIN");
+        assert!(e(&[
+            mechanism,
+            plain,
+            ("connection.failed.authentication.delay.ms", "600000")
+        ])
+        .contains("less than connections.max.idle.ms=600000"));
+        assert!(e(&[
+            mechanism,
+            plain,
+            ("sasl.server.max.receive.size", "2147483648")
+        ])
+        .contains("from 0 to 2147483647"));
+        let c = load(&[
+            mechanism,
+            plain,
+            (
+                "listener.name.sasl_plaintext.sasl.server.max.receive.size",
+                "4096",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.max_receive_size, 4096);
     }
 }

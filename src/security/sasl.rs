@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-    SaslHandshakeResponse,
+    ApiKey, ApiVersionsRequest, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Message, StrBytes};
 
 use super::scram::{ScramServer, Step as ScramStep};
 use super::{plain, Failure, Mechanism, SaslConfig};
@@ -72,8 +72,9 @@ pub enum Route {
 const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
 enum State {
-    /// Waiting for SaslHandshake (ApiVersions allowed).
-    Handshake,
+    /// Waiting for SaslHandshake; ApiVersions is allowed once (again after a version the broker
+    /// answered UNSUPPORTED_VERSION), as Kafka allows it.
+    Handshake { versions_seen: bool },
     /// The mechanism chosen; `raw` after a v0 handshake (tokens without Kafka headers).
     Authenticate { exchange: Exchange, raw: bool },
     /// Authenticated.
@@ -100,7 +101,9 @@ impl Authenticator {
         Authenticator {
             config,
             listener,
-            state: State::Handshake,
+            state: State::Handshake {
+                versions_seen: false,
+            },
             mechanism,
             user: None,
             session_end: None,
@@ -127,7 +130,9 @@ impl Authenticator {
                 .is_none_or(|t| now.duration_since(t) >= MIN_REAUTH_INTERVAL)
         {
             self.reauth_began = Some(now);
-            self.state = State::Handshake;
+            self.state = State::Handshake {
+                versions_seen: false,
+            };
             return Route::Authenticator;
         }
         if now >= end {
@@ -165,17 +170,31 @@ impl Authenticator {
                 "a frame too short for a request header".into(),
             ));
         };
+        let version = codec::peek_header(&frame).map_or(0, |(_, v, _)| v);
         let key = ApiKey::try_from(key).ok();
         match (&self.state, key) {
-            (State::Handshake, Some(ApiKey::ApiVersions)) => Step::Dispatch(frame),
-            (State::Handshake, Some(ApiKey::SaslHandshake)) => Step::Answer(self.handshake(frame)),
+            (
+                State::Handshake {
+                    versions_seen: false,
+                },
+                Some(ApiKey::ApiVersions),
+            ) => {
+                let known = (0..=ApiVersionsRequest::VERSIONS.max).contains(&version);
+                self.state = State::Handshake {
+                    versions_seen: known,
+                };
+                Step::Dispatch(frame)
+            }
+            (State::Handshake { .. }, Some(ApiKey::SaslHandshake)) => {
+                Step::Answer(self.handshake(frame).await)
+            }
             (State::Authenticate { .. }, Some(ApiKey::SaslAuthenticate)) => {
                 Step::Answer(self.authenticate(broker, frame).await)
             }
             (_, key) => Step::Answer(Outcome::Close(format!(
                 "unexpected request {} during SASL {} on listener {}",
                 key.map_or("of an unknown API", crate::dispatch::api_name),
-                if matches!(self.state, State::Handshake) {
+                if matches!(self.state, State::Handshake { .. }) {
                     "handshake"
                 } else {
                     "authentication"
@@ -185,7 +204,7 @@ impl Authenticator {
         }
     }
 
-    fn handshake(&mut self, mut frame: Bytes) -> Outcome {
+    async fn handshake(&mut self, mut frame: Bytes) -> Outcome {
         let (header, request) = match decode::<SaslHandshakeRequest>(&mut frame, 0..=1) {
             Ok(d) => d,
             Err(reason) => return Outcome::Close(reason),
@@ -200,6 +219,7 @@ impl Authenticator {
         let wanted = request.mechanism.as_str();
         let Some(&mechanism) = self.config.mechanisms.iter().find(|m| m.name() == wanted) else {
             response.error_code = UNSUPPORTED_SASL_MECHANISM;
+            tokio::time::sleep(self.config.failure_delay).await;
             let reason = format!(
                 "SASL mechanism {wanted:.64} is not enabled on listener {}",
                 self.listener.name
@@ -315,7 +335,9 @@ impl Authenticator {
 
     /// Counts and logs a failure; Kafka's message for the client.
     fn failed(&mut self, failure: Failure) -> String {
-        self.state = State::Handshake;
+        self.state = State::Handshake {
+            versions_seen: false,
+        };
         metrics::counter!("kafka_server_socket_server_metrics_failed_authentication_total", "listener" => self.listener.name.clone()).increment(1);
         let message =
             match failure {
