@@ -29,7 +29,10 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info"))
                 // sled's debug and trace lines dump stored records, SCRAM keys among them.
-                .add_directive("sled=info".parse().expect("a valid directive")),
+                .add_directive("sled=info".parse().expect("a valid directive"))
+                // rustls warns once per bad handshake or alert: failed handshakes are logged once
+                // and counted by gregor instead.
+                .add_directive("rustls=error".parse().expect("a valid directive")),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();

@@ -32,6 +32,9 @@ static CLOSED_ON_ERROR: Condition = Condition::new("connections closed on error"
 /// Failed TLS handshakes (plaintext clients on a TLS listener, untrusted certificates).
 static TLS_FAILED: Condition = Condition::new("failed TLS handshakes");
 
+/// How long closing a connection may wait for its last bytes to leave.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Requests read ahead of the one being handled.
 const READ_AHEAD: usize = 8;
 
@@ -219,6 +222,12 @@ where
             close_reason = Some(reason);
         }
     }
-    let _ = wr.shutdown().await;
+    // A TLS stream's shutdown sends close_notify and flushes what is pending into a socket the
+    // client may never drain: bounded, and never holding up the broker's shutdown.
+    tokio::select! {
+        biased;
+        _ = tokio::time::timeout(SHUTDOWN_GRACE, wr.shutdown()) => {}
+        _ = stop.cancelled() => {}
+    }
     close_reason
 }

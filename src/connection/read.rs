@@ -171,8 +171,15 @@ pub(super) async fn read_frames<R: AsyncRead + Unpin>(
                 ))
             }
             Ok(Ok(_)) => {}
-            // A TLS client that closes between requests without close_notify (most do).
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && pending == 0 => {
+            // Between requests, a TLS client closing without close_notify (most do) or a client
+            // resetting its connection (one that left TLS 1.3 session tickets unread) just left.
+            Ok(Err(e))
+                if pending == 0
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                    ) =>
+            {
                 return ReadEnd::Eof
             }
             Ok(Err(e)) => return ReadEnd::Closed(format!("read error: {e}")),
