@@ -27,14 +27,15 @@ class BrokerFactory:
         self.base_dir = Path(base_dir)
         self.brokers = []
 
-    def __call__(self, start=True, limits=None, listeners=None, sasl=None, **overrides):
+    def __call__(self, start=True, limits=None, listeners=None, sasl=None, tls=None, **overrides):
         """broker_factory(**{'message.max.bytes': 100000}) -> started Broker; `limits` maps
         resource.RLIMIT_* to the soft and hard limit the broker process runs under; `listeners`
         maps more PLAINTEXT listener names to (port, advertised host); `sasl`
         ({"mechanisms": [...], "plain_users": {user: password}}) adds a SASL_PLAINTEXT listener
-        (Broker.sasl_bootstrap)."""
+        (Broker.sasl_bootstrap); `tls` ({"SSL": {ssl.* keys}, "SASL_SSL": {...}}) adds TLS listeners
+        (Broker.ssl_bootstrap, Broker.sasl_ssl_bootstrap; SASL_SSL needs `sasl`)."""
         b = Broker(self.base_dir / f"broker{len(self.brokers)}", overrides=overrides,
-                   limits=limits, listeners=listeners, sasl=sasl)
+                   limits=limits, listeners=listeners, sasl=sasl, tls=tls)
         self.brokers.append(b)
         if start:
             b.start()

@@ -108,23 +108,28 @@ def jaas_quote(s: str) -> str:
     return f'"{s}"'
 
 
-def sasl_config(mechanisms, plain_users) -> dict:
-    """Kafka's keys for the SASL_PLAINTEXT listener (both targets take exactly these):
-    the enabled mechanisms, PLAIN's users in the listener's PlainLoginModule JAAS config, and a
+def sasl_config(mechanisms, plain_users, listeners=("SASL_PLAINTEXT",)) -> dict:
+    """Kafka's keys for SASL listeners (both targets take exactly these): the enabled
+    mechanisms, and for each listener PLAIN's users in its PlainLoginModule JAAS config and a
     ScramLoginModule for each SCRAM mechanism (SCRAM users are created at runtime with
     kafka-configs.sh, AlterUserScramCredentials)."""
     cfg = {"inter.broker.listener.name": "PLAINTEXT",
            "sasl.enabled.mechanisms": ",".join(mechanisms)}
-    for m in mechanisms:
-        key = f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config"
-        if m == "PLAIN":
-            users = "".join(f" user_{u}={jaas_quote(p)}" for u, p in plain_users.items())
-            cfg[key] = f"org.apache.kafka.common.security.plain.PlainLoginModule required{users};"
-        elif m in SCRAM_MECHANISMS:
-            cfg[key] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-        else:
-            raise ValueError(f"no JAAS config known for SASL mechanism {m}")
+    for listener in listeners:
+        for m in mechanisms:
+            key = f"listener.name.{listener.lower()}.{m.lower()}.sasl.jaas.config"
+            if m == "PLAIN":
+                users = "".join(f" user_{u}={jaas_quote(p)}" for u, p in plain_users.items())
+                cfg[key] = (f"org.apache.kafka.common.security.plain.PlainLoginModule "
+                            f"required{users};")
+            elif m in SCRAM_MECHANISMS:
+                cfg[key] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            else:
+                raise ValueError(f"no JAAS config known for SASL mechanism {m}")
     return cfg
+
+
+TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 
 
 class Broker:
@@ -135,7 +140,7 @@ class Broker:
     """
 
     def __init__(self, workdir, overrides=None, target_name=None, start_timeout=None, limits=None,
-                 listeners=None, sasl=None):
+                 listeners=None, sasl=None, tls=None):
         self.target = target_name or target()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +165,16 @@ class Broker:
             if unknown:
                 raise ValueError(f"unknown sasl keys {sorted(unknown)}")
             self.sasl_port = free_port()
+        # TLS listeners beside PLAINTEXT: {"SSL" or "SASL_SSL": {ssl.* keys}}, each listener named
+        # after its protocol with its keys under its prefix (listener.name.ssl.ssl.keystore...);
+        # SASL_SSL takes its mechanisms and users from `sasl` (see harness/certs.py for keys).
+        self.tls = {name.upper(): dict(keys) for name, keys in (tls or {}).items()}
+        unknown = set(self.tls) - set(TLS_PROTOCOLS)
+        if unknown:
+            raise ValueError(f"TLS listeners are {TLS_PROTOCOLS}, not {sorted(unknown)}")
+        if "SASL_SSL" in self.tls and self.sasl is None:
+            raise ValueError("a SASL_SSL listener needs sasl=...")
+        self.tls_ports = {name: free_port() for name in self.tls}
         self.proc = None
         self.starts = 0
         self.exit_codes = []
@@ -183,6 +198,19 @@ class Broker:
             raise BrokerError("broker has no SASL_PLAINTEXT listener (start it with sasl=...)")
         return f"127.0.0.1:{self.sasl_port}"
 
+    def tls_bootstrap(self, protocol) -> str:
+        if protocol not in self.tls_ports:
+            raise BrokerError(f"broker has no {protocol} listener (start it with tls=...)")
+        return f"127.0.0.1:{self.tls_ports[protocol]}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        return self.tls_bootstrap("SSL")
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        return self.tls_bootstrap("SASL_SSL")
+
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -201,11 +229,18 @@ class Broker:
             cfg["listeners"] += f",{name}://127.0.0.1:{port}"
             cfg["advertised.listeners"] += f",{name}://{host}:{port}"
         protocols = {n: "PLAINTEXT" for n in ["PLAINTEXT", *self.listeners]}
+        ports = dict(self.tls_ports)
         if self.sasl is not None:
-            cfg["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
-            cfg["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
-            protocols["SASL_PLAINTEXT"] = "SASL_PLAINTEXT"
-            cfg.update(sasl_config(self.sasl["mechanisms"], self.sasl["plain_users"]))
+            ports["SASL_PLAINTEXT"] = self.sasl_port
+        for name, port in ports.items():
+            cfg["listeners"] += f",{name}://127.0.0.1:{port}"
+            cfg["advertised.listeners"] += f",{name}://127.0.0.1:{port}"
+            protocols[name] = name
+        for name, keys in self.tls.items():
+            cfg.update({f"listener.name.{name.lower()}.{k}": v for k, v in keys.items()})
+        if self.sasl is not None:
+            cfg.update(sasl_config(self.sasl["mechanisms"], self.sasl["plain_users"],
+                                   [n for n in ports if n.startswith("SASL_")]))
         if len(protocols) > 1:
             cfg["listener.security.protocol.map"] = ",".join(
                 f"{n}:{p}" for n, p in protocols.items())
@@ -247,6 +282,8 @@ class Broker:
                 api_versions_v0("127.0.0.1", self.port, timeout=2.0)
                 if self.sasl_port is not None:  # answered before authentication, as in Kafka
                     api_versions_v0("127.0.0.1", self.sasl_port, timeout=2.0)
+                for port in self.tls_ports.values():  # bound (the handshake is the tests')
+                    socket.create_connection(("127.0.0.1", port), timeout=2.0).close()
                 break
             except (OSError, ValueError, struct.error) as e:
                 last_err = e
@@ -400,5 +437,5 @@ class Broker:
 
 
 __all__ = ["Broker", "BrokerError", "target", "is_kafka", "free_port", "api_versions_v0",
-           "sasl_config", "SCRAM_MECHANISMS",
+           "sasl_config", "SCRAM_MECHANISMS", "TLS_PROTOCOLS",
            "LOG4J_CONFIG", "COMPAT_DIR"]

@@ -41,8 +41,9 @@ def unique_name(prefix="t"):
 
 
 # ----------------------------------------------------------------------------------------
-# Security: SASL_PLAINTEXT credentials as each client stack spells them. Every produce/consume
-# helper below takes `auth=Sasl(...)` (None: PLAINTEXT).
+# Security: credentials as each client stack spells them. Every produce/consume helper below
+# takes `auth=`: Tls(...) for SSL, Sasl(...) for SASL_PLAINTEXT, Sasl(..., tls=Tls(...)) for
+# SASL_SSL (None: PLAINTEXT).
 # ----------------------------------------------------------------------------------------
 
 _JAAS_MODULES = {
@@ -53,17 +54,70 @@ _JAAS_MODULES = {
 
 
 @dataclass(frozen=True)
+class Tls:
+    """TLS: the CA certificates the client trusts (a PEM file; None: the system's) and, for
+    client authentication, its own certificate (`cert`: PEM chain, `key`: PKCS#8 PEM,
+    `pem_store`: key then chain in one file, Java's PEM key store). `java_extra`: more Java
+    client properties, e.g. (("ssl.enabled.protocols", "TLSv1.2"),)."""
+    ca: Optional[str] = None
+    cert: Optional[str] = None
+    key: Optional[str] = None
+    pem_store: Optional[str] = None
+    java_extra: Tuple[Tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, ca, identity=None, **kw):
+        """Trusting `ca`; authenticating with a harness.certs.Identity when given."""
+        if identity is not None:
+            kw.update(cert=str(identity.cert), key=str(identity.key),
+                      pem_store=str(identity.pem_store))
+        return cls(ca=str(ca), **kw)
+
+    def librdkafka(self) -> dict:
+        c = {"security.protocol": "SSL"}
+        if self.ca:
+            c["ssl.ca.location"] = self.ca
+        if self.cert:
+            c.update({"ssl.certificate.location": self.cert, "ssl.key.location": self.key})
+        return c
+
+    def kafka_python(self) -> dict:
+        c = {"security_protocol": "SSL"}
+        if self.ca:
+            c["ssl_cafile"] = self.ca
+        if self.cert:
+            c.update({"ssl_certfile": self.cert, "ssl_keyfile": self.key})
+        return c
+
+    def java(self) -> dict:
+        c = {"security.protocol": "SSL"}
+        if self.ca:
+            c.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": self.ca})
+        if self.pem_store:
+            c.update({"ssl.keystore.type": "PEM", "ssl.keystore.location": self.pem_store})
+        c.update(dict(self.java_extra))
+        return c
+
+
+@dataclass(frozen=True)
 class Sasl:
     mechanism: str  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     username: str
     password: str
+    tls: Optional[Tls] = None  # SASL_SSL with it, SASL_PLAINTEXT without
+
+    @property
+    def protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
 
     def librdkafka(self) -> dict:
-        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.mechanism,
+        return {**(self.tls.librdkafka() if self.tls else {}),
+                "security.protocol": self.protocol, "sasl.mechanism": self.mechanism,
                 "sasl.username": self.username, "sasl.password": self.password}
 
     def kafka_python(self) -> dict:
-        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": self.mechanism,
+        return {**(self.tls.kafka_python() if self.tls else {}),
+                "security_protocol": self.protocol, "sasl_mechanism": self.mechanism,
                 "sasl_plain_username": self.username, "sasl_plain_password": self.password}
 
     def java(self) -> dict:
@@ -72,7 +126,8 @@ class Sasl:
             assert '"' not in v and "\\" not in v, v
         jaas = (f'{_JAAS_MODULES[self.mechanism]} required username="{self.username}" '
                 f'password="{self.password}";')
-        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.mechanism,
+        return {**(self.tls.java() if self.tls else {}),
+                "security.protocol": self.protocol, "sasl.mechanism": self.mechanism,
                 "sasl.jaas.config": jaas}
 
 

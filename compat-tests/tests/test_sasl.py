@@ -10,17 +10,21 @@ PlainLoginModule JAAS config, SCRAM users created at runtime over PLAINTEXT with
 - a wrong password (or unknown user) fails with Kafka's message and produces nothing;
 - kafka-configs.sh prints exactly what Kafka prints for SCRAM users (create, describe, delete,
   unacceptable iterations, deleting what does not exist), and a deleted credential stops working;
-  the same through librdkafka's admin API (broker-side validation);
+  the same through librdkafka's admin API (broker-side validation) and raw
+  DescribeUserScramCredentials frames (messages "" where there is no error, as Kafka sends them);
 - raw frames: before authentication only ApiVersions and SaslHandshake are answered, anything else
   closes the connection; an unknown mechanism gets UNSUPPORTED_SASL_MECHANISM (33) with the enabled
   mechanisms, then the close; PLAIN over SaslAuthenticate v0/v2 and the legacy unframed tokens
-  after SaslHandshake v0; a PLAINTEXT listener answers SASL requests with ILLEGAL_SASL_STATE (34).
+  after SaslHandshake v0; a PLAINTEXT listener answers SASL requests with ILLEGAL_SASL_STATE (34);
+- the Go clients' whole scenario (test_clients_go.py) over SASL: sarama with SaslHandshake v0 and
+  v1, PLAIN and SCRAM; confluent-kafka-go.
 """
 
 import logging
 import re
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -31,7 +35,7 @@ from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechan
 from harness import clients as C
 from harness.broker import Broker
 from harness.java import kafka_script
-from harness.wire import compact, frame, read_frame, read_uvarint, string16
+from harness.wire import compact, frame, read_frame, read_uvarint, string16, uvarint
 
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 PLAIN_USERS = {"alice": "alice-secret", "bob": "bob-secret"}
@@ -488,6 +492,59 @@ def plain_token(user, password, authzid=""):
     return f"{authzid}\0{user}\0{password}".encode()
 
 
+def compact_string(r, pos):
+    """(a compact nullable string, position after it)."""
+    n, pos = read_uvarint(r, pos)
+    return (None, pos) if n == 0 else (r[pos:pos + n - 1].decode(), pos + n - 1)
+
+
+def describe_scram_raw(port, users, correlation=1):
+    """DescribeUserScramCredentials v0: (error_code, error_message,
+    [(user, error_code, error_message, [(mechanism, iterations)])])."""
+    body = uvarint(len(users) + 1) + b"".join(compact(u.encode()) + b"\0" for u in users) + b"\0"
+    with connect(port) as s:
+        s.sendall(frame(50, 0, correlation, body, flexible=True))
+        r = read_frame(s)
+    corr, tags, err = struct.unpack(">ibxxxxh", r[:11])
+    assert (corr, tags) == (correlation, 0)
+    message, pos = compact_string(r, 11)
+    n, pos = read_uvarint(r, pos)
+    results = []
+    for _ in range(n - 1):
+        user, pos = compact_string(r, pos)
+        (user_err,) = struct.unpack(">h", r[pos:pos + 2])
+        user_message, pos = compact_string(r, pos + 2)
+        m, pos = read_uvarint(r, pos)
+        infos = []
+        for _ in range(m - 1):
+            mechanism, iterations = struct.unpack(">bi", r[pos:pos + 5])
+            infos.append((mechanism, iterations))
+            pos += 6  # and its empty tagged fields
+        assert r[pos] == 0
+        pos += 1
+        results.append((user, user_err, user_message, infos))
+    assert r[pos:] == b"\0"
+    return err, message, results
+
+
+def test_raw_describe_user_scram_credentials(sasl_broker):
+    """DescribeUserScramCredentials as Kafka answers it, messages included: "" (not null) where
+    there is no error, RESOURCE_NOT_FOUND (91) for a user without credentials, DUPLICATE_RESOURCE
+    (92) for a user named twice. Mechanisms: 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512."""
+    b = sasl_broker
+    user = C.unique_name("raw")
+    add_scram_user(b, "SCRAM-SHA-512", user, "raw-secret", iterations=4500)
+    ok = (user, 0, "", [(2, 4500)])
+    missing = ("zed", 91, "Attempt to describe a user credential that does not exist: zed", [])
+    assert describe_scram_raw(b.port, [user]) == (0, "", [ok])
+    assert describe_scram_raw(b.port, ["zed"]) == (0, "", [missing])
+    err, message, results = describe_scram_raw(b.port, [user, "zed"])
+    assert (err, message, sorted(results)) == (0, "", sorted([ok, missing]))  # in no fixed order
+    assert describe_scram_raw(b.port, [user, user]) == (0, "", [
+        (user, 92, "Cannot describe SCRAM credentials for the same user twice in a single "
+                   f"request: {user}", [])])
+
+
 def test_unauthenticated_requests_close_the_connection(sasl_broker):
     b = sasl_broker
     with connect(b.port) as s:
@@ -628,3 +685,59 @@ def test_plaintext_listener_refuses_sasl(sasl_broker):
         rf"sasl_plaintext://127\.0\.0\.1:{b.port}/bootstrap: SASL PLAIN mechanism handshake "
         r"failed: Broker: Request not valid in current SASL state: broker's supported "
         r"mechanisms:  \(after \d+ms in state AUTH_HANDSHAKE\)", got), got
+
+
+# ---- Go clients (clients/go: --sasl-* flags) ----------------------------------------------
+
+GO = [  # (library, sarama Version, SaslHandshake version, mechanism)
+    ("sarama", "0.11.0.0", 0, "PLAIN"),  # v0: bare tokens after the handshake
+    ("sarama", "1.0.0.0", 0, "SCRAM-SHA-512"),
+    ("sarama", "2.8.0.0", 1, "PLAIN"),
+    ("sarama", "2.8.0.0", 1, "SCRAM-SHA-256"),
+    ("sarama", "4.1.0.0", 1, "SCRAM-SHA-512"),
+    ("ckgo", None, None, "SCRAM-SHA-256"),
+    ("ckgo", None, None, "PLAIN"),
+]
+
+
+@pytest.mark.parametrize("lib,version,handshake,mechanism", GO,
+                         ids=lambda v: str(v).replace(".", "_"))
+def test_go_clients(sasl_broker, lib, version, handshake, mechanism):
+    """test_clients_go.py's whole scenario (create a topic, produce 60 records, consume them in a
+    group, commit, describe, list, delete), every connection authenticated: sarama at several
+    Versions with SaslHandshake v0 (then bare tokens) or v1 (SaslAuthenticate), its SCRAM client
+    RFC 5802's from Go's standard library; confluent-kafka-go (librdkafka 2.11)."""
+    from test_clients_go import SARAMA_BEFORE_1_1, _ts_base, check, run_gocompat
+
+    auth = credentials(sasl_broker, mechanism, "go")
+    topic, group = C.unique_name(f"go-{lib}"), C.unique_name(f"g-{lib}")
+    ts = _ts_base()
+    extra = ["--sasl-mechanism", mechanism, "--sasl-user", auth.username,
+             "--sasl-password", auth.password]
+    if lib == "sarama":
+        extra += ["--version", version, "--sasl-handshake", str(handshake)]
+    out = run_gocompat(lib, sasl_broker.sasl_bootstrap, topic, group, ts, *extra)
+    if lib == "sarama":
+        old = version in SARAMA_BEFORE_1_1
+        check(out, lib, topic, ts, version=version, describe_configs=not old,
+              delete_group=not old, listed={"protocol_type": "consumer"},
+              active_extra={"protocol_type": "consumer", "protocol": "range"},
+              empty_extra={"protocol_type": "consumer"})
+    else:
+        check(out, lib, topic, ts,
+              listed={"simple": "false", "state": "Empty", "type": "Classic"},
+              active_extra={"protocol": "range"})
+
+
+def test_sarama_wrong_password(sasl_broker):
+    from test_clients_go import BIN
+
+    p = subprocess.run([str(BIN), "sarama", "--bootstrap", sasl_broker.sasl_bootstrap,
+                        "--topic", C.unique_name("go-wrong"), "--group", "g", "--version",
+                        "2.8.0.0", "--sasl-mechanism", "PLAIN", "--sasl-user", "alice",
+                        "--sasl-password", "alice-wrong", "--deadline", "55"],
+                       capture_output=True, text=True, timeout=90)
+    assert p.returncode == 1, p
+    assert p.stderr == (
+        "sarama: NewClusterAdmin: kafka: client has run out of available brokers to talk to: "
+        f"kafka server: SASL Authentication failed: {PLAIN_FAILED}\n"), p.stderr

@@ -17,7 +17,7 @@ func ckErr(step string, e kafka.Error) {
 
 func runCKGo() {
 	rt := kafka.SetAdminRequestTimeout(opTimeout)
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": *bootstrap, "log_level": 0})
+	admin, err := kafka.NewAdminClient(ckSASL(&kafka.ConfigMap{"bootstrap.servers": *bootstrap, "log_level": 0}))
 	if err != nil {
 		fail("NewAdminClient", err)
 	}
@@ -37,8 +37,8 @@ func runCKGo() {
 	}
 
 	// Produce: record i to partition i%3, acks=all, each delivery report gives the acked offset.
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": *bootstrap, "acks": "all",
-		"linger.ms": 5, "message.timeout.ms": 20000, "log_level": 0})
+	p, err := kafka.NewProducer(ckSASL(&kafka.ConfigMap{"bootstrap.servers": *bootstrap, "acks": "all",
+		"linger.ms": 5, "message.timeout.ms": 20000, "log_level": 0}))
 	if err != nil {
 		fail("NewProducer", err)
 	}
@@ -69,9 +69,9 @@ func runCKGo() {
 	p.Close()
 
 	// Consume in the group from the earliest offset, then one synchronous commit.
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": *bootstrap, "group.id": *group,
+	c, err := kafka.NewConsumer(ckSASL(&kafka.ConfigMap{"bootstrap.servers": *bootstrap, "group.id": *group,
 		"auto.offset.reset": "earliest", "enable.auto.commit": false, "session.timeout.ms": 10000,
-		"heartbeat.interval.ms": 1000, "fetch.wait.max.ms": 250, "log_level": 0})
+		"heartbeat.interval.ms": 1000, "fetch.wait.max.ms": 250, "log_level": 0}))
 	if err != nil {
 		fail("NewConsumer", err)
 	}

@@ -120,6 +120,7 @@ func runSarama() {
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = time.Second
 	cfg.Consumer.Return.Errors = true
+	saramaSASL(cfg)
 
 	brokers := []string{*bootstrap}
 	admin, err := sarama.NewClusterAdmin(brokers, cfg)
