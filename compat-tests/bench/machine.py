@@ -21,6 +21,7 @@ JARS = COMPAT / ".jars"
 LOG4J = COMPAT / "harness" / "log4j2.properties"
 WORK = BENCH / ".work"
 LOADGEN = WORK / "loadgen"
+LOGDIR = WORK / "logs"  # client logs, one folder per broker start
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 JAVA = os.environ.get("JAVA", "java")
 
@@ -128,6 +129,44 @@ def free_port():
         return s.getsockname()[1]
 
 
+# ---- TLS -----------------------------------------------------------------------------------
+
+CIPHER_SUITE = "TLS_AES_256_GCM_SHA384"  # TLS 1.3
+
+class Certs:
+    """Made once per run with the openssl CLI: a CA and a server certificate it signs (P-256, SAN
+    DNS:localhost, IP:127.0.0.1). `ca`: the clients' trust (PEM); `config`: the ssl.* keys both
+    brokers get: a PEM key store = unencrypted PKCS#8 key + chain (Kafka 4.1.1 reads it without
+    ssl.key.password; on JDK 17 it cannot decrypt the PBES2 keys `openssl pkcs8 -v2` writes:
+    "PBES2 SecretKeyFactory not available"), and the cipher suite."""
+
+    def __init__(self, d):
+        d.mkdir(parents=True, exist_ok=True)
+
+        def openssl(*args):
+            r = subprocess.run(["openssl", *map(str, args)], cwd=d, capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise WorkloadError(f"openssl {' '.join(map(str, args))}: {r.stderr}")
+
+        for name in ("ca", "server"):
+            openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", f"{name}.key")
+        openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=gregor-bench-ca", "-days", "7",
+                "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", "ca.pem")
+        openssl("req", "-new", "-key", "server.key", "-subj", "/CN=localhost", "-out", "server.csr")
+        (d / "server.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                                      "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "7", "-sha256", "-extfile", "server.ext", "-out", "server.pem")
+        store = d / "keystore.pem"
+        store.write_text("".join((d / f).read_text() for f in ("server.key", "server.pem", "ca.pem")))
+        self.ca = d / "ca.pem"
+        # One cipher suite for both: left alone, Kafka (JDK: the server's order) picks AES-256-GCM
+        # and gregor (rustls: the client's order; Go prefers AES-128) AES-128-GCM.
+        self.config = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(store),
+                       "ssl.cipher.suites": CIPHER_SUITE}
+
+
 # ---- child processes -----------------------------------------------------------------------
 
 class ClientRun:
@@ -179,14 +218,20 @@ class WorkloadError(Exception):
 # ---- brokers -------------------------------------------------------------------------------
 
 class Broker:
-    def __init__(self, kind, name, overrides, gregor_bin):
-        self.kind, self.overrides, self.gregor_bin = kind, dict(overrides), gregor_bin
+    """One broker process. With `certs` (a Certs) it also has an SSL listener (`ssl_bootstrap`)
+    beside the PLAINTEXT one, with certs.config's ssl.* keys."""
+
+    def __init__(self, kind, name, overrides, gregor_bin, certs=None):
+        self.kind, self.overrides, self.gregor_bin, self.certs = kind, dict(overrides), gregor_bin, certs
+        self.tls_config = certs.config if certs else {}
         self.dir = WORK / name
+        self.logdir = LOGDIR / name
         MY_DIRS.append(self.dir)
         if self.dir.exists():
             shutil.rmtree(self.dir)
         (self.dir / "data").mkdir(parents=True)
         self.port = free_port()
+        self.ssl_port = free_port() if certs else None
         self.proc = None
         self.startup_ms = None
         self.idle_rss_mib = None
@@ -196,6 +241,15 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def ssl_bootstrap(self):
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def listeners(self):
+        """the client listeners (Kafka's CONTROLLER listener aside)"""
+        return f"PLAINTEXT://{self.bootstrap}" + (f",SSL://{self.ssl_bootstrap}" if self.certs else "")
+
     def _kafka_props(self):
         cport = free_port()
         cfg = {
@@ -203,11 +257,12 @@ class Broker:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{cport}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"{self.listeners},CONTROLLER://127.0.0.1:{cport}",
+            "advertised.listeners": self.listeners,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+                                              + (",SSL:SSL" if self.certs else ""),
             "log.dirs": str(self.dir / "data"),
             "offsets.topic.replication.factor": "1",
             "transaction.state.log.replication.factor": "1",
@@ -216,6 +271,7 @@ class Broker:
             "share.coordinator.state.topic.min.isr": "1",
         }
         cfg.update(SHARED_CONFIG)
+        cfg.update(self.tls_config)
         cfg.update(self.overrides)
         props = self.dir / "server.properties"
         props.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
@@ -235,9 +291,9 @@ class Broker:
             cmd = [JAVA, "-Xmx1G", "-Xms1G", "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={LOG4J}",
                    "-cp", f"{JARS}/*", "kafka.Kafka", str(props)]
         else:
-            cmd = [str(self.gregor_bin), "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            cmd = [str(self.gregor_bin), "--override", f"listeners={self.listeners}",
                    "--override", f"log.dirs={self.dir / 'data'}"]
-            for k, v in {**SHARED_CONFIG, **self.overrides}.items():
+            for k, v in {**SHARED_CONFIG, **self.tls_config, **self.overrides}.items():
                 cmd += ["--override", f"{k}={v}"]
         self.logf = open(self.dir / "broker.log", "wb")
         t0 = time.monotonic()

@@ -15,7 +15,9 @@ def median_metrics(runs):
     if not runs:
         return None
     keys = set().union(*(r.keys() for r in runs))
-    return {k: statistics.median([r[k] for r in runs if k in r]) for k in keys}
+    vals = {k: [r[k] for r in runs if k in r] for k in keys}
+    return {k: " / ".join(sorted(set(v))) if isinstance(v[0], str) else statistics.median(v)
+            for k, v in vals.items()}
 
 
 
@@ -37,6 +39,7 @@ METRICS = [  # (key, label, fmt, better)
     ("group_join_ms", "consumer group join (ms)", "{:,.0f}", None),
     ("topic_ready_s", "CreateTopics until every partition took a write (s)", "{:,.2f}", "lower"),
     ("warmup_s", "first (unmeasured) pass of n_f_warm records after that (s)", "{:,.2f}", "lower"),
+    ("tls", "TLS version and cipher suite (as the load generator negotiated them)", "{}", None),
 ]
 
 
@@ -51,8 +54,13 @@ def write_report(results, res, errors, warnings, p, quick, started, gregor_info,
     """Writes raw.json, RESULTS.md and chart.png into the folder `results`."""
     results.mkdir(parents=True, exist_ok=True)
     machine = machine or machine_description()
+    only = p.get("only")  # --only: no chart
+    planned = p.get("workloads", list(res))  # (raw.json from before "workloads": what it holds)
+    rows = [w for w in WORKLOADS if w[0] == "startup" or w[0] in planned]
     med = {k: {b: median_metrics(res.get(k, {}).get(b, [])) for b in ("kafka", "gregor")}
            for k, *_ in WORKLOADS}
+    cmd = "compat-tests/bench/run.sh" + (" --quick" if quick else "") + (
+        f" --only {','.join(k.replace('_', '-') for k in only)} --rounds {p['rounds']}" if only else "")
     (results / "raw.json").write_text(json.dumps({
         "meta": {"started": started.isoformat(), "elapsed_s": elapsed, "gregor": gregor_info,
                  "machine": machine},
@@ -62,7 +70,7 @@ def write_report(results, res, errors, warnings, p, quick, started, gregor_info,
     A = lines.append
     A(f"# gregor vs Apache Kafka 4.1.1 — benchmark results{' (QUICK MODE: tiny counts, not meaningful)' if quick else ''}")
     A("")
-    A(f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; took {elapsed / 60:.1f} min (`compat-tests/bench/run.sh{' --quick' if quick else ''}`)")
+    A(f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; took {elapsed / 60:.1f} min (`{cmd}`)")
     A(f"- Machine: {machine}. Broker and load generator share these cores.")
     A(f"- gregor: {gregor_info}")
     A(f"- Kafka: 4.1.1 from Maven Central jars, one KRaft combined node, Kafka defaults, "
@@ -79,7 +87,15 @@ def write_report(results, res, errors, warnings, p, quick, started, gregor_info,
     A(f"- Each figure is the median of {p['rounds']} alternating run(s) (kafka, gregor, kafka, gregor, ...), "
       f"each broker start with a fresh data directory on the same disk. Records per run: "
       f"(a) {p['n_a']:,}; (a'),(b') {p['n_java']:,}; (b) {p['n_b']:,}; (e) {p['n_e']:,}; "
-      f"(f) {p['n_f']:,}; (d) {p['d_seconds']} s at the target rate; (a-fsync) {p['n_fsync']:,}.")
+      f"(f) {p['n_f']:,}; (d) {p['d_seconds']} s at the target rate; (a-fsync) {p['n_fsync']:,}"
+      + ("; (a-tls) as (a)." if {"a_tls", "c_tls"} & set(planned) else "."))
+    if {"a_tls", "c_tls"} & set(planned):
+        A("- TLS rows: each broker started with an SSL listener beside its PLAINTEXT one (set-up, warm-up "
+          "and CreateTopics go over PLAINTEXT, the measured run over SSL), the same ssl.* keys for both: "
+          "a PEM key store (P-256 key, certificate signed by a CA made for the run with openssl) and "
+          "`ssl.cipher.suites=TLS_AES_256_GCM_SHA384` (Kafka's own pick; gregor's default pick with a Go "
+          "client would be AES-128-GCM). The load generator trusts the CA (`-tls-ca`, franz-go "
+          "`kgo.DialTLSConfig`). gregor cannot use sendfile under TLS: it reads and encrypts fetched data.")
     A(f"- After each broker start: 3 s idle (idle RSS), then an unmeasured warm-up of {p['n_warm']:,} "
       f"1 KiB records to a separate topic. Every topic is created with CreateTopics and gets one 1-byte "
       f"record per partition before its measured run (so (c) reads {p['n_a']:,} + 8 records). (f) also "
@@ -113,7 +129,7 @@ def write_report(results, res, errors, warnings, p, quick, started, gregor_info,
     A("")
     A("| workload | metric | Kafka 4.1.1 | gregor | ratio gregor/Kafka | better | durability |")
     A("|---|---|---:|---:|---:|---|---|")
-    for key, label, dur in WORKLOADS:
+    for key, label, dur in rows:
         mk, mg = med[key]["kafka"], med[key]["gregor"]
         nk = len(res.get(key, {}).get("kafka", []))
         ng = len(res.get(key, {}).get("gregor", []))
@@ -145,7 +161,7 @@ def write_report(results, res, errors, warnings, p, quick, started, gregor_info,
             A(f"| {label} | successful runs | {nk} | {ng} | | | |")
     A("")
     sat = []
-    for key, label, _ in WORKLOADS:
+    for key, label, _ in rows:
         for b in ("kafka", "gregor"):
             m = med[key][b]
             if m and m.get("client_cpu_pct", 0) >= 90:
@@ -153,7 +169,7 @@ def write_report(results, res, errors, warnings, p, quick, started, gregor_info,
                            f"(machine {m.get('machine_busy_pct', 0):.0f}% of one core busy) — client-bound; "
                            f"the broker may be faster than this figure shows.")
     noisy = []
-    for key, label, _ in WORKLOADS:
+    for key, label, _ in rows:
         for b in ("kafka", "gregor"):
             for i, m in enumerate(res.get(key, {}).get(b, [])):
                 if m.get("other_cpu_pct", 0) >= 25:
@@ -174,9 +190,12 @@ def write_report(results, res, errors, warnings, p, quick, started, gregor_info,
     A("With 2 cores shared by broker and client, a machine-busy figure near 200% means the box, "
       "not only the broker, was the bottleneck.")
     A("")
-    A("![chart](chart.png)")
-    A("")
+    if only is None:
+        A("![chart](chart.png)")
+        A("")
     (results / "RESULTS.md").write_text("\n".join(lines))
+    if only is not None:
+        return
     try:
         chart(results, med, quick)
     except Exception:
@@ -217,10 +236,10 @@ def chart(results, med, quick):
         ax.grid(axis="y", alpha=0.3)
 
     tp = ["a", "a_wire", "a_java", "b", "b_wire", "b_java", "c", "c_wire", "c_java", "e", "e_wire", "f",
-          "a_fsync"]
+          "a_fsync", "a_tls", "c_tls"]
     tpl = ["(a)\nacks=1", "(a) wire", "(a') Java", "(b)\nacks=all", "(b) wire", "(b') Java",
            "(c)\nconsume", "(c) wire", "(c') Java", "(e)\n100 B", "(e) wire", "(f) 1000\npart.",
-           "(a) fsync"]
+           "(a) fsync", "(a) TLS", "(c) TLS"]
     bars(axes[0][0], tp, tpl, "mib_per_s", "Throughput (higher is better)", "MiB/s",
          lambda v: f"{v:,.0f}")
     bars(axes[0][1], tp, tpl, "broker_cpu_s_per_gb", "Broker CPU-seconds per GB (lower is better)",

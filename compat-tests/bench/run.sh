@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # gregor vs Apache Kafka 4.1.1 benchmark. Usage: compat-tests/bench/run.sh [--quick] [--rounds N]
+#   [--only a-tls,c-tls] [--out DIR] (see README.md)
 # Installs what it needs (Kafka jars via ../install.sh, the franz-go load generator, a venv with
 # matplotlib), then runs bench.py, which writes results/RESULTS.md and results/chart.png.
 # Exits non-zero if a broker fails to start or any workload errors.

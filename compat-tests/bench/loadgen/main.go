@@ -5,6 +5,9 @@
 //	loadgen consume -brokers H:P -topic T [-n N]
 //	loadgen wire-produce / wire-consume: the same over raw protocol requests (see wire.go)
 //
+// -tls-ca FILE (any mode) connects with TLS, trusting the CA certificates in FILE (PEM); the
+// result then names the negotiated protocol version and cipher suite.
+//
 // Every mode prints exactly one line "RESULT {json}" on stdout on success and exits 0; any
 // error (topic creation, a failed record, a fetch error, a timeout) makes it exit non-zero
 // with the reason on stderr.
@@ -13,6 +16,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -30,7 +35,35 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-var logOpt = kgo.WithLogger(nil)
+var (
+	logOpt     = kgo.WithLogger(nil)
+	tlsConfig  *tls.Config  // nil: plaintext
+	negotiated atomic.Value // "TLS 1.3 TLS_AES_128_GCM_SHA256", from the last handshake
+)
+
+// newClient is kgo.NewClient with the logger and, under -tls-ca, TLS.
+func newClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	opts = append(opts, logOpt)
+	if tlsConfig != nil {
+		opts = append(opts, kgo.DialTLSConfig(tlsConfig))
+	}
+	return kgo.NewClient(opts...)
+}
+
+func loadTLS(caFile string) *tls.Config {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		die("-tls-ca: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		die("-tls-ca %s: no PEM certificates", caFile)
+	}
+	return &tls.Config{RootCAs: roots, VerifyConnection: func(cs tls.ConnectionState) error {
+		negotiated.Store(tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite))
+		return nil
+	}}
+}
 
 type result struct {
 	Mode          string             `json:"mode"`
@@ -42,6 +75,7 @@ type result struct {
 	LatencyMs     map[string]float64 `json:"latency_ms,omitempty"`
 	TargetRate    float64            `json:"target_rate,omitempty"`
 	Partitions    int                `json:"partitions,omitempty"`
+	TLS           string             `json:"tls,omitempty"`
 }
 
 func die(format string, a ...any) {
@@ -53,6 +87,9 @@ func emit(r result) {
 	if r.Seconds > 0 {
 		r.RecordsPerSec = float64(r.Records) / r.Seconds
 		r.MiBPerSec = float64(r.Bytes) / r.Seconds / (1 << 20)
+	}
+	if v, ok := negotiated.Load().(string); ok {
+		r.TLS = v
 	}
 	b, _ := json.Marshal(r)
 	fmt.Printf("RESULT %s\n", b)
@@ -81,7 +118,11 @@ func main() {
 	inflight := fs.Int("inflight", 5, "requests in flight (wire-produce; Kafka's max.in.flight.requests.per.connection)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up (and fail) after this long")
 	verbose := fs.Bool("v", false, "franz-go client logs (info level) to stderr")
+	tlsCA := fs.String("tls-ca", "", "connect with TLS, trusting the CA certificates in this PEM file")
 	_ = fs.Parse(os.Args[2:])
+	if *tlsCA != "" {
+		tlsConfig = loadTLS(*tlsCA)
+	}
 	if *verbose {
 		logOpt = kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil))
 	}
@@ -110,7 +151,7 @@ func main() {
 // ---- create ---------------------------------------------------------------------------
 
 func create(ctx context.Context, seeds []string, topic string, partitions int) {
-	cl, err := kgo.NewClient(logOpt, kgo.SeedBrokers(seeds...))
+	cl, err := newClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		die("client: %v", err)
 	}
@@ -167,7 +208,7 @@ func create(ctx context.Context, seeds []string, topic string, partitions int) {
 // that measured runs do not include the broker's asynchronous partition set-up (Kafka answers
 // NOT_LEADER_OR_FOLLOWER for a while after CreateTopics on many partitions).
 func warm(ctx context.Context, seeds []string, topic string, partitions int) {
-	cl, err := kgo.NewClient(logOpt, kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+	cl, err := newClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DisableIdempotentWrite(),
 		kgo.RequiredAcks(kgo.LeaderAck()), kgo.RecordDeliveryTimeout(3*time.Minute))
 	if err != nil {
@@ -206,7 +247,6 @@ func produce(ctx context.Context, seeds []string, topic string, n int64, size in
 	}
 
 	opts := []kgo.Opt{
-		logOpt,
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
@@ -238,7 +278,7 @@ func produce(ctx context.Context, seeds []string, topic string, n int64, size in
 
 	clients := make([]*kgo.Client, producers)
 	for i := range clients {
-		cl, err := kgo.NewClient(opts...)
+		cl, err := newClient(opts...)
 		if err != nil {
 			die("client: %v", err)
 		}
@@ -343,7 +383,7 @@ func produce(ctx context.Context, seeds []string, topic string, n int64, size in
 // ---- consume --------------------------------------------------------------------------
 
 func consume(ctx context.Context, seeds []string, topic string, expect int64) {
-	admin, err := kgo.NewClient(logOpt, kgo.SeedBrokers(seeds...))
+	admin, err := newClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		die("client: %v", err)
 	}
@@ -403,7 +443,7 @@ func consume(ctx context.Context, seeds []string, topic string, expect int64) {
 			remaining++
 		}
 	}
-	cl, err := kgo.NewClient(logOpt, kgo.SeedBrokers(seeds...),
+	cl, err := newClient(kgo.SeedBrokers(seeds...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: assign}))
 	if err != nil {
 		die("client: %v", err)

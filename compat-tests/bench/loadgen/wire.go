@@ -22,6 +22,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"hash/crc32"
 	"io"
@@ -49,7 +50,13 @@ type wireConn struct {
 }
 
 func dialWire(seed string) *wireConn {
-	c, err := net.Dial("tcp", seed)
+	var c net.Conn
+	var err error
+	if tlsConfig != nil {
+		c, err = tls.Dial("tcp", seed, tlsConfig)
+	} else {
+		c, err = net.Dial("tcp", seed)
+	}
 	if err != nil {
 		die("dial %s: %v", seed, err)
 	}
