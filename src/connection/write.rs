@@ -60,8 +60,11 @@ pub(super) async fn write_chunks<W: ResponseWriter>(
             }
         }
     }
-    // A TLS stream holds the last records until flushed.
-    progress(idle, wr.flush()).await
+    // A TLS stream holds the last records until flushed (a socket holds nothing).
+    if wr.socket().is_none() {
+        progress(idle, wr.flush()).await?;
+    }
+    Ok(())
 }
 
 /// Writes a file region through a stream that cannot take it with `sendfile`, reading it a piece
