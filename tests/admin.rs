@@ -273,7 +273,7 @@ async fn broker_configs_list_every_kafka_config_and_hide_secrets() {
     let file = dir.path().join("server.properties");
     std::fs::write(
         &file,
-        "ssl.keystore.password=hunter2\nssl.key.password=hunter2\nno.such.key=hunter2\n",
+        "delegation.token.secret.key=hunter2\nssl.key.password=hunter2\nno.such.key=hunter2\n",
     )
     .unwrap();
     let logs = LogBuf::default();
@@ -285,7 +285,7 @@ async fn broker_configs_list_every_kafka_config_and_hide_secrets() {
         gregor::Config::load(Some(&file), &["node.id=1".into()]).unwrap()
     });
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logged.contains("ssl.keystore.password"), "{logged}");
+    assert!(logged.contains("delegation.token.secret.key"), "{logged}");
     assert!(!logged.contains("hunter2"), "{logged}");
     assert!(!format!("{config:?}").contains("hunter2"));
 

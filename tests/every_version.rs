@@ -760,6 +760,57 @@ async fn every_api_answers_at_every_advertised_version() {
         assert_eq!(pr.low_watermark, 1 + i64::from(v));
     }
 
+    // On a PLAINTEXT listener the SASL requests are in an illegal state (34), as in Kafka.
+    for v in versions::<SaslHandshakeRequest>(ApiKey::SaslHandshake) {
+        let mut req = SaslHandshakeRequest::default();
+        req.mechanism = s("PLAIN");
+        let r: SaslHandshakeResponse = p.send(ApiKey::SaslHandshake, v, &req).await;
+        assert_eq!(r.error_code, 34, "SaslHandshake v{v}");
+    }
+    for v in versions::<SaslAuthenticateRequest>(ApiKey::SaslAuthenticate) {
+        let r: SaslAuthenticateResponse = p
+            .send(
+                ApiKey::SaslAuthenticate,
+                v,
+                &SaslAuthenticateRequest::default(),
+            )
+            .await;
+        assert_eq!(r.error_code, 34, "SaslAuthenticate v{v}");
+    }
+    for v in versions::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials) {
+        let mut up = alter_user_scram_credentials_request::ScramCredentialUpsertion::default();
+        up.name = s("carol");
+        up.mechanism = 1;
+        up.iterations = 4096;
+        up.salt = Bytes::from_static(b"salt");
+        up.salted_password = Bytes::from_static(&[7u8; 32]);
+        let mut req = AlterUserScramCredentialsRequest::default();
+        req.upsertions = vec![up];
+        let r: AlterUserScramCredentialsResponse =
+            p.send(ApiKey::AlterUserScramCredentials, v, &req).await;
+        assert_eq!(r.results[0].error_code, 0, "AlterUserScramCredentials v{v}");
+    }
+    for v in versions::<DescribeUserScramCredentialsRequest>(ApiKey::DescribeUserScramCredentials) {
+        let r: DescribeUserScramCredentialsResponse = p
+            .send(
+                ApiKey::DescribeUserScramCredentials,
+                v,
+                &DescribeUserScramCredentialsRequest::default(),
+            )
+            .await;
+        assert_eq!(r.results[0].credential_infos[0].iterations, 4096);
+    }
+    for v in versions::<DescribeClientQuotasRequest>(ApiKey::DescribeClientQuotas) {
+        let r: DescribeClientQuotasResponse = p
+            .send(
+                ApiKey::DescribeClientQuotas,
+                v,
+                &DescribeClientQuotasRequest::default(),
+            )
+            .await;
+        assert_eq!((r.error_code, r.entries.map(|e| e.len())), (0, Some(0)));
+    }
+
     let advertised: BTreeSet<i16> = gregor::dispatch::SUPPORTED
         .iter()
         .map(|s| s.key as i16)
