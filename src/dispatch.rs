@@ -149,7 +149,8 @@ pub fn supported(api: ApiKey, version: i16) -> bool {
         .any(|s| s.key == api && (s.min..=s.max).contains(&version))
 }
 
-fn encode<T: kafka_protocol::protocol::Encodable>(
+/// A response frame for `header`'s request; closes the connection if it cannot be encoded.
+pub(crate) fn encode<T: kafka_protocol::protocol::Encodable>(
     api: ApiKey,
     header: &RequestHeader,
     body: &T,

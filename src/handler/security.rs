@@ -8,11 +8,10 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::dispatch::Ctx;
+use crate::dispatch::{Ctx, Reply};
 use crate::security::credentials::Change;
 use crate::security::sasl::ILLEGAL_SASL_STATE;
 
@@ -81,13 +80,7 @@ pub async fn alter_scram_credentials(
     broker: &Arc<Broker>,
     _ctx: &Ctx,
     req: AlterUserScramCredentialsRequest,
-) -> Option<AlterUserScramCredentialsResponse> {
-    let mut users: Vec<String> = req
-        .deletions
-        .iter()
-        .map(|d| d.name.to_string())
-        .chain(req.upsertions.iter().map(|u| u.name.to_string()))
-        .collect();
+) -> Reply<AlterUserScramCredentialsResponse> {
     let deletions = req
         .deletions
         .into_iter()
@@ -109,23 +102,12 @@ pub async fn alter_scram_credentials(
         .collect();
     let b = broker.clone();
     // Applied and flushed to the meta store before the answer: blocking I/O.
-    let outcomes = match tokio::task::spawn_blocking(move || {
-        b.credentials
-            .alter(deletions, upsertions)
-            .map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(result) => result,
-        Err(e) => Err(e.to_string()),
-    };
-    let outcomes = outcomes.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot store SCRAM credentials");
-        users.sort();
-        users.dedup();
-        let code = ResponseError::KafkaStorageError.code();
-        users.into_iter().map(|u| (u, code, None)).collect()
-    });
+    let outcomes =
+        match tokio::task::spawn_blocking(move || b.credentials.alter(deletions, upsertions)).await
+        {
+            Ok(outcomes) => outcomes,
+            Err(e) => return Reply::Close(format!("AlterUserScramCredentials failed: {e}")),
+        };
     let mut r = AlterUserScramCredentialsResponse::default();
     r.results = outcomes
         .into_iter()
@@ -137,5 +119,5 @@ pub async fn alter_scram_credentials(
             res
         })
         .collect();
-    Some(r)
+    Reply::Send(r)
 }

@@ -22,7 +22,7 @@ use crate::broker::Broker;
 use crate::codec;
 use crate::condition::Condition;
 use crate::config::Listener;
-use crate::dispatch::Outcome;
+use crate::dispatch::{encode, Outcome};
 use crate::wire::{Attached, Chunk};
 
 /// Failed authentications: logged once, then counted.
@@ -165,12 +165,11 @@ impl Authenticator {
         if let State::Authenticate { raw: true, .. } = self.state {
             return Step::Answer(self.raw_token(broker, &frame).await);
         }
-        let Some((key, _, _)) = codec::peek_header(&frame) else {
+        let Some((key, version, _)) = codec::peek_header(&frame) else {
             return Step::Answer(Outcome::Close(
                 "a frame too short for a request header".into(),
             ));
         };
-        let version = codec::peek_header(&frame).map_or(0, |(_, v, _)| v);
         let key = ApiKey::try_from(key).ok();
         match (&self.state, key) {
             (
@@ -224,10 +223,7 @@ impl Authenticator {
                 "SASL mechanism {wanted:.64} is not enabled on listener {}",
                 self.listener.name
             );
-            return match encode(ApiKey::SaslHandshake, &header, &response) {
-                Outcome::Respond(chunks) => Outcome::RespondThenClose(chunks, reason),
-                other => other,
-            };
+            return answer_then_close(ApiKey::SaslHandshake, &header, &response, reason);
         };
         let exchange = if self.reauthenticating() && mechanism != self.mechanism {
             Exchange::BadMechanism(format!(
@@ -246,7 +242,12 @@ impl Authenticator {
             exchange,
             raw: header.request_api_version == 0,
         };
-        encode(ApiKey::SaslHandshake, &header, &response)
+        encode(
+            ApiKey::SaslHandshake,
+            &header,
+            &response,
+            Attached::default(),
+        )
     }
 
     async fn authenticate(&mut self, broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
@@ -262,17 +263,19 @@ impl Authenticator {
                 if self.done() {
                     response.session_lifetime_ms = self.config.reauth_ms(self.mechanism) as i64;
                 }
-                encode(ApiKey::SaslAuthenticate, &header, &response)
+                encode(
+                    ApiKey::SaslAuthenticate,
+                    &header,
+                    &response,
+                    Attached::default(),
+                )
             }
             Err(failure) => {
                 let message = self.failed(failure);
                 tokio::time::sleep(self.config.failure_delay).await;
                 response.error_code = SASL_AUTHENTICATION_FAILED;
                 response.error_message = Some(StrBytes::from_string(message.clone()));
-                match encode(ApiKey::SaslAuthenticate, &header, &response) {
-                    Outcome::Respond(chunks) => Outcome::RespondThenClose(chunks, message),
-                    other => other,
-                }
+                answer_then_close(ApiKey::SaslAuthenticate, &header, &response, message)
             }
         }
     }
@@ -373,19 +376,15 @@ fn decode<T: kafka_protocol::protocol::Decodable>(
     Ok((header, body))
 }
 
-fn encode<T: kafka_protocol::protocol::Encodable>(
+/// `header`'s answer, after which the connection is closed for `reason` (a failed exchange).
+fn answer_then_close<T: kafka_protocol::protocol::Encodable>(
     api: ApiKey,
     header: &RequestHeader,
     body: &T,
+    reason: String,
 ) -> Outcome {
-    match codec::encode_response(
-        api,
-        header.request_api_version,
-        header.correlation_id,
-        body,
-        Attached::default(),
-    ) {
-        Ok(chunks) => Outcome::Respond(chunks),
-        Err(e) => Outcome::Close(e.to_string()),
+    match encode(api, header, body, Attached::default()) {
+        Outcome::Respond(chunks) => Outcome::RespondThenClose(chunks, reason),
+        other => other,
     }
 }
