@@ -2,6 +2,7 @@
 //! the meta store, the topic registry, the store layer, fetch sessions and the producer-id
 //! allocator.
 
+use crate::security::authorizer::Authorizer;
 use crate::security::credentials::Credentials;
 use std::io;
 use std::path::Path;
@@ -45,6 +46,8 @@ pub struct Broker {
     pub group_configs: GroupConfigs,
     /// SCRAM credentials (AlterUserScramCredentials, SASL/SCRAM logins).
     pub credentials: Credentials,
+    /// ACLs and the checks on them, when `authorizer.class.name` configures an authorizer.
+    pub authorizer: Option<Authorizer>,
     /// Request bytes of clients not yet authenticated (SASL listeners), apart from
     /// `queued.max.request.bytes` so that they can never make authenticated clients wait.
     pub unauthenticated_memory: RequestMemory,
@@ -175,9 +178,21 @@ impl Broker {
             dir: dir.display().to_string(),
             source,
         })?;
+        let authorizer = match &config.authorizer {
+            None => None,
+            Some(c) => Some(
+                Authorizer::open(meta.db(), &c.super_users, c.allow_if_no_acl).map_err(
+                    |source| OpenError::Io {
+                        dir: dir.display().to_string(),
+                        source,
+                    },
+                )?,
+            ),
+        };
         Ok(Broker {
             group_configs,
             credentials,
+            authorizer,
             unauthenticated_memory: RequestMemory::new(Some(
                 config
                     .queued_max_request_bytes

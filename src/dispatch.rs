@@ -15,6 +15,7 @@ use crate::broker::Broker;
 use crate::codec::{self, DecodeError};
 use crate::config::Listener;
 use crate::handler;
+use crate::security::authorizer::Session;
 use crate::wire::{Attached, Chunk};
 
 /// What the connection does with a request.
@@ -33,6 +34,8 @@ pub enum Outcome {
 pub struct Ctx {
     pub header: RequestHeader,
     pub peer: SocketAddr,
+    /// Who sent it, for the authorizer.
+    pub session: Arc<Session>,
     /// The listener the request arrived on (clients are told its advertised endpoint).
     pub listener: Arc<Listener>,
     /// Cancelled when the client's connection is gone: a delayed operation stops waiting (its
@@ -138,6 +141,9 @@ apis! {
     DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => handler::security::describe_scram_credentials, 0, 0;
     AlterUserScramCredentials: AlterUserScramCredentialsRequest => handler::security::alter_scram_credentials, 0, 0;
     DescribeClientQuotas: DescribeClientQuotasRequest => handler::quotas::describe, 0, 1;
+    DescribeAcls: DescribeAclsRequest => handler::acls::describe, 1, 3;
+    CreateAcls: CreateAclsRequest => handler::acls::create, 1, 3;
+    DeleteAcls: DeleteAclsRequest => handler::acls::delete, 1, 3;
 }
 
 /// Produce v0–v2 are advertised (librdkafka needs it, KAFKA-18659) but refused, as Kafka 4 does.
@@ -174,7 +180,7 @@ pub(crate) fn encode<T: kafka_protocol::protocol::Encodable>(
 /// Decodes one request frame, runs its handler and returns what to send back.
 pub async fn dispatch(
     broker: &Arc<Broker>,
-    peer: SocketAddr,
+    session: &Arc<Session>,
     listener: &Arc<Listener>,
     gone: CancellationToken,
     mut frame: Bytes,
@@ -197,7 +203,8 @@ pub async fn dispatch(
     let correlation_id = header.correlation_id;
     let ctx = Ctx {
         header,
-        peer,
+        peer: session.peer,
+        session: session.clone(),
         listener: listener.clone(),
         gone,
     };
@@ -267,6 +274,9 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::CreateAcls => "CreateAcls",
+        ApiKey::DeleteAcls => "DeleteAcls",
         _ => "other",
     }
 }

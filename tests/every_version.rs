@@ -323,7 +323,17 @@ fn describe_configs_req(version: i16, topic: &str) -> DescribeConfigsRequest {
 
 #[tokio::test]
 async fn every_api_answers_at_every_advertised_version() {
-    let b = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]).await;
+    // An authorizer, so that the ACL APIs answer with content; the plaintext principal is a super
+    // user, so nothing else is refused.
+    let b = TestBroker::start(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        (
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ),
+        ("super.users", "User:ANONYMOUS"),
+    ])
+    .await;
     let mut p = Prober {
         c: b.client().await,
         probed: BTreeSet::new(),
@@ -809,6 +819,61 @@ async fn every_api_answers_at_every_advertised_version() {
             )
             .await;
         assert_eq!((r.error_code, r.entries.map(|e| e.len())), (0, Some(0)));
+    }
+
+    for v in versions::<CreateAclsRequest>(ApiKey::CreateAcls) {
+        let mut c = create_acls_request::AclCreation::default();
+        c.resource_type = 2;
+        c.resource_name = s(&format!("acl-probe-{v}"));
+        c.resource_pattern_type = 3;
+        c.principal = s("User:carol");
+        c.host = s("*");
+        c.operation = 3;
+        c.permission_type = 3;
+        let mut req = CreateAclsRequest::default();
+        req.creations = vec![c];
+        let r: CreateAclsResponse = p.send(ApiKey::CreateAcls, v, &req).await;
+        assert_eq!(r.results[0].error_code, 0, "CreateAcls v{v}");
+    }
+    for v in versions::<DescribeAclsRequest>(ApiKey::DescribeAcls) {
+        let mut req = DescribeAclsRequest::default();
+        req.resource_type_filter = 2;
+        req.resource_name_filter = Some(s("acl-probe-1"));
+        req.pattern_type_filter = 3;
+        req.principal_filter = None;
+        req.host_filter = None;
+        req.operation = 1;
+        req.permission_type = 1;
+        let r: DescribeAclsResponse = p.send(ApiKey::DescribeAcls, v, &req).await;
+        let found: Vec<(&str, &str)> = r
+            .resources
+            .iter()
+            .flat_map(|res| {
+                res.acls
+                    .iter()
+                    .map(|a| (res.resource_name.as_str(), a.principal.as_str()))
+            })
+            .collect();
+        assert_eq!(found, [("acl-probe-1", "User:carol")], "DescribeAcls v{v}");
+    }
+    for v in versions::<DeleteAclsRequest>(ApiKey::DeleteAcls) {
+        let mut f = delete_acls_request::DeleteAclsFilter::default();
+        f.resource_type_filter = 2;
+        f.resource_name_filter = Some(s(&format!("acl-probe-{v}")));
+        f.pattern_type_filter = 3;
+        f.principal_filter = None;
+        f.host_filter = None;
+        f.operation = 1;
+        f.permission_type = 1;
+        let mut req = DeleteAclsRequest::default();
+        req.filters = vec![f];
+        let r: DeleteAclsResponse = p.send(ApiKey::DeleteAcls, v, &req).await;
+        let deleted = &r.filter_results[0].matching_acls;
+        assert_eq!(
+            (r.filter_results[0].error_code, deleted.len()),
+            (0, 1),
+            "DeleteAcls v{v}"
+        );
     }
 
     let advertised: BTreeSet<i16> = gregor::dispatch::SUPPORTED

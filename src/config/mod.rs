@@ -87,6 +87,8 @@ pub struct Config {
     pub cleaner: CleanerConfig,
     /// `metrics.address`: where `/metrics` is served; `None` when set empty (disabled).
     pub metrics_address: Option<std::net::SocketAddr>,
+    /// The authorizer, when `authorizer.class.name` names one.
+    pub authorizer: Option<crate::security::AuthorizerConfig>,
     /// Every key given, after overrides (for describing configs and for warnings).
     pub raw: RawConfig,
 }
@@ -481,6 +483,7 @@ impl Config {
             )? as u64,
             log,
             cleaner,
+            authorizer: crate::security::AuthorizerConfig::load(&raw)?,
             raw: RawConfig(raw),
         })
     }

@@ -21,6 +21,8 @@ use crate::broker::Broker;
 use crate::condition::Condition;
 use crate::config::Listener;
 use crate::dispatch::{self, Outcome};
+use crate::security::authorizer::{Session, ANONYMOUS};
+use crate::security::principal;
 use crate::security::sasl::{Authenticator, Route, Step};
 use read::{read_frames, Limits, Queued, ReadEnd};
 use write::{write_chunks, ResponseWriter};
@@ -54,7 +56,8 @@ pub async fn serve(
     let close_reason = match &listener.tls {
         None => {
             let (rd, wr) = stream.into_split();
-            serve_stream(rd, wr, peer, &listener, &broker, stop).await
+            let session = Session::new(ANONYMOUS.to_string(), peer);
+            serve_stream(rd, wr, session, &listener, &broker, stop).await
         }
         Some(tls) => {
             let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
@@ -63,10 +66,14 @@ pub async fn serve(
                 _ = stop.cancelled() => Ok(Err(std::io::Error::other("the broker is shutting down"))),
             };
             match handshake {
-                Ok(Ok(tls_stream)) => {
-                    let (rd, wr) = tokio::io::split(tls_stream);
-                    serve_stream(rd, wr, peer, &listener, &broker, stop).await
-                }
+                Ok(Ok(tls_stream)) => match certificate_principal(&tls_stream, tls) {
+                    Ok(principal) => {
+                        let (rd, wr) = tokio::io::split(tls_stream);
+                        let session = Session::new(principal, peer);
+                        serve_stream(rd, wr, session, &listener, &broker, stop).await
+                    }
+                    Err(why) => Some(tls_failed(&listener, peer, &why)),
+                },
                 Ok(Err(e)) => Some(tls_failed(&listener, peer, &e.to_string())),
                 Err(_) => Some(tls_failed(
                     &listener,
@@ -100,12 +107,32 @@ fn tls_failed(listener: &Listener, peer: SocketAddr, why: &str) -> String {
     format!("TLS handshake failed: {why}")
 }
 
+/// The principal of a TLS client: `User:` and its certificate's mapped subject, or ANONYMOUS
+/// when it sent none (Kafka's DefaultKafkaPrincipalBuilder).
+fn certificate_principal(
+    stream: &tokio_rustls::server::TlsStream<TcpStream>,
+    tls: &crate::security::tls::Tls,
+) -> Result<String, String> {
+    match stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    {
+        None => Ok(ANONYMOUS.to_string()),
+        Some(cert) => {
+            let dn = principal::subject_dn(cert)?;
+            Ok(format!("User:{}", tls.principals.name(&dn)?))
+        }
+    }
+}
+
 /// Serves requests over a connection's two halves (a socket's, or a TLS stream's) until the
 /// client leaves, a bad frame closes it, or shutdown; the reason when it is closed on an error.
 async fn serve_stream<R, W>(
     rd: R,
     mut wr: W,
-    peer: SocketAddr,
+    session: Session,
     listener: &Arc<Listener>,
     broker: &Arc<Broker>,
     stop: CancellationToken,
@@ -116,6 +143,8 @@ where
 {
     let broker = broker.clone();
     let listener = listener.clone();
+    let peer: SocketAddr = session.peer;
+    let mut session = Arc::new(session);
     let (tx, mut rx) = mpsc::channel::<Queued>(READ_AHEAD);
     let gone = CancellationToken::new();
     let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
@@ -163,6 +192,12 @@ where
                     if a.done() {
                         limits.max_frame.store(full_frame, Ordering::Release);
                         limits.authenticating.store(false, Ordering::Release);
+                        if let Some(user) = a.user() {
+                            let principal = format!("User:{user}");
+                            if session.principal != principal {
+                                session = Arc::new(Session::new(principal, peer));
+                            }
+                        }
                     }
                     step
                 }
@@ -179,7 +214,7 @@ where
             Step::Dispatch(frame) => {
                 Box::pin(dispatch::dispatch(
                     &broker,
-                    peer,
+                    &session,
                     &listener,
                     gone.clone(),
                     frame,

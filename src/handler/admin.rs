@@ -15,19 +15,15 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
-use super::metadata::ALL_TOPIC_OPERATIONS;
+use super::authorize::{self, TOPIC_OPERATIONS};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
-
-/// Kafka's bit set of cluster operations with no authorizer: CREATE, ALTER, DESCRIBE,
-/// CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
-const ALL_CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn create_partitions(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
     let mut resp = CreatePartitionsResponse::default();
@@ -57,6 +53,11 @@ pub async fn create_partitions(
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
+        if !authorize::allowed(broker, ctx, Operation::Alter, ResourceType::Topic, &t.name) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            resp.results.push(r);
+            continue;
+        }
         let bad_assignment = t
             .assignments
             .as_ref()
@@ -100,7 +101,7 @@ pub async fn describe_cluster(
     b.port = i32::from(ctx.listener.advertised.port);
     resp.brokers = vec![b];
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        ALL_CLUSTER_OPERATIONS
+        authorize::cluster_operations(broker, ctx)
     } else {
         i32::MIN
     };
@@ -109,15 +110,20 @@ pub async fn describe_cluster(
 
 pub async fn describe_topic_partitions(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: DescribeTopicPartitionsRequest,
 ) -> Option<DescribeTopicPartitionsResponse> {
     let node = BrokerId(broker.config.node_id);
+    let may_describe = |name: &str| {
+        authorize::allowed(broker, ctx, Operation::Describe, ResourceType::Topic, name)
+    };
+    // Listing every topic leaves out those the principal may not describe.
     let mut names: Vec<String> = if req.topics.is_empty() {
         broker
             .topics
             .all()
             .iter()
+            .filter(|t| may_describe(&t.name))
             .map(|t| t.name.to_string())
             .collect()
     } else {
@@ -136,7 +142,13 @@ pub async fn describe_topic_partitions(
     for name in names.into_iter().filter(|n| *n >= cursor_topic) {
         let mut t = DescribeTopicPartitionsResponseTopic::default();
         t.name = Some(TopicName(str_bytes(&name)));
-        t.topic_authorized_operations = ALL_TOPIC_OPERATIONS;
+        if !may_describe(&name) {
+            t.error_code = ResponseError::TopicAuthorizationFailed.code();
+            resp.topics.push(t);
+            continue;
+        }
+        t.topic_authorized_operations =
+            authorize::operations(broker, ctx, ResourceType::Topic, &name, TOPIC_OPERATIONS);
         let Some(topic) = broker.topics.get(&name) else {
             t.error_code = ResponseError::UnknownTopicOrPartition.code();
             resp.topics.push(t);
@@ -182,7 +194,7 @@ pub async fn describe_topic_partitions(
 
 pub async fn delete_records(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: DeleteRecordsRequest,
 ) -> Option<DeleteRecordsResponse> {
     let mut resp = DeleteRecordsResponse::default();
@@ -190,11 +202,14 @@ pub async fn delete_records(
         let topic = broker.topics.get(&t.name.0);
         let mut rt = DeleteRecordsTopicResult::default();
         rt.name = t.name.clone();
+        let allowed =
+            authorize::allowed(broker, ctx, Operation::Delete, ResourceType::Topic, &t.name);
         for p in t.partitions {
             let mut rp = DeleteRecordsPartitionResult::default();
             rp.partition_index = p.partition_index;
             rp.low_watermark = -1;
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                _ if !allowed => rp.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => rp.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(part) => match broker.store.delete_records(part, p.offset).await {
                     Ok(start) => rp.low_watermark = start,

@@ -13,6 +13,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::authorize::{self, config_refusal};
 use super::config_checks::{preprocess, KNOWN_TYPES};
 use super::str_bytes;
 use crate::broker::Broker;
@@ -20,6 +21,7 @@ use crate::config::describe;
 use crate::config::group::{AlterError, Change, OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT};
 use crate::config::topic::{self, ConfigSource, ConfigType, TOPIC_CONFIGS};
 use crate::dispatch::Ctx;
+use crate::security::acl::Operation;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -172,7 +174,7 @@ fn describe_entry(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResour
 
 pub async fn describe(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: DescribeConfigsRequest,
 ) -> Option<DescribeConfigsResponse> {
     let mut resp = DescribeConfigsResponse::default();
@@ -180,6 +182,14 @@ pub async fn describe(
         let mut r = DescribeConfigsResult::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
+        // Checked before whether the resource exists, as Kafka does.
+        let op = Operation::DescribeConfigs;
+        if let Some(e) = config_refusal(broker, ctx, op, res.resource_type, &res.resource_name) {
+            r.error_code = e.code();
+            r.error_message = Some(str_bytes(super::default_message(e)));
+            resp.results.push(r);
+            continue;
+        }
         let entries = match res.resource_type {
             RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
                 Some(t) => Ok(topic_entries(broker, &t.configs)),
@@ -338,15 +348,18 @@ fn broker_deletes(
 
 pub async fn alter(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: AlterConfigsRequest,
 ) -> Option<AlterConfigsResponse> {
     let mut resp = AlterConfigsResponse::default();
     let mut refusals = preprocess(&req.resources);
     for (i, res) in req.resources.iter().enumerate() {
+        let op = Operation::AlterConfigs;
+        let denied = config_refusal(broker, ctx, op, res.resource_type, &res.resource_name);
         let result = match refusals[i].take() {
             Some(refused) => Err(refused),
             None => match res.resource_type {
+                _ if denied.is_some() => Err(denial(denied)),
                 RESOURCE_TOPIC => match topic_to_alter(broker, &res.resource_name) {
                     Err(refused) => Err(refused),
                     Ok(_) => {
@@ -389,6 +402,12 @@ pub async fn alter(
     Some(resp)
 }
 
+/// ALTER_CONFIGS refused: Kafka's error for the resource type, with its default message.
+fn denial(denied: Option<ResponseError>) -> AlterError {
+    let e = denied.unwrap_or(ResponseError::UnknownServerError);
+    (e, Some(super::default_message(e).to_string()))
+}
+
 fn list_of(v: &str) -> Vec<String> {
     v.split(',')
         .map(str::trim)
@@ -399,15 +418,18 @@ fn list_of(v: &str) -> Vec<String> {
 
 pub async fn incremental_alter(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let mut resp = IncrementalAlterConfigsResponse::default();
     let mut refusals = preprocess(&req.resources);
     for (i, res) in req.resources.iter().enumerate() {
+        let op = Operation::AlterConfigs;
+        let denied = config_refusal(broker, ctx, op, res.resource_type, &res.resource_name);
         let result = match refusals[i].take() {
             Some(refused) => Err(refused),
             None => match res.resource_type {
+                _ if denied.is_some() => Err(denial(denied)),
                 RESOURCE_TOPIC => match topic_to_alter(broker, &res.resource_name) {
                     Err(refused) => Err(with_message(refused)),
                     Ok(t) => {
@@ -531,6 +553,10 @@ pub async fn list_resources(
     req: ListConfigResourcesRequest,
 ) -> Option<ListConfigResourcesResponse> {
     let mut resp = ListConfigResourcesResponse::default();
+    if !authorize::cluster(broker, ctx, Operation::DescribeConfigs) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return Some(resp);
+    }
     // v0 (ListClientMetricsResources) lists client-metrics subscriptions only; gregor has none.
     if ctx.header.request_api_version == 0 {
         return Some(resp);

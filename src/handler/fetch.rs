@@ -11,11 +11,13 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::authorize;
 use super::fetch_session::{PartitionList, Resolved, SessionPartition, TopicRef};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::condition::{storage_error, STORAGE_READS};
 use crate::dispatch::{Ctx, Reply};
+use crate::security::acl::{Operation, ResourceType};
 use crate::store::{FetchOutcome, FetchParams, FetchTarget, Records};
 use crate::topics::Topic;
 use crate::wire::Attached;
@@ -124,14 +126,23 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
         .iter()
         .map(|spec| resolve_topic(broker, &spec.topic))
         .collect();
+    // As Kafka: READ on the topic decides before whether it exists; once per topic.
+    let mut readable = authorize::Memo::new(broker, ctx, Operation::Read, ResourceType::Topic);
+    let mut may_read = |name: &str| readable.allowed(name);
     let targets: Vec<FetchTarget> = specs
         .iter()
         .zip(&topics)
         .map(|(spec, topic)| FetchTarget {
-            partition: match topic.as_ref().map(|t| t.partition(spec.partition)) {
-                Some(Some(p)) => Ok(p.clone()),
-                None if by_id => Err(ResponseError::UnknownTopicId),
-                _ => Err(ResponseError::UnknownTopicOrPartition),
+            partition: match (&spec.topic, topic) {
+                (TopicRef::Id(_), None) => Err(ResponseError::UnknownTopicId),
+                (_, Some(t)) if !may_read(&t.name) => Err(ResponseError::TopicAuthorizationFailed),
+                (TopicRef::Name(n), None) if !may_read(n) => {
+                    Err(ResponseError::TopicAuthorizationFailed)
+                }
+                (_, t) => match t.as_ref().and_then(|t| t.partition(spec.partition)) {
+                    Some(p) => Ok(p.clone()),
+                    None => Err(ResponseError::UnknownTopicOrPartition),
+                },
             },
             fetch_offset: spec.fetch_offset,
             max_bytes: spec.max_bytes,

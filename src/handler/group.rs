@@ -13,14 +13,18 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::str_bytes;
+use super::authorize::{self, GROUP_OPERATIONS};
+use super::{default_message, str_bytes};
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
 use crate::group::state::{Group, State};
 use crate::group::{JoinRequest, Protocol, SyncRequest};
+use crate::security::acl::{Operation, ResourceType};
 
-/// Kafka's bit set of group operations (READ, DELETE, DESCRIBE) reported with no authorizer.
-const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+/// Whether the request's principal may do `op` on the group `id`.
+fn group_allowed(broker: &Broker, ctx: &Ctx, op: Operation, id: &str) -> bool {
+    authorize::allowed(broker, ctx, op, ResourceType::Group, id)
+}
 
 fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
@@ -47,6 +51,23 @@ pub async fn find_coordinator(
     let node = BrokerId(broker.config.node_id);
     let host = str_bytes(&ctx.listener.advertised.host);
     let port = i32::from(ctx.listener.advertised.port);
+    // As Kafka: DESCRIBE on the group (or transactional id) is checked before anything else.
+    let refusal = |key: &str| match req.key_type {
+        0 if !group_allowed(broker, ctx, Operation::Describe, key) => {
+            Some(ResponseError::GroupAuthorizationFailed)
+        }
+        1 if !authorize::allowed(
+            broker,
+            ctx,
+            Operation::Describe,
+            ResourceType::TransactionalId,
+            key,
+        ) =>
+        {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        _ => None,
+    };
     // Key type 0 is a group; 1 (transactions) has no coordinator here: UNSUPPORTED_VERSION with a
     // message, which the Java client, franz-go and Kafka Streams fail on at once.
     let (error, message) = match req.key_type {
@@ -67,6 +88,20 @@ pub async fn find_coordinator(
             Some(str_bytes(INVALID_REQUEST_TEXT)),
         ),
     };
+    let no_node = |c_node: &mut BrokerId, c_host: &mut StrBytes, c_port: &mut i32| {
+        (*c_node, *c_host, *c_port) = (BrokerId(-1), StrBytes::default(), -1);
+    };
+    if version < 4 {
+        if let Some(e) = refusal(&req.key) {
+            let mut resp = FindCoordinatorResponse::default();
+            resp.error_code = e.code();
+            if version >= 1 {
+                resp.error_message = Some(StrBytes::from_static_str(default_message(e)));
+            }
+            no_node(&mut resp.node_id, &mut resp.host, &mut resp.port);
+            return Some(resp);
+        }
+    }
     if req.key_type == 1 {
         metrics::counter!("gregor_transactions_refused_total").increment(1);
         crate::condition::TRANSACTIONS_REFUSED
@@ -100,6 +135,12 @@ pub async fn find_coordinator(
         .map(|k| {
             let mut c = Coordinator::default();
             c.key = k.clone();
+            if let Some(e) = refusal(k) {
+                // Kafka sets no message on a refused key.
+                c.error_code = e.code();
+                no_node(&mut c.node_id, &mut c.host, &mut c.port);
+                return c;
+            }
             c.error_code = code(error);
             c.error_message = message.clone();
             found(&mut c.node_id, &mut c.host, &mut c.port);
@@ -120,6 +161,12 @@ pub async fn join(
     resp.generation_id = -1;
     if version < 7 {
         resp.protocol_name = Some(StrBytes::default());
+    }
+    if !group_allowed(broker, ctx, Operation::Read, &req.group_id.0) {
+        // Kafka's error response names no member.
+        resp.member_id = StrBytes::default();
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return Some(resp);
     }
     if req.group_id.0.is_empty() {
         resp.error_code = ResponseError::InvalidGroupId.code();
@@ -183,6 +230,11 @@ pub async fn sync(
     req: SyncGroupRequest,
 ) -> Option<SyncGroupResponse> {
     let version = ctx.header.request_api_version;
+    if !group_allowed(broker, ctx, Operation::Read, &req.group_id.0) {
+        let mut resp = SyncGroupResponse::default();
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return Some(resp);
+    }
     let sync = SyncRequest {
         member_id: req.member_id.to_string(),
         instance_id: opt_str(&req.group_instance_id),
@@ -214,9 +266,14 @@ pub async fn sync(
 
 pub async fn heartbeat(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: HeartbeatRequest,
 ) -> Option<HeartbeatResponse> {
+    if !group_allowed(broker, ctx, Operation::Read, &req.group_id.0) {
+        let mut resp = HeartbeatResponse::default();
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return Some(resp);
+    }
     let instance = opt_str(&req.group_instance_id);
     let r = broker
         .groups
@@ -247,6 +304,10 @@ pub async fn leave(
             .collect()
     };
     let mut resp = LeaveGroupResponse::default();
+    if !group_allowed(broker, ctx, Operation::Read, &req.group_id.0) {
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return Some(resp);
+    }
     match broker.groups.leave(&req.group_id.0, &members).await {
         Err(e) => resp.error_code = e.code(),
         Ok(results) if version < 3 => {
@@ -271,9 +332,12 @@ pub async fn leave(
 
 pub async fn list(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: ListGroupsRequest,
 ) -> Option<ListGroupsResponse> {
+    // As Kafka: DESCRIBE on the cluster lists every group; otherwise only the groups the
+    // principal may describe.
+    let every_group = authorize::cluster(broker, ctx, Operation::Describe);
     let states: Vec<String> = req
         .states_filter
         .iter()
@@ -293,6 +357,7 @@ pub async fn list(
         .filter(|g| g.state != State::Dead)
         .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|g| every_group || group_allowed(broker, ctx, Operation::Describe, &g.id))
         .map(|g| {
             let mut l = ListedGroup::default();
             l.group_id = GroupId(str_bytes(&g.id));
@@ -305,22 +370,30 @@ pub async fn list(
     Some(resp)
 }
 
-fn describe_one(g: Option<Group>, id: &GroupId, version: i16, include_ops: bool) -> DescribedGroup {
+/// One group described; `ops` computes its authorized operations, which Kafka reports only for a
+/// group described without error.
+fn describe_one(
+    g: Option<Group>,
+    id: &GroupId,
+    version: i16,
+    ops: Option<impl FnOnce() -> i32>,
+) -> DescribedGroup {
     let mut d = DescribedGroup::default();
     d.group_id = id.clone();
-    d.authorized_operations = if include_ops {
-        ALL_GROUP_OPERATIONS
-    } else {
-        i32::MIN
-    };
+    d.authorized_operations = i32::MIN;
     let Some(g) = g.filter(|g| g.state != State::Dead) else {
         d.group_state = str_bytes("Dead");
         if version >= 6 {
             d.error_code = ResponseError::GroupIdNotFound.code();
             d.error_message = Some(str_bytes(&format!("Group {} not found.", id.0)));
+        } else if let Some(ops) = ops {
+            d.authorized_operations = ops();
         }
         return d;
     };
+    if let Some(ops) = ops {
+        d.authorized_operations = ops();
+    }
     d.group_state = str_bytes(g.state.name());
     d.protocol_type = str_bytes(g.protocol_type.as_deref().unwrap_or(""));
     let stable = g.state == State::Stable;
@@ -355,29 +428,53 @@ pub async fn describe(
     ctx: &Ctx,
     req: DescribeGroupsRequest,
 ) -> Option<DescribeGroupsResponse> {
+    let version = ctx.header.request_api_version;
     let mut resp = DescribeGroupsResponse::default();
-    for id in &req.groups {
+    // As Kafka: the groups the principal may not describe come first, then the others.
+    let (allowed, refused): (Vec<&GroupId>, Vec<&GroupId>) = req
+        .groups
+        .iter()
+        .partition(|id| group_allowed(broker, ctx, Operation::Describe, &id.0));
+    for id in refused {
+        let mut d = DescribedGroup::default();
+        d.group_id = id.clone();
+        d.error_code = ResponseError::GroupAuthorizationFailed.code();
+        d.authorized_operations = i32::MIN;
+        resp.groups.push(d);
+    }
+    for id in allowed {
         let g = broker.groups.snapshot(&id.0).await;
-        resp.groups.push(describe_one(
-            g,
-            id,
-            ctx.header.request_api_version,
-            req.include_authorized_operations,
-        ));
+        let ops = (version >= 3 && req.include_authorized_operations).then_some(|| {
+            authorize::operations(broker, ctx, ResourceType::Group, &id.0, GROUP_OPERATIONS)
+        });
+        resp.groups.push(describe_one(g, id, version, ops));
     }
     Some(resp)
 }
 
 pub async fn delete(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: DeleteGroupsRequest,
 ) -> Option<DeleteGroupsResponse> {
+    // As Kafka: each group once, the ones the principal may delete first, then the refused.
+    let mut seen = std::collections::HashSet::new();
+    let (allowed, refused): (Vec<&GroupId>, Vec<&GroupId>) = req
+        .groups_names
+        .iter()
+        .filter(|id| seen.insert(id.0.as_str()))
+        .partition(|id| group_allowed(broker, ctx, Operation::Delete, &id.0));
     let mut resp = DeleteGroupsResponse::default();
-    for id in &req.groups_names {
+    for id in allowed {
         let mut r = DeletableGroupResult::default();
         r.group_id = id.clone();
         r.error_code = code(broker.groups.delete_group(&id.0).await.err());
+        resp.results.push(r);
+    }
+    for id in refused {
+        let mut r = DeletableGroupResult::default();
+        r.group_id = id.clone();
+        r.error_code = ResponseError::GroupAuthorizationFailed.code();
         resp.results.push(r);
     }
     Some(resp)

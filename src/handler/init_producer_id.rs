@@ -7,6 +7,8 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
+use crate::handler::authorize;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -16,6 +18,25 @@ pub async fn handle(
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
+    // As Kafka: WRITE on the transactional id; an idempotent producer needs IDEMPOTENT_WRITE on
+    // the cluster or WRITE on some topic.
+    let refused = match &req.transactional_id {
+        Some(id) => (!authorize::allowed(
+            broker,
+            ctx,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            id,
+        ))
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => (!authorize::cluster(broker, ctx, Operation::IdempotentWrite)
+            && !authorize::any_of_type(broker, ctx, Operation::Write, ResourceType::Topic))
+        .then_some(ResponseError::ClusterAuthorizationFailed),
+    };
+    if let Some(e) = refused {
+        resp.error_code = e.code();
+        return Some(resp);
+    }
     if req
         .transactional_id
         .as_ref()

@@ -10,8 +10,10 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
 use kafka_protocol::ResponseError;
 
+use super::authorize;
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's special timestamps and the first version that may send each (ReplicaManager's
 /// `timestampMinSupportedVersion`); any other negative timestamp is UNSUPPORTED_VERSION.
@@ -50,11 +52,25 @@ pub async fn handle(
             resp.topics.push(tr);
             resp.topics.len() - 1
         });
+        // As Kafka: a topic the principal may not describe has every partition it names
+        // answered TOPIC_AUTHORIZATION_FAILED, whether or not it exists.
+        let allowed = authorize::allowed(
+            broker,
+            ctx,
+            Operation::Describe,
+            ResourceType::Topic,
+            &t.name,
+        );
         for p in t.partitions {
             let mut pr = ListOffsetsPartitionResponse::default();
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
+            if !allowed {
+                pr.error_code = ResponseError::TopicAuthorizationFailed.code();
+                resp.topics[ti].partitions.push(pr);
+                continue;
+            }
             let key = (t.name.clone(), p.partition_index);
             let error = match seen.get(&key).copied() {
                 // A later mention of a partition already answered.

@@ -14,15 +14,25 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
+use super::authorize;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
+use crate::security::acl::Operation;
 
 pub async fn describe(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: DescribeLogDirsRequest,
 ) -> Option<DescribeLogDirsResponse> {
+    if !authorize::cluster(broker, ctx, Operation::Describe) {
+        // As Kafka: no dirs, and from v3 the error at the top.
+        let mut resp = DescribeLogDirsResponse::default();
+        if ctx.header.request_api_version >= 3 {
+            resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return Some(resp);
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.topic.0.to_string(), t.partitions))
@@ -95,9 +105,11 @@ type Wanted = (i32, Option<usize>);
 
 pub async fn alter(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: AlterReplicaLogDirsRequest,
 ) -> Option<AlterReplicaLogDirsResponse> {
+    // As Kafka: without ALTER on the cluster every partition named is refused.
+    let allowed = authorize::cluster(broker, ctx, Operation::Alter);
     // As Kafka (a map from partition to dir): a partition named more than once goes to the last
     // dir naming it, with one result and one move. Results are per topic, in first-seen order.
     let mut wanted: Vec<(TopicName, Vec<Wanted>)> = Vec::new();
@@ -128,6 +140,7 @@ pub async fn alter(
         for (p, target) in partitions {
             let part = topic.as_ref().and_then(|t| t.partition(p));
             let error = match (target, part) {
+                _ if !allowed => ResponseError::ClusterAuthorizationFailed.code(),
                 // As Kafka: the directory is checked first.
                 (None, _) => ResponseError::LogDirNotFound.code(),
                 (Some(_), None) => ResponseError::UnknownTopicOrPartition.code(),

@@ -11,14 +11,18 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::authorize::{self, TOPIC_OPERATIONS};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topics::Topic;
 
-/// Kafka's bit set of every topic operation (READ..ALTER_CONFIGS), as reported with no authorizer.
-pub(crate) const ALL_TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// Whether the principal may have topic `name` created: CREATE on the cluster or on the topic.
+pub(crate) fn may_create(broker: &Broker, ctx: &Ctx, name: &str) -> bool {
+    authorize::cluster(broker, ctx, Operation::Create)
+        || authorize::allowed(broker, ctx, Operation::Create, ResourceType::Topic, name)
+}
 
 pub(crate) fn topic_entry(broker: &Broker, topic: &Topic, ops: i32) -> MetadataResponseTopic {
     let node = BrokerId(broker.config.node_id);
@@ -62,10 +66,16 @@ pub async fn handle(
     req: MetadataRequest,
 ) -> Option<MetadataResponse> {
     let version = ctx.header.request_api_version;
-    let ops = if req.include_topic_authorized_operations {
-        ALL_TOPIC_OPERATIONS
-    } else {
-        i32::MIN
+    let include_ops = req.include_topic_authorized_operations;
+    let ops = |name: &str| {
+        if include_ops {
+            authorize::operations(broker, ctx, ResourceType::Topic, name, TOPIC_OPERATIONS)
+        } else {
+            i32::MIN
+        }
+    };
+    let may_describe = |name: &str| {
+        authorize::allowed(broker, ctx, Operation::Describe, ResourceType::Topic, name)
     };
     let mut resp = MetadataResponse::default();
     let mut b = MetadataResponseBroker::default();
@@ -75,18 +85,26 @@ pub async fn handle(
     resp.brokers = vec![b];
     resp.cluster_id = Some(str_bytes(&broker.cluster_id));
     resp.controller_id = BrokerId(broker.config.node_id);
-    resp.cluster_authorized_operations = i32::MIN;
+    // As Kafka: v8-v10 carry the cluster's authorized operations when asked (0 without DESCRIBE).
+    resp.cluster_authorized_operations =
+        if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+            authorize::cluster_operations(broker, ctx)
+        } else {
+            i32::MIN
+        };
     let requested = match req.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
         Some(t) => Some(t),
     };
     let Some(requested) = requested else {
+        // Every topic the principal may describe; the others are not mentioned.
         resp.topics = broker
             .topics
             .all()
             .iter()
-            .map(|t| topic_entry(broker, t, ops))
+            .filter(|t| may_describe(&t.name))
+            .map(|t| topic_entry(broker, t, ops(&t.name)))
             .collect();
         return Some(resp);
     };
@@ -101,19 +119,33 @@ pub async fn handle(
         let entry = match wanted.name {
             Some(name) => {
                 let name = name.0.as_str();
+                // As Kafka: whether a topic the principal may not describe exists is not told.
+                if !may_describe(name) {
+                    resp.topics.push(error_entry(
+                        Some(name),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed,
+                    ));
+                    continue;
+                }
                 match broker.topics.get(name) {
-                    Some(t) => topic_entry(broker, &t, ops),
+                    Some(t) => topic_entry(broker, &t, ops(name)),
+                    None if auto_create && !may_create(broker, ctx, name) => error_entry(
+                        Some(name),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed,
+                    ),
                     None if auto_create => {
                         match broker
                             .topics
                             .create(name, broker.config.num_partitions, BTreeMap::new(), false)
                             .await
                         {
-                            Ok(t) => topic_entry(broker, &t, ops),
+                            Ok(t) => topic_entry(broker, &t, ops(name)),
                             // Lost a race with another creator: describe what exists.
                             Err(e) if e.error == ResponseError::TopicAlreadyExists => {
                                 match broker.topics.get(name) {
-                                    Some(t) => topic_entry(broker, &t, ops),
+                                    Some(t) => topic_entry(broker, &t, ops(name)),
                                     None => error_entry(
                                         Some(name),
                                         Uuid::nil(),
@@ -132,7 +164,13 @@ pub async fn handle(
                 }
             }
             None => match broker.topics.get_by_id(&wanted.topic_id) {
-                Some(t) => topic_entry(broker, &t, ops),
+                // Ids are not secret (Kafka): the id is answered TOPIC_AUTHORIZATION_FAILED.
+                Some(t) if !may_describe(&t.name) => error_entry(
+                    None,
+                    wanted.topic_id,
+                    ResponseError::TopicAuthorizationFailed,
+                ),
+                Some(t) => topic_entry(broker, &t, ops(&t.name)),
                 None => error_entry(None, wanted.topic_id, ResponseError::UnknownTopicId),
             },
         };

@@ -1,8 +1,10 @@
 //! One module per API family. Each handler takes the decoded request and returns the response
 //! (or `None` when no response is sent); Kafka errors travel as error codes inside responses.
 
+pub mod acls;
 pub mod admin;
 pub mod api_versions;
+pub(crate) mod authorize;
 mod config_checks;
 pub mod configs;
 pub mod fetch;
@@ -33,6 +35,10 @@ pub(crate) fn default_message(e: kafka_protocol::ResponseError) -> &'static str 
     match e {
         E::UnknownTopicOrPartition => "This server does not host this topic-partition.",
         E::UnknownTopicId => "This server does not host this topic ID.",
+        E::TopicAuthorizationFailed => "Topic authorization failed.",
+        E::GroupAuthorizationFailed => "Group authorization failed.",
+        E::ClusterAuthorizationFailed => "Cluster authorization failed.",
+        E::TransactionalIdAuthorizationFailed => "Transactional Id authorization failed.",
         _ => "",
     }
 }

@@ -17,12 +17,14 @@ use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::authorize;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::condition::Condition;
 use crate::dispatch::{Ctx, Outcome, Reply};
 use crate::log::batch::{self, BatchView, Compression};
 use crate::log::now_ms;
+use crate::security::acl::{Operation, ResourceType};
 use crate::store::AppendEntry;
 
 /// Every error a produce can answer per partition, each counted in `gregor_produce_errors_total`
@@ -37,6 +39,8 @@ pub const COUNTED_ERRORS: &[ResponseError] = &[
     ResponseError::KafkaStorageError,
     ResponseError::MessageTooLarge,
     ResponseError::OutOfOrderSequenceNumber,
+    ResponseError::TopicAuthorizationFailed,
+    ResponseError::TransactionalIdAuthorizationFailed,
     ResponseError::UnknownTopicId,
     ResponseError::UnknownTopicOrPartition,
     ResponseError::UnsupportedCompressionType,
@@ -185,6 +189,63 @@ fn refused(
     r
 }
 
+/// The attributes bit of a transactional batch.
+const TRANSACTIONAL: u8 = 0x10;
+
+/// As Kafka: a request carrying transactional batches needs WRITE on its transactional id, or
+/// every partition is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+fn transactional_refusal(
+    broker: &Broker,
+    ctx: &Ctx,
+    req: &ProduceRequest,
+) -> Option<Reply<ProduceResponse>> {
+    broker.authorizer.as_ref()?;
+    let transactional = req.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records
+                .as_ref()
+                .and_then(|r| r.get(22))
+                .is_some_and(|attributes| attributes & TRANSACTIONAL != 0)
+        })
+    });
+    if !transactional
+        || req.transactional_id.as_ref().is_some_and(|id| {
+            authorize::allowed(
+                broker,
+                ctx,
+                Operation::Write,
+                ResourceType::TransactionalId,
+                id,
+            )
+        })
+    {
+        return None;
+    }
+    let mut resp = ProduceResponse::default();
+    for t in &req.topic_data {
+        let mut tr = TopicProduceResponse::default();
+        tr.name = t.name.clone();
+        tr.topic_id = t.topic_id;
+        tr.partition_responses = t
+            .partition_data
+            .iter()
+            .map(|p| {
+                error_response(
+                    p.index,
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    None,
+                )
+            })
+            .collect();
+        resp.responses.push(tr);
+    }
+    Some(if req.acks == 0 {
+        Reply::Close("a produce with acks=0 failed; closing the connection as Kafka does".into())
+    } else {
+        Reply::Send(resp)
+    })
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &Ctx,
@@ -197,6 +258,9 @@ pub async fn handle(
     let mut slots = Vec::new();
     let mut entries = Vec::new();
     let mut any_error = false;
+    if let Some(refused) = transactional_refusal(broker, ctx, &req) {
+        return refused;
+    }
     for t in merge_duplicates(req.topic_data, version) {
         // v13+ names topics by id (KIP-516); an unknown id is UNKNOWN_TOPIC_ID, as in Kafka.
         let by_id = version >= 13;
@@ -214,13 +278,23 @@ pub async fn handle(
         } else {
             tr.name = t.name.clone();
         }
+        // As Kafka: WRITE on the topic decides before whether it exists (an id must resolve).
+        let allowed = (by_id && topic.is_none())
+            || authorize::allowed(
+                broker,
+                ctx,
+                Operation::Write,
+                ResourceType::Topic,
+                &topic_name,
+            );
         for p in t.partition_data {
             let part = topic
                 .as_ref()
                 .and_then(|t| Some((t.clone(), t.partition(p.index)?.clone())));
             let checked = match part {
-                _ if !acks_ok => Err((ResponseError::InvalidRequiredAcks, None)),
                 None if by_id && topic.is_none() => Err((ResponseError::UnknownTopicId, None)),
+                _ if !allowed => Err((ResponseError::TopicAuthorizationFailed, None)),
+                _ if !acks_ok => Err((ResponseError::InvalidRequiredAcks, None)),
                 None => Err((ResponseError::UnknownTopicOrPartition, None)),
                 Some((topic, partition)) => match check_single_batch(&p.records, version) {
                     Ok(records) => Ok(AppendEntry {

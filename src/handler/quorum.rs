@@ -11,9 +11,11 @@ use kafka_protocol::messages::describe_quorum_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
+use super::authorize;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
+use crate::security::acl::Operation;
 
 /// The topic of Kafka's metadata log.
 const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -26,6 +28,13 @@ pub async fn describe(
     let version = ctx.header.request_api_version;
     // Kafka 4.1.1 sends empty (not null) messages on success.
     let mut resp = DescribeQuorumResponse::default();
+    if !authorize::cluster(broker, ctx, Operation::Describe) {
+        // Kafka's top-level error response, with the error's default message from v2.
+        let e = ResponseError::ClusterAuthorizationFailed;
+        resp.error_code = e.code();
+        resp.error_message = (version >= 2).then(|| str_bytes(super::default_message(e)));
+        return Some(resp);
+    }
     let is_metadata_partition = match req.topics.as_slice() {
         [t] => {
             t.topic_name.0.as_str() == METADATA_TOPIC

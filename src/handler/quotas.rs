@@ -8,9 +8,10 @@ use std::sync::Arc;
 use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
 use kafka_protocol::ResponseError;
 
-use super::str_bytes;
+use super::{authorize, default_message, str_bytes};
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
+use crate::security::acl::Operation;
 
 const MATCH_TYPE_EXACT: i8 = 0;
 const MATCH_TYPE_DEFAULT: i8 = 1;
@@ -66,12 +67,18 @@ fn check(req: &DescribeClientQuotasRequest) -> Result<(), (ResponseError, String
 }
 
 pub async fn describe(
-    _broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    broker: &Arc<Broker>,
+    ctx: &Ctx,
     req: DescribeClientQuotasRequest,
 ) -> Option<DescribeClientQuotasResponse> {
     let mut r = DescribeClientQuotasResponse::default();
-    match check(&req) {
+    // As Kafka: DESCRIBE_CONFIGS on the cluster before the filter is looked at.
+    let refused = ResponseError::ClusterAuthorizationFailed;
+    let checked = match authorize::cluster(broker, ctx, Operation::DescribeConfigs) {
+        true => check(&req),
+        false => Err((refused, default_message(refused).to_string())),
+    };
+    match checked {
         Ok(()) => r.entries = Some(Vec::new()),
         Err((error, message)) => {
             r.error_code = error.code();

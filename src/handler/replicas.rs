@@ -12,9 +12,11 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::authorize;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::Ctx;
+use crate::security::acl::Operation;
 
 /// Kafka's `ElectionType`: PREFERRED (0) and UNCLEAN (1).
 const ELECTION_TYPES: std::ops::RangeInclusive<i8> = 0..=1;
@@ -36,12 +38,24 @@ pub async fn elect_leaders(
     req: ElectLeadersRequest,
 ) -> Option<ElectLeadersResponse> {
     let mut resp = ElectLeadersResponse::default();
-    if !ELECTION_TYPES.contains(&req.election_type) {
-        // Kafka's InvalidRequestException, answered through the request's error response: the
-        // code at the top (v1+) and on every named partition.
-        let message = format!("Unknown election type {}", req.election_type);
+    let refusal = if !authorize::cluster(broker, ctx, Operation::Alter) {
+        Some((
+            ResponseError::ClusterAuthorizationFailed,
+            authorize::needs(ctx, Operation::Alter),
+        ))
+    } else if !ELECTION_TYPES.contains(&req.election_type) {
+        Some((
+            ResponseError::InvalidRequest,
+            format!("Unknown election type {}", req.election_type),
+        ))
+    } else {
+        None
+    };
+    if let Some((error, message)) = refusal {
+        // Kafka's exception, answered through the request's error response: the code at the top
+        // (v1+) and on every named partition.
         if ctx.header.request_api_version >= 1 {
-            resp.error_code = ResponseError::InvalidRequest.code();
+            resp.error_code = error.code();
         }
         for t in req.topic_partitions.unwrap_or_default() {
             let mut r = ReplicaElectionResult::default();
@@ -49,7 +63,7 @@ pub async fn elect_leaders(
             r.partition_result = t
                 .partitions
                 .into_iter()
-                .map(|p| partition_result(p, ResponseError::InvalidRequest, message.clone()))
+                .map(|p| partition_result(p, error, message.clone()))
                 .collect();
             resp.replica_election_results.push(r);
         }
@@ -168,10 +182,35 @@ fn check_reassignment(
 
 pub async fn alter_partition_reassignments(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: AlterPartitionReassignmentsRequest,
 ) -> Option<AlterPartitionReassignmentsResponse> {
     let mut resp = AlterPartitionReassignmentsResponse::default();
+    if !authorize::cluster(broker, ctx, Operation::Alter) {
+        // As Kafka: the error at the top and on every partition.
+        let e = ResponseError::ClusterAuthorizationFailed;
+        let message = authorize::needs(ctx, Operation::Alter);
+        resp.error_code = e.code();
+        resp.error_message = Some(str_bytes(&message));
+        resp.allow_replication_factor_change = req.allow_replication_factor_change;
+        for t in req.topics {
+            let mut rt = ReassignableTopicResponse::default();
+            rt.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut rp = ReassignablePartitionResponse::default();
+                    rp.partition_index = p.partition_index;
+                    rp.error_code = e.code();
+                    rp.error_message = Some(str_bytes(&message));
+                    rp
+                })
+                .collect();
+            rt.name = t.name;
+            resp.responses.push(rt);
+        }
+        return Some(resp);
+    }
     // Kafka answers a request naming no topic with an empty message, any other with null.
     resp.error_message = req.topics.is_empty().then(StrBytes::default);
     resp.allow_replication_factor_change = req.allow_replication_factor_change;
@@ -202,12 +241,16 @@ pub async fn alter_partition_reassignments(
 }
 
 pub async fn list_partition_reassignments(
-    _broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    broker: &Arc<Broker>,
+    ctx: &Ctx,
     _req: ListPartitionReassignmentsRequest,
 ) -> Option<ListPartitionReassignmentsResponse> {
     // Reassignments complete as soon as they are made: none is ever in progress.
     let mut resp = ListPartitionReassignmentsResponse::default();
     resp.error_message = None;
+    if !authorize::cluster(broker, ctx, Operation::Describe) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = Some(str_bytes(&authorize::needs(ctx, Operation::Describe)));
+    }
     Some(resp)
 }

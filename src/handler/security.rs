@@ -9,9 +9,12 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
 };
 use kafka_protocol::messages::*;
 
-use super::str_bytes;
+use kafka_protocol::ResponseError;
+
+use super::{authorize, default_message, str_bytes};
 use crate::broker::Broker;
 use crate::dispatch::{Ctx, Reply};
+use crate::security::acl::Operation;
 use crate::security::credentials::Change;
 use crate::security::sasl::ILLEGAL_SASL_STATE;
 
@@ -40,9 +43,27 @@ pub async fn sasl_authenticate(
 
 pub async fn describe_scram_credentials(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: DescribeUserScramCredentialsRequest,
 ) -> Option<DescribeUserScramCredentialsResponse> {
+    if !authorize::cluster(broker, ctx, Operation::Describe) {
+        // As Kafka's error response: the error at the top and once per user asked about, with
+        // the user left empty.
+        let e = ResponseError::ClusterAuthorizationFailed;
+        let message = Some(str_bytes(default_message(e)));
+        let mut r = DescribeUserScramCredentialsResponse::default();
+        r.error_code = e.code();
+        r.error_message = message.clone();
+        r.results = (0..req.users.map_or(0, |u| u.len()))
+            .map(|_| {
+                let mut res = DescribeUserScramCredentialsResult::default();
+                res.error_code = e.code();
+                res.error_message = message.clone();
+                res
+            })
+            .collect();
+        return Some(r);
+    }
     let users: Vec<String> = req
         .users
         .unwrap_or_default()
@@ -78,9 +99,31 @@ pub async fn describe_scram_credentials(
 
 pub async fn alter_scram_credentials(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: AlterUserScramCredentialsRequest,
 ) -> Reply<AlterUserScramCredentialsResponse> {
+    if !authorize::cluster(broker, ctx, Operation::Alter) {
+        // As Kafka's error response: once per distinct user named, in name order.
+        let users: std::collections::BTreeSet<&str> = req
+            .deletions
+            .iter()
+            .map(|d| d.name.as_str())
+            .chain(req.upsertions.iter().map(|u| u.name.as_str()))
+            .collect();
+        let message = str_bytes(&authorize::needs(ctx, Operation::Alter));
+        let mut r = AlterUserScramCredentialsResponse::default();
+        r.results = users
+            .into_iter()
+            .map(|user| {
+                let mut res = AlterUserScramCredentialsResult::default();
+                res.user = str_bytes(user);
+                res.error_code = ResponseError::ClusterAuthorizationFailed.code();
+                res.error_message = Some(message.clone());
+                res
+            })
+            .collect();
+        return Reply::Send(r);
+    }
     let deletions = req
         .deletions
         .into_iter()

@@ -14,21 +14,39 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::authorize;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::topic as topic_config;
 use crate::dispatch::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn create(
     broker: &Arc<Broker>,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: CreateTopicsRequest,
 ) -> Option<CreateTopicsResponse> {
     let mut resp = CreateTopicsResponse::default();
+    // As Kafka's controller: CREATE on the cluster allows every topic, else CREATE on each.
+    let may_create_all = authorize::cluster(broker, ctx, Operation::Create);
+    let may_create = |name: &str| {
+        may_create_all
+            || authorize::allowed(broker, ctx, Operation::Create, ResourceType::Topic, name)
+    };
+    let (req_topics, refused): (Vec<_>, Vec<_>) =
+        req.topics.into_iter().partition(|t| may_create(&t.name));
+    for t in refused {
+        let mut r = CreatableTopicResult::default();
+        r.name = t.name;
+        r.num_partitions = -1;
+        r.replication_factor = -1;
+        r.error_code = ResponseError::TopicAuthorizationFailed.code();
+        r.error_message = Some(str_bytes("Authorization failed."));
+        resp.topics.push(r);
+    }
     // Kafka's controller writes the whole request as one batch of records, refused whole when too
     // large: a topic record per topic and a partition record per partition.
-    let records: i64 = req
-        .topics
+    let records: i64 = req_topics
         .iter()
         .map(|t| {
             let partitions = if !t.assignments.is_empty() {
@@ -42,7 +60,7 @@ pub async fn create(
         })
         .sum();
     if let Err(e) = crate::topics::room::check_operation(records) {
-        for t in req.topics {
+        for t in req_topics {
             let mut r = CreatableTopicResult::default();
             r.name = t.name;
             r.num_partitions = -1;
@@ -54,7 +72,7 @@ pub async fn create(
         return Some(resp);
     }
     let mut seen = std::collections::HashSet::new();
-    for t in req.topics {
+    for t in req_topics {
         let name = t.name.0.to_string();
         let mut r = CreatableTopicResult::default();
         r.name = t.name.clone();
@@ -153,6 +171,20 @@ pub async fn create(
                 .create(&name, partitions, configs, req.validate_only)
                 .await
             {
+                // As Kafka: the configs are told only with DESCRIBE_CONFIGS on the topic.
+                Ok(_)
+                    if !authorize::allowed(
+                        broker,
+                        ctx,
+                        Operation::DescribeConfigs,
+                        ResourceType::Topic,
+                        &name,
+                    ) =>
+                {
+                    r.error_message = None;
+                    r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                    r.configs = Some(Vec::new());
+                }
                 Ok(topic) => {
                     r.error_message = None;
                     r.topic_id = topic.id;
@@ -199,16 +231,42 @@ pub async fn delete(
             .collect()
     };
     let mut resp = DeleteTopicsResponse::default();
+    // As Kafka's controller: DELETE on the cluster allows every topic; else a topic the principal
+    // may not describe is refused whether or not it exists, and one it may describe needs DELETE.
+    let may_delete_all = authorize::cluster(broker, ctx, Operation::Delete);
+    let may = |op: Operation, name: &str| {
+        may_delete_all || authorize::allowed(broker, ctx, op, ResourceType::Topic, name)
+    };
+    let refuse = |r: &mut DeletableTopicResult| {
+        let e = ResponseError::TopicAuthorizationFailed;
+        r.error_code = e.code();
+        r.error_message = Some(str_bytes(super::default_message(e)));
+    };
     for (name, id) in wanted {
         let mut r = DeletableTopicResult::default();
         r.error_message = None;
         r.name = name.as_deref().map(|n| TopicName(str_bytes(n)));
         r.topic_id = id;
+        if name
+            .as_deref()
+            .is_some_and(|n| !may(Operation::Describe, n))
+        {
+            r.topic_id = Uuid::nil();
+            refuse(&mut r);
+            resp.responses.push(r);
+            continue;
+        }
         let topic = match &name {
             Some(n) => broker.topics.get(n),
             None => broker.topics.get_by_id(&id),
         };
         match topic {
+            Some(t) if !may(Operation::Delete, &t.name) => {
+                if may(Operation::Describe, &t.name) {
+                    r.name = Some(TopicName(str_bytes(&t.name)));
+                }
+                refuse(&mut r);
+            }
             Some(t) => {
                 r.name = Some(TopicName(str_bytes(&t.name)));
                 r.topic_id = t.id;

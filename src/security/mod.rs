@@ -4,9 +4,12 @@
 //! with AlterUserScramCredentials), and the per-connection exchange of SaslHandshake and
 //! SaslAuthenticate (KIP-43, KIP-152) in `sasl`.
 
+pub mod acl;
+pub mod authorizer;
 pub mod credentials;
 pub mod jaas;
 mod plain;
+pub mod principal;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
@@ -222,8 +225,64 @@ impl SaslConfig {
     }
 }
 
+/// The authorizer's configuration (`authorizer.class.name` naming Kafka's StandardAuthorizer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizerConfig {
+    /// `super.users`: `User:a;User:b`.
+    pub super_users: String,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_if_no_acl: bool,
+}
+
+impl AuthorizerConfig {
+    /// `None` when `authorizer.class.name` is unset or empty (no authorizer, as Kafka).
+    pub fn load(raw: &BTreeMap<String, String>) -> Result<Option<AuthorizerConfig>, ConfigError> {
+        let class = raw.get("authorizer.class.name").map_or("", |c| c.trim());
+        if class.is_empty() {
+            return Ok(None);
+        }
+        if class != authorizer::STANDARD_AUTHORIZER {
+            return Err(invalid(
+                "authorizer.class.name",
+                class,
+                &format!("gregor implements {} only", authorizer::STANDARD_AUTHORIZER),
+            ));
+        }
+        let allow_if_no_acl = match raw
+            .get("allow.everyone.if.no.acl.found")
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => false,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(v) => {
+                return Err(invalid(
+                    "allow.everyone.if.no.acl.found",
+                    &v,
+                    "expected true or false",
+                ))
+            }
+        };
+        let super_users = raw.get("super.users").cloned().unwrap_or_default();
+        for user in super_users
+            .split(';')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            acl::parse_principal(user).map_err(|e| invalid("super.users", user, &e))?;
+        }
+        Ok(Some(AuthorizerConfig {
+            super_users,
+            allow_if_no_acl,
+        }))
+    }
+}
+
 /// Keys read here, besides the per-listener ones (`listener.name.<l>.`...).
 pub const HONOURED: &[&str] = &[
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
     "sasl.enabled.mechanisms",
     "sasl.server.max.receive.size",
     "connection.failed.authentication.delay.ms",

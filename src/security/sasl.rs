@@ -147,6 +147,11 @@ impl Authenticator {
     }
 
     /// Whether the client has authenticated: every request is then dispatched.
+    /// The authenticated user, once there is one.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
     pub fn done(&self) -> bool {
         matches!(self.state, State::Done)
     }

@@ -23,6 +23,8 @@ pub struct Tls {
     pub acceptor: tokio_rustls::TlsAcceptor,
     /// `ssl.client.auth`, for the start-up log.
     pub client_auth: String,
+    /// `ssl.principal.mapping.rules`: a client certificate's principal from its subject.
+    pub principals: super::principal::Mapper,
 }
 
 impl std::fmt::Debug for Tls {
@@ -35,7 +37,7 @@ impl std::fmt::Debug for Tls {
 
 impl PartialEq for Tls {
     fn eq(&self, other: &Self) -> bool {
-        self.client_auth == other.client_auth
+        self.client_auth == other.client_auth && self.principals == other.principals
     }
 }
 
@@ -57,6 +59,7 @@ pub const HONOURED: &[&str] = &[
     "ssl.enabled.protocols",
     "ssl.protocol",
     "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
 ];
 
 /// A listener's view of the `ssl.*` keys: its own prefixed key first, then the broker's.
@@ -372,9 +375,16 @@ impl Tls {
                 &format!("the key does not go with the certificate: {e}"),
             )
         })?;
+        let principals = match k.get("ssl.principal.mapping.rules") {
+            None => super::principal::Mapper::default(),
+            Some((key, rules)) => {
+                super::principal::Mapper::parse(rules).map_err(|e| invalid(&key, rules, &e))?
+            }
+        };
         Ok(Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             client_auth,
+            principals,
         })
     }
 }

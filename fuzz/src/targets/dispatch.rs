@@ -38,6 +38,12 @@ fn open_broker() -> Home {
         ("listeners", "PLAINTEXT://127.0.0.1:9092".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
         ("log.segment.bytes", "1048576".into()),
+        // The authorizer's paths too; with no ACL every request is allowed.
+        (
+            "authorizer.class.name",
+            gregor::security::authorizer::STANDARD_AUTHORIZER.into(),
+        ),
+        ("allow.everyone.if.no.acl.found", "true".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -73,14 +79,17 @@ pub fn run(data: &[u8]) {
     let home = guard.as_mut().expect("opened");
     home.inputs += 1;
     let broker = home.broker.clone();
-    let peer = "127.0.0.1:40000".parse().expect("address");
+    let session = std::sync::Arc::new(gregor::security::authorizer::Session::new(
+        gregor::security::authorizer::ANONYMOUS.to_string(),
+        "127.0.0.1:40000".parse().expect("address"),
+    ));
     runtime().block_on(async move {
         for frame in frames {
             let handled = tokio::time::timeout(
                 Duration::from_secs(600),
                 dispatch::dispatch(
                     &broker,
-                    peer,
+                    &session,
                     &broker.config.listeners[0],
                     tokio_util::sync::CancellationToken::new(),
                     frame,
