@@ -123,8 +123,8 @@ apis! {
     OffsetFetch: OffsetFetchRequest => handler::offsets::fetch, 1, 9;
     OffsetDelete: OffsetDeleteRequest => handler::offsets::delete, 0, 0;
     DescribeConfigs: DescribeConfigsRequest => handler::configs::describe, 1, 4;
-    AlterConfigs: AlterConfigsRequest => handler::configs::alter, 0, 2;
-    IncrementalAlterConfigs: IncrementalAlterConfigsRequest => handler::configs::incremental_alter, 0, 1;
+    AlterConfigs: AlterConfigsRequest => handler::configs_alter::alter, 0, 2;
+    IncrementalAlterConfigs: IncrementalAlterConfigsRequest => handler::configs_alter::incremental_alter, 0, 1;
     CreatePartitions: CreatePartitionsRequest => handler::admin::create_partitions, 0, 3;
     DescribeCluster: DescribeClusterRequest => handler::admin::describe_cluster, 0, 2;
     DescribeTopicPartitions: DescribeTopicPartitionsRequest => handler::admin::describe_topic_partitions, 0, 0;

@@ -367,6 +367,30 @@ async fn a_topic_named_many_times_in_metadata_is_described_once() {
     assert_eq!(r.topics[0].partitions.len(), 100);
 }
 
+/// Item 3, DescribeConfigs: a topic named 20,000 times (a 140 KB request) is described once,
+/// not into an answer of 20,000 copies of its configs with their documentation. Kafka's admin
+/// client cannot send a resource twice (it keys them by resource).
+#[tokio::test]
+async fn a_resource_named_many_times_in_describe_configs_is_described_once() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "d", 1).await;
+    let mut req = DescribeConfigsRequest::default();
+    req.include_documentation = true;
+    req.resources = (0..20_000)
+        .map(|_| {
+            let mut r = describe_configs_request::DescribeConfigsResource::default();
+            r.resource_type = 2;
+            r.resource_name = kafka_protocol::protocol::StrBytes::from_static_str("d");
+            r.configuration_keys = None;
+            r
+        })
+        .collect();
+    let r: DescribeConfigsResponse = c.request(ApiKey::DescribeConfigs, 4, &req).await;
+    assert_eq!(r.results.len(), 1);
+    assert!(r.results[0].configs.len() > 20, "the topic's configs");
+}
+
 /// Item 8: a batch of 50,000 keyless records to a compacted topic is refused with at most
 /// 1,000 record errors (Kafka lists one per record: an answer as large as the records), the
 /// message counting them all.

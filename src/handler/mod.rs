@@ -7,6 +7,7 @@ pub mod api_versions;
 pub(crate) mod authorize;
 mod config_checks;
 pub mod configs;
+pub mod configs_alter;
 pub mod fetch;
 pub mod fetch_session;
 pub mod group;
