@@ -444,3 +444,51 @@ async fn acls_survive_a_restart_and_unknown_codes_close_the_connection() {
     assert_eq!(all_acls(&mut admin).await, before, "nothing else stored");
     b.stop().await;
 }
+
+/// A principal refused ALTER on a topic learns nothing about it from CreatePartitions: as Kafka,
+/// refused topics are answered TOPIC_AUTHORIZATION_FAILED and left out of the request's
+/// partition count (it was counted, so a count past the limit told an existing topic's size).
+#[tokio::test]
+async fn create_partitions_tells_nothing_about_a_refused_topic() {
+    let b = secured().await;
+    let mut admin = login(&b, "admin").await;
+    assert_eq!(create_topic(&mut admin, "hidden").await, 0);
+    let mut alice = login(&b, "alice").await;
+    for name in ["hidden", "absent"] {
+        let mut t = create_partitions_request::CreatePartitionsTopic::default();
+        t.name = TopicName(s(name));
+        t.count = 10_001;
+        let mut req = CreatePartitionsRequest::default();
+        req.topics = vec![t];
+        req.validate_only = true;
+        req.timeout_ms = 5_000;
+        let r: CreatePartitionsResponse = alice.request(ApiKey::CreatePartitions, 3, &req).await;
+        assert_eq!(r.results[0].error_code, 29, "{name}");
+    }
+    b.stop().await;
+}
+
+/// A fetch that names a replica id is a follower's: Kafka asks CLUSTER_ACTION on the cluster for
+/// it instead of READ on the topics, so READ alone does not make a principal a follower.
+#[tokio::test]
+async fn a_follower_fetch_needs_cluster_action() {
+    let b = secured().await;
+    let mut admin = login(&b, "admin").await;
+    assert_eq!(create_topic(&mut admin, "t").await, 0);
+    let acl = [(TOPIC, "t", LITERAL, "User:alice", READ, ALLOW)];
+    assert_eq!(create_acls(&mut admin, &acl).await, [(0, None)]);
+    let mut alice = login(&b, "alice").await;
+    for (replica, want) in [(-1, 0), (1, 29)] {
+        let mut req = common::fetch_req("t", 0, 0, 0, 0);
+        req.replica_id = BrokerId(replica);
+        let r: FetchResponse = alice.request(ApiKey::Fetch, 12, &req).await;
+        assert_eq!(r.responses[0].partitions[0].error_code, want, "replica {replica}");
+    }
+    let acl = [(CLUSTER, "kafka-cluster", LITERAL, "User:alice", 9, ALLOW)];
+    assert_eq!(create_acls(&mut admin, &acl).await, [(0, None)]);
+    let mut req = common::fetch_req("t", 0, 0, 0, 0);
+    req.replica_id = BrokerId(1);
+    let r: FetchResponse = alice.request(ApiKey::Fetch, 12, &req).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "with CLUSTER_ACTION");
+    b.stop().await;
+}

@@ -74,6 +74,26 @@ pub async fn create(
             .map(|_| creation_result(e.clone()))
             .collect()
     };
+    // Parsing first, as Kafka reads the request; then authorization, before the ACLs are
+    // built one by one.
+    if req.creations.iter().any(|c| {
+        !acl::parsable(
+            c.resource_type,
+            c.resource_pattern_type,
+            c.operation,
+            c.permission_type,
+        )
+    }) {
+        return Reply::Close(acl::UNPARSABLE.into());
+    }
+    if !authorize::cluster(broker, ctx, Operation::Alter) {
+        resp.results = everyone(not_authorized(ctx, Operation::Alter));
+        return Reply::Send(resp);
+    }
+    if broker.authorizer.is_none() {
+        resp.results = everyone(error(ResponseError::SecurityDisabled, NO_AUTHORIZER));
+        return Reply::Send(resp);
+    }
     let checked: Vec<Result<Acl, Refusal>> = req
         .creations
         .iter()
@@ -89,20 +109,6 @@ pub async fn create(
             )
         })
         .collect();
-    if let Some(Err(Refusal::Unparsable(why))) = checked
-        .iter()
-        .find(|c| matches!(c, Err(Refusal::Unparsable(_))))
-    {
-        return Reply::Close(why.clone());
-    }
-    if !authorize::cluster(broker, ctx, Operation::Alter) {
-        resp.results = everyone(not_authorized(ctx, Operation::Alter));
-        return Reply::Send(resp);
-    }
-    if broker.authorizer.is_none() {
-        resp.results = everyone(error(ResponseError::SecurityDisabled, NO_AUTHORIZER));
-        return Reply::Send(resp);
-    }
     if checked
         .iter()
         .any(|c| matches!(c, Err(Refusal::Unbindable)))

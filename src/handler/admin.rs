@@ -28,9 +28,18 @@ pub async fn create_partitions(
 ) -> Option<CreatePartitionsResponse> {
     let mut resp = CreatePartitionsResponse::default();
     let node = BrokerId(broker.config.node_id);
-    // One batch of partition records for the whole request, refused whole when too large.
-    let records: i64 = req
-        .topics
+    // As Kafka: ALTER on each topic first; the rest never learn whether a refused topic exists.
+    let (allowed, refused): (Vec<_>, Vec<_>) = req.topics.into_iter().partition(|t| {
+        authorize::allowed(broker, ctx, Operation::Alter, ResourceType::Topic, &t.name)
+    });
+    let refusals = refused.into_iter().map(|t| {
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = t.name;
+        r.error_code = ResponseError::TopicAuthorizationFailed.code();
+        r
+    });
+    // One batch of partition records for the allowed topics, refused whole when too large.
+    let records: i64 = allowed
         .iter()
         .map(|t| {
             let have = broker
@@ -41,23 +50,19 @@ pub async fn create_partitions(
         })
         .sum();
     if let Err(e) = crate::topics::room::check_operation(records) {
-        for t in req.topics {
+        for t in allowed {
             let mut r = CreatePartitionsTopicResult::default();
             r.name = t.name;
             r.error_code = e.error.code();
             r.error_message = Some(str_bytes(&e.message));
             resp.results.push(r);
         }
+        resp.results.extend(refusals);
         return Some(resp);
     }
-    for t in req.topics {
+    for t in allowed {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
-        if !authorize::allowed(broker, ctx, Operation::Alter, ResourceType::Topic, &t.name) {
-            r.error_code = ResponseError::TopicAuthorizationFailed.code();
-            resp.results.push(r);
-            continue;
-        }
         let bad_assignment = t
             .assignments
             .as_ref()
@@ -83,6 +88,7 @@ pub async fn create_partitions(
         }
         resp.results.push(r);
     }
+    resp.results.extend(refusals);
     Some(resp)
 }
 

@@ -126,9 +126,18 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: FetchRequest) -> Reply
         .iter()
         .map(|spec| resolve_topic(broker, &spec.topic))
         .collect();
-    // As Kafka: READ on the topic decides before whether it exists; once per topic.
+    // As Kafka: a follower's fetch (a replica id set) needs CLUSTER_ACTION on the cluster and
+    // no READ; a consumer's needs READ on each topic, decided before whether it exists (once per
+    // topic).
+    let replica = if ctx.header.request_api_version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let follower =
+        (replica >= 0).then(|| authorize::cluster(broker, ctx, Operation::ClusterAction));
     let mut readable = authorize::Memo::new(broker, ctx, Operation::Read, ResourceType::Topic);
-    let mut may_read = |name: &str| readable.allowed(name);
+    let mut may_read = |name: &str| follower.unwrap_or_else(|| readable.allowed(name));
     let targets: Vec<FetchTarget> = specs
         .iter()
         .zip(&topics)

@@ -235,6 +235,18 @@ fn known(code: i8, max: i8) -> bool {
 
 /// Checks a CreateAcls entry as Kafka does (CreateAclsRequest.validate, AclApis and
 /// AclControlManager.validateNewAcl, in that order).
+/// Why Kafka cannot parse a CreateAclsRequest (and closes the connection).
+pub const UNPARSABLE: &str = "CreateAclsRequest contains UNKNOWN elements";
+
+/// Whether Kafka can parse a new ACL's codes at all (no UNKNOWN, no code it does not know); a
+/// cheap check made before anything else, as Kafka makes it when it reads the request.
+pub fn parsable(resource_type: i8, pattern: i8, operation: i8, permission: i8) -> bool {
+    known(resource_type, ResourceType::User as i8)
+        && known(pattern, PatternType::Prefixed as i8)
+        && known(operation, Operation::TwoPhaseCommit as i8)
+        && known(permission, Permission::Allow as i8)
+}
+
 pub fn validate_new(
     resource_type: i8,
     name: &str,
@@ -244,14 +256,8 @@ pub fn validate_new(
     operation: i8,
     permission: i8,
 ) -> Result<Acl, Refusal> {
-    if !known(resource_type, ResourceType::User as i8)
-        || !known(pattern, PatternType::Prefixed as i8)
-        || !known(operation, Operation::TwoPhaseCommit as i8)
-        || !known(permission, Permission::Allow as i8)
-    {
-        return Err(Refusal::Unparsable(
-            "CreateAclsRequest contains UNKNOWN elements".into(),
-        ));
+    if !parsable(resource_type, pattern, operation, permission) {
+        return Err(Refusal::Unparsable(UNPARSABLE.into()));
     }
     let (Some(resource_type), Some(pattern), Some(operation), Some(permission)) = (
         ResourceType::from_code(resource_type),

@@ -245,6 +245,7 @@ impl Authorizer {
         let mut deny_literal = HashSet::new();
         let mut deny_prefixed = HashSet::new();
         let mut allows = Vec::new();
+        let mut wildcard_allow = false;
         for acl in index.all.iter().filter(applies) {
             match (acl.permission, acl.pattern) {
                 (Permission::Deny, PatternType::Literal) if acl.name == super::acl::WILDCARD => {
@@ -256,21 +257,23 @@ impl Authorizer {
                 (Permission::Deny, PatternType::Prefixed) => {
                     deny_prefixed.insert(acl.name.as_str());
                 }
+                // Decided only once every ACL is seen: a wildcard DENY later still wins.
                 (Permission::Allow, PatternType::Literal) if acl.name == super::acl::WILDCARD => {
-                    return true
+                    wildcard_allow = true
                 }
                 (Permission::Allow, _) => allows.push(acl),
             }
         }
-        allows.iter().any(|acl| {
-            if acl.pattern == PatternType::Literal && deny_literal.contains(acl.name.as_str()) {
-                return false;
-            }
-            !acl.name
-                .char_indices()
-                .map(|(i, c)| &acl.name[..i + c.len_utf8()])
-                .any(|prefix| deny_prefixed.contains(prefix))
-        })
+        wildcard_allow
+            || allows.iter().any(|acl| {
+                if acl.pattern == PatternType::Literal && deny_literal.contains(acl.name.as_str()) {
+                    return false;
+                }
+                !acl.name
+                    .char_indices()
+                    .map(|(i, c)| &acl.name[..i + c.len_utf8()])
+                    .any(|prefix| deny_prefixed.contains(prefix))
+            })
     }
 
     /// The `*_authorized_operations` bits of `ops` that `session` may do on the resource.
@@ -460,6 +463,18 @@ mod tests {
             .unwrap();
         assert!(!a.authorize_by_type(&session("alice"), Operation::Write, t));
         assert!(a.authorize_by_type(&session("admin"), Operation::Write, t));
+
+        // "Everyone but alice": a wildcard DENY wins over a wildcard ALLOW, whichever is seen
+        // first.
+        let dir = tempfile::tempdir().unwrap();
+        let a = authorizer(&dir, false);
+        a.create_all(&[
+            acl(TOPIC, "*", LITERAL, "User:*", WRITE, ALLOW),
+            acl(TOPIC, "*", LITERAL, "User:alice", WRITE, DENY),
+        ])
+        .unwrap();
+        assert!(!a.authorize_by_type(&session("alice"), Operation::Write, t));
+        assert!(a.authorize_by_type(&session("bob"), Operation::Write, t));
     }
 
     #[test]

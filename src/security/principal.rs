@@ -11,8 +11,11 @@ use x509_parser::prelude::*;
 enum Rule {
     Default,
     Replace {
+        /// The whole-name test (Java's `Matcher.matches`).
+        whole: regex::Regex,
+        /// The pattern as written, for Java's `String.replaceAll`.
         pattern: regex::Regex,
-        /// In the regex crate's syntax (`${1}`), translated from Java's (`$1`, `\$`).
+        /// Java's replacement text, after Kafka's `escapeLiteralBackReferences`.
         replacement: String,
         lower: bool,
         upper: bool,
@@ -44,79 +47,125 @@ impl Default for Mapper {
     }
 }
 
-/// Reads up to an unescaped `/`: (the text with its escapes, the rest after the `/`).
-fn until_slash(s: &str) -> Option<(&str, &str)> {
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '/' => return Some((&s[..i], &s[i + 1..])),
-            _ => {}
+/// Kafka's `SslPrincipalMapper.RULE_PATTERN` (the regex crate's leftmost-first alternation and
+/// lazy quantifiers choose as Java's do).
+const RULE_PATTERN: &str = r"(DEFAULT)|RULE:((\\.|[^\\/])*)/((\\.|[^\\/])*)/([LU]?).*?|(.*?)";
+
+/// Kafka's `escapeLiteralBackReferences`, quirks included (it keeps the positions found in the
+/// text as given while inserting into the text it builds): a `$n` naming no group becomes a
+/// literal `\$n`.
+fn escape_literal_back_references(unescaped: &str, groups: usize) -> String {
+    if groups == 0 {
+        return unescaped.to_string();
+    }
+    let back_ref = regex::Regex::new(r"\$(\d+)").expect("a valid pattern");
+    let mut value = unescaped.to_string();
+    for c in back_ref.captures_iter(unescaped) {
+        let digits = &c[1];
+        if digits.starts_with('0') {
+            continue;
+        }
+        let mut index: u128 = digits.parse().unwrap_or(u128::MAX);
+        while index > groups as u128 && index >= 10 {
+            index /= 10;
+        }
+        if index > groups as u128 {
+            let start = c.get(1).map_or(0, |m| m.start());
+            if start == 0 || start > value.len() || !value.is_char_boundary(start - 1) {
+                continue;
+            }
+            value = format!("{}\\{}", &value[..start - 1], &value[start - 1..]);
         }
     }
-    None
+    value
 }
 
-/// Java's replacement syntax (`$n` groups, `\x` a literal x) in the regex crate's.
-fn replacement(java: &str) -> String {
-    let mut out = String::new();
-    let mut chars = java.chars().peekable();
+/// Java's `Matcher.appendReplacement` of `replacement` for one match: `\x` is a literal x, `$n`
+/// a group (digits taken while the number stays a group), `${name}` a named group.
+fn expand(replacement: &str, caps: &regex::Captures, out: &mut String) -> Result<(), String> {
+    let groups = caps.len() - 1;
+    let mut chars = replacement.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
-                Some('$') => out.push_str("$$"),
                 Some(x) => out.push(x),
-                None => {}
+                None => return Err("character to be escaped is missing".into()),
             },
             '$' => {
-                let mut digits = String::new();
-                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                    digits.push(*d);
-                    chars.next();
-                }
-                out.push_str(&format!("${{{digits}}}"));
+                let group = match chars.next() {
+                    Some('{') => {
+                        let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                        caps.name(&name)
+                            .ok_or_else(|| format!("No group with name {{{name}}}"))?
+                            .as_str()
+                            .to_string()
+                    }
+                    Some(d) if d.is_ascii_digit() => {
+                        let mut n = d.to_digit(10).unwrap_or(0) as usize;
+                        if n > groups {
+                            return Err(format!("No group {n}"));
+                        }
+                        while let Some(next) = chars.peek().and_then(|c| c.to_digit(10)) {
+                            let longer = n * 10 + next as usize;
+                            if longer > groups {
+                                break;
+                            }
+                            n = longer;
+                            chars.next();
+                        }
+                        caps.get(n).map_or("", |m| m.as_str()).to_string()
+                    }
+                    _ => return Err("Illegal group reference".into()),
+                };
+                out.push_str(&group);
             }
             c => out.push(c),
         }
     }
-    out
+    Ok(())
 }
 
 impl Mapper {
-    /// Parses `ssl.principal.mapping.rules`; the reason when it cannot.
+    /// Parses `ssl.principal.mapping.rules` as Kafka's SslPrincipalMapper does (its
+    /// `RULE_SPLITTER`, then each rule whole by its `RULE_PARSER`); the reason when it cannot.
+    /// Patterns are the regex crate's syntax, which is Java's for what names need (no
+    /// look-around or back-references: such a rule stops start-up).
     pub fn parse(text: &str) -> Result<Mapper, String> {
+        let splitter = regex::Regex::new(&format!(r"\s*({RULE_PATTERN})\s*(,\s*|$)"))
+            .expect("a valid pattern");
+        let parser = regex::Regex::new(&format!("^(?:{RULE_PATTERN})")).expect("a valid pattern");
         let mut rules = Vec::new();
-        let mut rest = text.trim();
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix("DEFAULT") {
-                rules.push(Rule::Default);
-                rest = after;
-            } else if let Some(after) = rest.strip_prefix("RULE:") {
-                let (pattern, after) =
-                    until_slash(after).ok_or_else(|| format!("Invalid rule: {rest}"))?;
-                let (replace, after) = match until_slash(after) {
-                    Some(parts) => parts,
-                    None => (after.split(',').next().unwrap_or(""), ""),
-                };
-                let flag = after.chars().next();
-                let whole = format!("^(?:{pattern})$");
-                rules.push(Rule::Replace {
-                    pattern: regex::Regex::new(&whole)
-                        .map_err(|e| format!("Invalid rule pattern {pattern}: {e}"))?,
-                    replacement: replacement(replace),
-                    lower: flag == Some('L'),
-                    upper: flag == Some('U'),
-                });
-                rest = after;
-            } else {
-                return Err(format!("Invalid rule: {rest}"));
-            }
-            // Anything after a rule up to the next comma is ignored, as Kafka's `.*?` does.
-            rest = match rest.split_once(',') {
-                Some((_, next)) => next.trim_start(),
-                None => "",
+        for split in splitter.captures_iter(text.trim()) {
+            let rule = split.get(1).map_or("", |m| m.as_str());
+            let Some(c) = parser.captures(rule) else {
+                return Err(format!("Invalid rule: {rule}"));
             };
+            let end = c.get(0).map_or(0, |m| m.end());
+            if end != rule.len() {
+                return Err(format!(
+                    "Invalid rule: `{rule}`, unmatched substring: `{}`",
+                    &rule[end..]
+                ));
+            }
+            if c.get(1).is_some() {
+                rules.push(Rule::Default);
+            } else if let Some(pattern) = c.get(2) {
+                let pattern = pattern.as_str();
+                let invalid = |e: regex::Error| format!("Invalid rule pattern {pattern}: {e}");
+                let compiled = regex::Regex::new(pattern).map_err(invalid)?;
+                let flag = c.get(6).map_or("", |m| m.as_str());
+                rules.push(Rule::Replace {
+                    whole: regex::Regex::new(&format!("^(?:{pattern})$")).map_err(invalid)?,
+                    replacement: escape_literal_back_references(
+                        c.get(4).map_or("", |m| m.as_str()),
+                        compiled.captures_len() - 1,
+                    ),
+                    pattern: compiled,
+                    lower: flag == "L",
+                    upper: flag == "U",
+                });
+            }
+            // Empty rules are ignored, as Kafka ignores them.
         }
         Ok(Mapper {
             rules,
@@ -125,27 +174,47 @@ impl Mapper {
     }
 
     /// The principal name for distinguished name `dn`; Kafka's NoMatchingRule message when no
-    /// rule applies.
+    /// rule applies, or why a rule's replacement cannot be made.
     pub fn name(&self, dn: &str) -> Result<String, String> {
         for rule in &self.rules {
             match rule {
                 Rule::Default => return Ok(dn.to_string()),
                 Rule::Replace {
+                    whole,
                     pattern,
                     replacement,
                     lower,
                     upper,
                 } => {
-                    if pattern.is_match(dn) {
-                        let name = pattern.replace(dn, replacement.as_str()).into_owned();
-                        return Ok(if *lower {
-                            name.to_lowercase()
-                        } else if *upper {
-                            name.to_uppercase()
-                        } else {
-                            name
-                        });
+                    if !whole.is_match(dn) {
+                        continue;
                     }
+                    // Java's `replaceAll`: every match, left to right, an empty one right
+                    // after another match included (the regex crate's iterator skips those).
+                    let mut name = String::new();
+                    let (mut last, mut from) = (0, 0);
+                    while from <= dn.len() {
+                        let Some(caps) = pattern.captures_at(dn, from) else {
+                            break;
+                        };
+                        let m = caps.get(0).expect("group 0");
+                        name.push_str(&dn[last..m.start()]);
+                        expand(replacement, &caps, &mut name)?;
+                        last = m.end();
+                        from = match dn[m.end()..].chars().next() {
+                            _ if m.end() > m.start() => m.end(),
+                            Some(c) => m.end() + c.len_utf8(),
+                            None => dn.len() + 1,
+                        };
+                    }
+                    name.push_str(&dn[last..]);
+                    return Ok(if *lower {
+                        name.to_lowercase()
+                    } else if *upper {
+                        name.to_uppercase()
+                    } else {
+                        name
+                    });
                 }
             }
         }
@@ -249,6 +318,36 @@ mod tests {
         );
         assert!(Mapper::parse("NONSENSE").is_err());
         assert!(Mapper::parse("RULE:(/x/").is_err());
+    }
+
+    /// What Kafka 4.1's SslPrincipalMapper gives for rules that are easy to get wrong (checked
+    /// against it with the same inputs).
+    #[test]
+    fn kafkas_quirks() {
+        let dn = "CN=alice,OU=eng,O=acme";
+        let name = |rules: &str| Mapper::parse(rules).unwrap().name(dn).unwrap();
+        // replaceAll: the unanchored pattern also matches the empty end.
+        assert_eq!(name("RULE:(.*)/u-$1/"), "u-CN=alice,OU=eng,O=acmeu-");
+        // $12 with one group is group 1 then "2"; $9 names no group and stays literal.
+        assert_eq!(name("RULE:^CN=([a-z]+),.*$/$12/"), "alice2");
+        assert_eq!(name("RULE:^CN=([a-z]+),.*$/$9/"), "$9");
+        assert_eq!(name("RULE:CN=admin|CN=.*/x/"), "x");
+        let escaped = "CN=admin\\,OU=x,OU=eng,O=acme";
+        let on = |rules: &str| Mapper::parse(rules).unwrap().name(escaped).unwrap();
+        assert_eq!(on("RULE:CN=admin|CN=.*/x/"), "x\\,OU=x,OU=eng,O=acme");
+        assert_eq!(on("RULE:^CN=(.*?),.*$/$1/"), "admin\\");
+        for (refused, rest) in [
+            ("RULE:abc/def", "RULE:abc/def"),
+            ("RULE:a/b/Lxyz", "xyz"),
+            ("RULE:a/b/u", "u"),
+        ] {
+            assert_eq!(
+                Mapper::parse(refused).unwrap_err(),
+                format!("Invalid rule: `{refused}`, unmatched substring: `{rest}`")
+            );
+        }
+        assert!(Mapper::parse(",,,").is_ok());
+        assert_eq!(Mapper::parse(" DEFAULT , ").unwrap().name(dn).unwrap(), dn);
     }
 
     #[test]
