@@ -49,3 +49,4 @@ if ! command -v docker-compose >/dev/null 2>&1; then
 fi
 "$HERE/clients/js/install.sh"  # kafkajs (npm ci) and kcat (apt) for test_clients_kafkajs/kcat.py
 "$HERE/clients/go/install.sh"  # sarama, kafka-go, confluent-kafka-go (Go module proxy) for test_clients_go.py
+"$HERE/clients/franz/install.sh"  # franz-go (Go module proxy) for test_clients_franz.py
