@@ -34,6 +34,7 @@ class Pki:
     client: Identity  # signed by `ca`
     other_ca: Path  # another CA
     stranger: Identity  # a client certificate signed by `other_ca`
+    expired: Identity  # a client certificate signed by `ca` that expired in 2020
 
 
 def _openssl(*args, cwd):
@@ -60,16 +61,39 @@ def _ca(d: Path, name: str) -> Path:
     return cert
 
 
-def _leaf(d: Path, name: str, ca: Path, extensions: str) -> Identity:
+# `openssl ca` (OpenSSL 3.0's `x509 -req` cannot set dates in the past) for expired certificates.
+CA_CONFIG = """[ca]
+default_ca = ca_default
+[ca_default]
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = any
+[any]
+commonName = supplied
+"""
+
+
+def _leaf(d: Path, name: str, ca: Path, extensions: str, expired=False) -> Identity:
     key = _key(d, name)
     csr = d / f"{name}.csr"
     _openssl("req", "-new", "-key", key, "-subj", f"/CN={name}", "-out", csr, cwd=d)
     ext = d / f"{name}.ext"
     ext.write_text(extensions)
     leaf = d / f"{name}.leaf.pem"
-    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca.with_suffix(".key"),
-             "-CAcreateserial", "-days", "2", "-sha256",
-             "-extfile", ext, "-out", leaf, cwd=d)
+    if expired:
+        (d / "ca.cnf").write_text(CA_CONFIG)
+        (d / "index.txt").write_text("")
+        (d / "serial").write_text("1000\n")
+        _openssl("ca", "-batch", "-config", "ca.cnf", "-in", csr, "-cert", ca,
+                 "-keyfile", ca.with_suffix(".key"), "-startdate", "20200101000000Z",
+                 "-enddate", "20200102000000Z", "-notext", "-extfile", ext, "-out", leaf,
+                 cwd=d)
+    else:
+        _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca.with_suffix(".key"),
+                 "-CAcreateserial", "-days", "2", "-sha256",
+                 "-extfile", ext, "-out", leaf, cwd=d)
     cert = d / f"{name}.pem"
     cert.write_text(leaf.read_text() + ca.read_text())
     store = d / f"{name}.store.pem"
@@ -93,7 +117,8 @@ def make_pki(directory) -> Pki:
     other = _ca(d, "other-ca")
     return Pki(ca=ca, server=_leaf(d, "broker", ca, SERVER_EXT),
                client=_leaf(d, "client", ca, CLIENT_EXT), other_ca=other,
-               stranger=_leaf(d, "stranger", other, CLIENT_EXT))
+               stranger=_leaf(d, "stranger", other, CLIENT_EXT),
+               expired=_leaf(d, "expired", ca, CLIENT_EXT, expired=True))
 
 
 # ---- the broker's keys (Kafka's; both targets take exactly these) -------------------------

@@ -325,16 +325,19 @@ def test_mtls_client_certificate_accepted(mtls_broker, pki):
 
 
 # The alert a refused client certificate gets: Kafka (JSSE) sends bad_certificate (42) for a
-# missing certificate and an untrusted one alike; gregor (rustls) sends certificate_required (116)
-# for a missing one and unknown_ca (48) for an untrusted one (Python's ssl gets that), but
-# librdkafka and Java get 116 there for a certificate from another CA too: they do not send it.
-REFUSED_ALERTS = {42: "bad certificate", 116: "certificate required", 48: "unknown ca"}
-JAVA_REFUSED_ALERTS = "bad_certificate|certificate_required|unknown_ca"
+# missing certificate and an untrusted one alike, and certificate_unknown (46) for an expired one;
+# gregor (rustls) sends certificate_required (116) for a missing one, unknown_ca (48) for an
+# untrusted one (Python's ssl gets that; librdkafka and Java get 116 there for a certificate from
+# another CA too: they do not send it) and certificate_expired (45) for an expired one.
+REFUSED_ALERTS = {42: "bad certificate", 116: "certificate required", 48: "unknown ca",
+                  45: "certificate expired", 46: "certificate unknown"}
+JAVA_REFUSED_ALERTS = ("bad_certificate|certificate_required|unknown_ca|certificate_expired|"
+                       "certificate_unknown")
 
 
-@pytest.mark.parametrize("client", ["none", "other-ca"])
+@pytest.mark.parametrize("client", ["none", "other-ca", "expired"])
 def test_mtls_librdkafka_refused(mtls_broker, pki, client):
-    identity = None if client == "none" else pki.stranger
+    identity = {"none": None, "other-ca": pki.stranger, "expired": pki.expired}[client]
     code, errors = rdkafka_failure(mtls_broker.ssl_bootstrap,
                                    C.Tls.of(pki.ca, identity).librdkafka())
     assert code == KafkaError._TRANSPORT, (code, errors)
@@ -351,9 +354,9 @@ def test_mtls_librdkafka_refused(mtls_broker, pki, client):
             name == "_ALL_BROKERS_DOWN" and re.fullmatch(r"\d+/\d+ brokers are down", text)), errors
 
 
-@pytest.mark.parametrize("client", ["none", "other-ca"])
+@pytest.mark.parametrize("client", ["none", "other-ca", "expired"])
 def test_mtls_java_refused(mtls_broker, pki, client):
-    identity = None if client == "none" else pki.stranger
+    identity = {"none": None, "other-ca": pki.stranger, "expired": pki.expired}[client]
     r = java_api_versions(mtls_broker.ssl_bootstrap, C.Tls.of(pki.ca, identity))
     java_refused(
         r, r"org\.apache\.kafka\.common\.errors\.SslAuthenticationException: Failed to process "
