@@ -482,13 +482,19 @@ async fn a_follower_fetch_needs_cluster_action() {
         let mut req = common::fetch_req("t", 0, 0, 0, 0);
         req.replica_id = BrokerId(replica);
         let r: FetchResponse = alice.request(ApiKey::Fetch, 12, &req).await;
-        assert_eq!(r.responses[0].partitions[0].error_code, want, "replica {replica}");
+        assert_eq!(
+            r.responses[0].partitions[0].error_code, want,
+            "replica {replica}"
+        );
     }
     let acl = [(CLUSTER, "kafka-cluster", LITERAL, "User:alice", 9, ALLOW)];
     assert_eq!(create_acls(&mut admin, &acl).await, [(0, None)]);
     let mut req = common::fetch_req("t", 0, 0, 0, 0);
     req.replica_id = BrokerId(1);
     let r: FetchResponse = alice.request(ApiKey::Fetch, 12, &req).await;
-    assert_eq!(r.responses[0].partitions[0].error_code, 0, "with CLUSTER_ACTION");
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, 0,
+        "with CLUSTER_ACTION"
+    );
     b.stop().await;
 }
