@@ -498,3 +498,96 @@ async fn a_follower_fetch_needs_cluster_action() {
     );
     b.stop().await;
 }
+
+/// A produce carrying a transactional batch needs WRITE on its transactional id, whichever
+/// batch it is: every partition is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED, nothing is
+/// appended.
+#[tokio::test]
+async fn a_transactional_produce_needs_write_on_its_transactional_id() {
+    let b = secured().await;
+    let mut admin = login(&b, "admin").await;
+    assert_eq!(create_topic(&mut admin, "t").await, 0);
+    let acl = [(TOPIC, "t", LITERAL, "User:alice", WRITE, ALLOW)];
+    assert_eq!(create_acls(&mut admin, &acl).await, [(0, None)]);
+    let mut alice = login(&b, "alice").await;
+    let mut second = batch(&[b"tx"], None).to_vec();
+    second[22] |= 0x10;
+    let records = [batch(&[b"plain"], None).to_vec(), second].concat();
+    let mut req = produce_req("t", 0, Bytes::from(records), 1);
+    req.transactional_id = Some(TransactionalId(s("tx")));
+    let r: ProduceResponse = alice.request(ApiKey::Produce, 9, &req).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 53);
+    assert!(common::read_all(&mut admin, "t", 0).await.is_empty());
+    b.stop().await;
+}
+
+/// CreateTopics needs CREATE on the cluster or on each topic; as Kafka's controller, the refused
+/// topics are answered after the created ones, with its message.
+#[tokio::test]
+async fn create_topics_needs_create_and_answers_refusals_last() {
+    let b = secured().await;
+    let mut admin = login(&b, "admin").await;
+    let acl = [(TOPIC, "mine", LITERAL, "User:alice", 5, ALLOW)];
+    assert_eq!(create_acls(&mut admin, &acl).await, [(0, None)]);
+    let mut alice = login(&b, "alice").await;
+    let mut req = common::create_req("theirs", 1);
+    req.topics.extend(common::create_req("mine", 1).topics);
+    let r: CreateTopicsResponse = alice.request(ApiKey::CreateTopics, 7, &req).await;
+    let got: Vec<(&str, i16, Option<&str>)> = r
+        .topics
+        .iter()
+        .map(|t| (t.name.as_str(), t.error_code, t.error_message.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("mine", 0, None),
+            ("theirs", 29, Some("Authorization failed."))
+        ]
+    );
+    assert_eq!(visible_topics(&mut admin).await, ["mine"]);
+    b.stop().await;
+}
+
+/// OffsetFetch of a group the principal may not describe, at each shape Kafka answers it in:
+/// v1 per partition, v2–v7 at the top, v8+ per group.
+#[tokio::test]
+async fn offset_fetch_refusals_at_every_version() {
+    let b = secured().await;
+    let mut alice = login(&b, "alice").await;
+    for v in 1..=9 {
+        let mut req = OffsetFetchRequest::default();
+        if v < 8 {
+            req.group_id = GroupId(s("theirs"));
+            let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+            t.name = TopicName(s("t"));
+            t.partition_indexes = vec![0, 1];
+            req.topics = Some(vec![t]);
+        } else {
+            let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+            g.group_id = GroupId(s("theirs"));
+            g.topics = None;
+            req.groups = vec![g];
+        }
+        let r: OffsetFetchResponse = alice.request(ApiKey::OffsetFetch, v, &req).await;
+        let got = match v {
+            1 => r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code, p.committed_offset))
+                .collect::<Vec<_>>(),
+            2..=7 => {
+                assert!(r.topics.is_empty(), "v{v}");
+                vec![(-1, r.error_code, -1)]
+            }
+            _ => vec![(-1, r.groups[0].error_code, -1)],
+        };
+        let want = if v == 1 {
+            vec![(0, 30, -1), (1, 30, -1)]
+        } else {
+            vec![(-1, 30, -1)]
+        };
+        assert_eq!(got, want, "v{v}");
+    }
+    b.stop().await;
+}

@@ -189,9 +189,6 @@ fn refused(
     r
 }
 
-/// The attributes bit of a transactional batch.
-const TRANSACTIONAL: u8 = 0x10;
-
 /// As Kafka: a request carrying transactional batches needs WRITE on its transactional id, or
 /// every partition is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 fn transactional_refusal(
@@ -201,12 +198,9 @@ fn transactional_refusal(
 ) -> Option<Reply<ProduceResponse>> {
     broker.authorizer.as_ref()?;
     let transactional = req.topic_data.iter().any(|t| {
-        t.partition_data.iter().any(|p| {
-            p.records
-                .as_ref()
-                .and_then(|r| r.get(22))
-                .is_some_and(|attributes| attributes & TRANSACTIONAL != 0)
-        })
+        t.partition_data
+            .iter()
+            .any(|p| p.records.as_deref().is_some_and(batch::any_transactional))
     });
     if !transactional
         || req.transactional_id.as_ref().is_some_and(|id| {

@@ -35,15 +35,16 @@ pub async fn create(
     };
     let (req_topics, refused): (Vec<_>, Vec<_>) =
         req.topics.into_iter().partition(|t| may_create(&t.name));
-    for t in refused {
+    // Answered after the others, as Kafka's controller answers them.
+    let refusals = refused.into_iter().map(|t| {
         let mut r = CreatableTopicResult::default();
         r.name = t.name;
         r.num_partitions = -1;
         r.replication_factor = -1;
         r.error_code = ResponseError::TopicAuthorizationFailed.code();
         r.error_message = Some(str_bytes("Authorization failed."));
-        resp.topics.push(r);
-    }
+        r
+    });
     // Kafka's controller writes the whole request as one batch of records, refused whole when too
     // large: a topic record per topic and a partition record per partition.
     let records: i64 = req_topics
@@ -69,6 +70,7 @@ pub async fn create(
             r.error_message = Some(str_bytes(&e.message));
             resp.topics.push(r);
         }
+        resp.topics.extend(refusals);
         return Some(resp);
     }
     let mut seen = std::collections::HashSet::new();
@@ -211,6 +213,7 @@ pub async fn create(
         }
         resp.topics.push(r);
     }
+    resp.topics.extend(refusals);
     Some(resp)
 }
 

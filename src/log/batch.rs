@@ -18,6 +18,8 @@ pub const LOG_OVERHEAD: usize = 12;
 const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
+/// The attributes bit of a transactional batch.
+const TRANSACTIONAL: i16 = 0x10;
 
 /// Why a batch header is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,20 @@ pub fn framed_size(bytes: &[u8]) -> Option<usize> {
     }
     let len = be_i32(bytes, 8);
     usize::try_from(len).ok().map(|l| l + LOG_OVERHEAD)
+}
+
+/// Whether any batch framed in `records` (a produce's record set, read as far as its framing
+/// goes) is transactional, as Kafka's `hasTransactionalRecords` asks before authorizing.
+pub fn any_transactional(mut records: &[u8]) -> bool {
+    while let Some(size) = framed_size(records) {
+        if records.len() > ATTRIBUTES_OFFSET + 1
+            && be_i16(records, ATTRIBUTES_OFFSET) & TRANSACTIONAL != 0
+        {
+            return true;
+        }
+        records = records.get(size..).unwrap_or_default();
+    }
+    false
 }
 
 /// Base offset of the batch framed at the start of `bytes` (at least 8 bytes).
@@ -130,7 +146,7 @@ impl<'a> BatchView<'a> {
         self.attributes() & 0x08 != 0
     }
     pub fn is_transactional(&self) -> bool {
-        self.attributes() & 0x10 != 0
+        self.attributes() & TRANSACTIONAL != 0
     }
     pub fn is_control(&self) -> bool {
         self.attributes() & 0x20 != 0
@@ -257,6 +273,21 @@ pub(crate) mod tests {
     }
 
     pub(crate) use super::super::records::put_varlong;
+
+    #[test]
+    fn a_transactional_batch_is_found_wherever_it_is_in_a_record_set() {
+        let plain = build_batch(0, &[(None, Some(b"a"))]);
+        let mut transactional = build_batch(1, &[(None, Some(b"b"))]);
+        transactional[ATTRIBUTES_OFFSET + 1] |= TRANSACTIONAL as u8;
+        assert!(!any_transactional(&plain));
+        assert!(any_transactional(
+            &[plain.clone(), transactional.clone()].concat()
+        ));
+        // A truncated or lying tail ends the walk without reading past the bytes.
+        assert!(!any_transactional(&[plain.clone(), vec![0, 0, 0]].concat()));
+        assert!(!any_transactional(&plain[..30]));
+        assert!(!any_transactional(&[]));
+    }
 
     #[test]
     fn reads_header_fields_and_checks_crc() {

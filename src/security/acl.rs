@@ -216,11 +216,9 @@ impl Acl {
     }
 }
 
-/// Why Kafka refuses a CreateAcls entry.
+/// Why Kafka refuses a CreateAcls entry whose codes parse (see [`parsable`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// An UNKNOWN code: the request does not parse, and the connection is closed.
-    Unparsable(String),
     /// An ANY (or MATCH) code where an ACL needs a value: the whole request fails with
     /// UNKNOWN_SERVER_ERROR.
     Unbindable,
@@ -233,8 +231,6 @@ fn known(code: i8, max: i8) -> bool {
     (1..=max).contains(&code)
 }
 
-/// Checks a CreateAcls entry as Kafka does (CreateAclsRequest.validate, AclApis and
-/// AclControlManager.validateNewAcl, in that order).
 /// Why Kafka cannot parse a CreateAclsRequest (and closes the connection).
 pub const UNPARSABLE: &str = "CreateAclsRequest contains UNKNOWN elements";
 
@@ -247,6 +243,8 @@ pub fn parsable(resource_type: i8, pattern: i8, operation: i8, permission: i8) -
         && known(permission, Permission::Allow as i8)
 }
 
+/// Checks a CreateAcls entry whose codes are [`parsable`] as Kafka does (AclApis and
+/// AclControlManager.validateNewAcl, in that order).
 pub fn validate_new(
     resource_type: i8,
     name: &str,
@@ -256,9 +254,6 @@ pub fn validate_new(
     operation: i8,
     permission: i8,
 ) -> Result<Acl, Refusal> {
-    if !parsable(resource_type, pattern, operation, permission) {
-        return Err(Refusal::Unparsable(UNPARSABLE.into()));
-    }
     let (Some(resource_type), Some(pattern), Some(operation), Some(permission)) = (
         ResourceType::from_code(resource_type),
         PatternType::from_code(pattern),
@@ -322,11 +317,7 @@ impl Filter {
         operation: i8,
         permission: i8,
     ) -> Option<Filter> {
-        if !known(resource_type, ResourceType::User as i8)
-            || !known(pattern, PatternType::Prefixed as i8)
-            || !known(operation, Operation::TwoPhaseCommit as i8)
-            || !known(permission, Permission::Allow as i8)
-        {
+        if !parsable(resource_type, pattern, operation, permission) {
             return None;
         }
         Some(Filter {
@@ -562,14 +553,8 @@ mod tests {
             validate_new(2, "t", 3, "User:a", "*", 3, 1),
             Err(Refusal::Unbindable)
         );
-        assert!(matches!(
-            validate_new(0, "t", 3, "User:a", "*", 3, 3),
-            Err(Refusal::Unparsable(_))
-        ));
-        assert!(matches!(
-            validate_new(2, "t", 3, "User:a", "*", 3, 4),
-            Err(Refusal::Unparsable(_))
-        ));
+        assert!(parsable(2, 3, 3, 3) && parsable(1, 2, 1, 1));
+        assert!(!parsable(0, 3, 3, 3) && !parsable(2, 3, 3, 4) && !parsable(2, 5, 3, 3));
         assert_eq!(
             validate_new(2, "t", 3, "alice", "*", 3, 3),
             invalid("Could not parse principal from `alice` (no colon is present separating the principal type from the principal name)")

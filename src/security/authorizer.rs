@@ -66,10 +66,11 @@ pub fn java_host_address(ip: IpAddr) -> String {
 #[derive(Default)]
 struct Index {
     all: BTreeSet<Acl>,
-    /// LITERAL ACLs (the `*` wildcard among them) by resource.
-    literal: HashMap<(ResourceType, String), Vec<Acl>>,
+    /// LITERAL ACLs (the `*` wildcard among them) by resource type and name (looked up by
+    /// `&str`: a check allocates nothing).
+    literal: HashMap<ResourceType, HashMap<String, Vec<Acl>>>,
     /// PREFIXED ACLs by resource type and prefix.
-    prefixed: HashMap<(ResourceType, String), Vec<Acl>>,
+    prefixed: HashMap<ResourceType, HashMap<String, Vec<Acl>>>,
     /// The prefix lengths in use per resource type: a name is looked up once per length, not
     /// once per character.
     prefix_lengths: HashMap<ResourceType, BTreeSet<usize>>,
@@ -79,18 +80,23 @@ impl Index {
     fn build(all: BTreeSet<Acl>) -> Index {
         let mut index = Index::default();
         for acl in &all {
-            let key = (acl.resource_type, acl.name.clone());
-            match acl.pattern {
-                PatternType::Literal => index.literal.entry(key).or_default().push(acl.clone()),
+            let by_name = match acl.pattern {
+                PatternType::Literal => &mut index.literal,
                 PatternType::Prefixed => {
                     index
                         .prefix_lengths
                         .entry(acl.resource_type)
                         .or_default()
                         .insert(acl.name.len());
-                    index.prefixed.entry(key).or_default().push(acl.clone());
+                    &mut index.prefixed
                 }
-            }
+            };
+            by_name
+                .entry(acl.resource_type)
+                .or_default()
+                .entry(acl.name.clone())
+                .or_default()
+                .push(acl.clone());
         }
         index.all = all;
         index
@@ -98,10 +104,12 @@ impl Index {
 
     /// Every ACL on the resource `name` of type `rt`.
     fn on<'a>(&'a self, rt: ResourceType, name: &'a str) -> impl Iterator<Item = &'a Acl> + 'a {
+        let literal = self.literal.get(&rt);
         let literal = [name, super::acl::WILDCARD]
             .into_iter()
-            .filter_map(move |n| self.literal.get(&(rt, n.to_string())))
+            .filter_map(move |n| literal?.get(n))
             .flatten();
+        let prefixed = self.prefixed.get(&rt);
         let prefixed = self
             .prefix_lengths
             .get(&rt)
@@ -109,7 +117,7 @@ impl Index {
             .flatten()
             .take_while(move |len| **len <= name.len())
             .filter(move |len| name.is_char_boundary(**len))
-            .filter_map(move |len| self.prefixed.get(&(rt, name[..*len].to_string())))
+            .filter_map(move |len| prefixed?.get(&name[..*len]))
             .flatten();
         literal.chain(prefixed)
     }
