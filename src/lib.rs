@@ -5,6 +5,8 @@
 //!   [`codec`] turns frames into typed requests on kafka-protocol; [`dispatch`] routes by API key
 //!   (and generates the ApiVersions table); [`handler`] holds one module per API family.
 //! - [`broker`] is the shared state: [`config`], the [`meta`] store (sled), the [`topics`] registry.
+//! - [`cluster`] is a cluster node's metadata quorum (openraft): the active controller, broker
+//!   registration and fencing; absent on a single node.
 //! - [`store`] is the layer between the handlers and the logs, in the shape of Kafka's
 //!   ReplicaManager: appends, fetches, the purgatory where they wait, durability, log dir health;
 //!   no file or meta-store I/O runs on an async worker below it.
@@ -26,6 +28,7 @@
 
 pub mod alloc;
 pub mod broker;
+pub mod cluster;
 pub mod codec;
 pub mod condition;
 pub mod config;

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
                 .add_directive("sled=info".parse().expect("a valid directive"))
                 // rustls warns once per bad handshake or alert: failed handshakes are logged once
                 // and counted by gregor instead.
-                .add_directive("rustls=error".parse().expect("a valid directive")),
+                .add_directive("rustls=error".parse().expect("a valid directive"))
+                // openraft logs every failed RPC to an unreachable voter, ten times a second:
+                // gregor logs the quorum's changes itself (cluster::watch).
+                .add_directive("openraft=off".parse().expect("a valid directive")),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
@@ -67,7 +70,22 @@ fn main() -> ExitCode {
         // Segment files held open, connections and the meta store share it.
         let open_files = gregor::log::descriptors::raise_open_file_limit();
         tracing::info!(limit = ?open_files, "open file limit");
-        let broker = match tokio::task::spawn_blocking(move || gregor::Broker::open(config)).await {
+        // A node of a cluster joins the metadata quorum first: the cluster id is the quorum's.
+        let cluster = match config.quorum.clone() {
+            None => None,
+            Some(quorum) => match join_quorum(&config, quorum).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
+        let opened = tokio::task::spawn_blocking(move || match cluster {
+            None => gregor::Broker::open(config),
+            Some((cluster, id)) => gregor::Broker::open_clustered(config, cluster, &id),
+        });
+        let broker = match opened.await {
             Ok(Ok(b)) => Arc::new(b),
             Ok(Err(e)) => {
                 tracing::error!("{e}");
@@ -123,9 +141,52 @@ fn main() -> ExitCode {
             version = env!("CARGO_PKG_VERSION"),
             "gregor started"
         );
-        gregor::run(broker, sockets, shutdown_signal()).await;
+        let cluster = broker.cluster.clone();
+        if let Some(c) = &cluster {
+            c.start_broker(gregor::cluster::lifecycle::Registration {
+                id: broker.config.node_id,
+                incarnation: *uuid::Uuid::new_v4().as_bytes(),
+                endpoints: sockets
+                    .iter()
+                    .map(|(_, l)| gregor::cluster::records::BrokerEndpoint {
+                        listener: l.name.clone(),
+                        host: l.advertised.host.clone(),
+                        port: l.advertised.port,
+                    })
+                    .collect(),
+                rack: broker.config.raw.get("broker.rack").cloned(),
+            });
+        }
+        let shutdown = async move {
+            shutdown_signal().await;
+            if let Some(c) = cluster {
+                c.shutdown().await;
+            }
+        };
+        gregor::run(broker, sockets, shutdown).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Starts this node's part of the metadata quorum and waits for the quorum's cluster id.
+async fn join_quorum(
+    config: &gregor::Config,
+    quorum: gregor::config::quorum::QuorumConfig,
+) -> anyhow::Result<(Arc<gregor::cluster::Cluster>, String)> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)?;
+    // A node that ran before proposes its own id: a single node grown into a cluster keeps it.
+    let proposed =
+        gregor::broker::stored_cluster_id(dir)?.unwrap_or_else(gregor::broker::new_cluster_id);
+    let voters: Vec<String> = quorum
+        .voters
+        .iter()
+        .map(|v| format!("{}@{}:{}", v.id, v.endpoint.host, v.endpoint.port))
+        .collect();
+    let cluster = gregor::cluster::Cluster::start(config.node_id, quorum, dir, proposed).await?;
+    tracing::info!(voters = %voters.join(","), "joined the metadata quorum; waiting for its cluster id");
+    let id = cluster.cluster_id().await;
+    Ok((cluster, id))
 }
 
 /// Completes on SIGINT or SIGTERM.

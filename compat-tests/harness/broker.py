@@ -140,15 +140,22 @@ class Broker:
     """
 
     def __init__(self, workdir, overrides=None, target_name=None, start_timeout=None, limits=None,
-                 listeners=None, sasl=None, tls=None):
+                 listeners=None, sasl=None, tls=None, node_id=1, quorum=None):
         self.target = target_name or target()
+        self.node_id = node_id
+        # A node of a cluster (harness/cluster.py): {"voters": "1@host:port,...",
+        # "controller_port": int, "cluster_id": str}. Both targets get Kafka's KRaft keys.
+        self.quorum = dict(quorum) if quorum else None
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.log_path = self.workdir / "broker.log"
         self.port = free_port()
-        self.controller_port = free_port() if self.target == "kafka" else None
+        if self.quorum:
+            self.controller_port = self.quorum["controller_port"]
+        else:
+            self.controller_port = free_port() if self.target == "kafka" else None
         self.overrides = {k: str(v) for k, v in (overrides or {}).items()}
         # resource.RLIMIT_* -> limit, applied to the broker process (as `ulimit` would).
         self.limits = dict(limits or {})
@@ -222,13 +229,23 @@ class Broker:
                 "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
                 "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
                 "log.dirs": str(self.data_dir),
-                "node.id": "1",
+                "node.id": str(self.node_id),
             }
         )
+        if self.quorum:
+            cfg["listeners"] += f",CONTROLLER://127.0.0.1:{self.controller_port}"
+            cfg.update({
+                "process.roles": "broker,controller",
+                "controller.listener.names": "CONTROLLER",
+                "controller.quorum.voters": self.quorum["voters"],
+                "inter.broker.listener.name": "PLAINTEXT",
+            })
         for name, (port, host) in self.listeners.items():
             cfg["listeners"] += f",{name}://127.0.0.1:{port}"
             cfg["advertised.listeners"] += f",{name}://{host}:{port}"
         protocols = {n: "PLAINTEXT" for n in ["PLAINTEXT", *self.listeners]}
+        if self.quorum:
+            protocols["CONTROLLER"] = "PLAINTEXT"
         ports = dict(self.tls_ports)
         if self.sasl is not None:
             ports["SASL_PLAINTEXT"] = self.sasl_port
@@ -248,6 +265,17 @@ class Broker:
         return cfg
 
     def start(self):
+        self.launch()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.kill9()
+            raise
+        return self
+
+    def launch(self):
+        """Starts the process without waiting for it to be ready (a cluster's nodes are all
+        launched before any can be ready: each needs a quorum)."""
         if self.running:
             raise BrokerError("broker already running")
         self._log_fh = open(self.log_path, "ab", buffering=0)
@@ -265,11 +293,6 @@ class Broker:
             preexec_fn=self._apply_limits if self.limits else None,
         )
         self.starts += 1
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.kill9()
-            raise
         return self
 
     def wait_ready(self):
@@ -414,6 +437,8 @@ class Broker:
     def _kafka_config(self) -> dict:
         cfg = dict(KAFKA_ONLY_CONFIG)
         cfg.update(self.config())
+        if self.quorum:
+            return cfg
         cfg["listeners"] += f",CONTROLLER://127.0.0.1:{self.controller_port}"
         if "CONTROLLER:" not in cfg["listener.security.protocol.map"]:
             cfg["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
@@ -426,14 +451,22 @@ class Broker:
             raise BrokerError(f"Kafka jars missing in {JARS_DIR}: run compat-tests/install.sh")
         props = self.workdir / "server.properties"
         props.write_text("".join(f"{k}={v}\n" for k, v in self._kafka_config().items()))
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # StorageTool would take "-..." for an option
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = java_cmd("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
-                       "-c", str(props), heap=["-Xmx256M"])
+        if self.quorum:  # static voters (controller.quorum.voters), one id for every node
+            cmd = java_cmd("kafka.tools.StorageTool", "format", "-t", self.quorum["cluster_id"],
+                           "-c", str(props), heap=["-Xmx256M"])
+        else:
+            cmd = java_cmd("kafka.tools.StorageTool", "format", "--standalone", "-t",
+                           new_kafka_cluster_id(), "-c", str(props), heap=["-Xmx256M"])
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             raise BrokerError(f"StorageTool format failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+
+
+def new_kafka_cluster_id() -> str:
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # StorageTool would take "-..." for an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cluster_id
 
 
 __all__ = ["Broker", "BrokerError", "target", "is_kafka", "free_port", "api_versions_v0",

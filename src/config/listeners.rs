@@ -40,7 +40,7 @@ const DEFAULT_LISTENERS: &str = "PLAINTEXT://127.0.0.1:9092";
 const PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// `NAME://host:port,...` as (upper-cased name, endpoint) pairs.
-fn parse(key: &str, v: &str) -> Result<Vec<(String, Endpoint)>, ConfigError> {
+pub(super) fn parse_endpoints(key: &str, v: &str) -> Result<Vec<(String, Endpoint)>, ConfigError> {
     let mut out = Vec::new();
     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = |reason: &str| invalid(key, v, reason);
@@ -105,7 +105,7 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
     let value = raw
         .get("listeners")
         .map_or(DEFAULT_LISTENERS, String::as_str);
-    let all = parse("listeners", value)?;
+    let all = parse_endpoints("listeners", value)?;
     for (i, (name, e)) in all.iter().enumerate() {
         let rest = &all[i + 1..];
         if rest.iter().any(|(n, _)| n == name) {
@@ -132,7 +132,7 @@ pub(super) fn listeners(raw: &BTreeMap<String, String>) -> Result<Vec<Arc<Listen
     let protocols = protocol_map(raw)?;
     let advertised = match raw.get("advertised.listeners") {
         Some(v) => {
-            let given = parse("advertised.listeners", v)?;
+            let given = parse_endpoints("advertised.listeners", v)?;
             if given.iter().any(|(_, e)| e.host == "0.0.0.0") {
                 return Err(invalid(
                     "advertised.listeners",

@@ -7,6 +7,7 @@ pub mod describe;
 pub mod group;
 mod kafka_keys;
 mod listeners;
+pub mod quorum;
 mod raw;
 pub mod retention;
 pub mod topic;
@@ -87,6 +88,8 @@ pub struct Config {
     pub cleaner: CleanerConfig,
     /// `metrics.address`: where `/metrics` is served; `None` when set empty (disabled).
     pub metrics_address: Option<std::net::SocketAddr>,
+    /// The metadata quorum, when this node is one of a cluster's (`controller.quorum.voters`).
+    pub quorum: Option<quorum::QuorumConfig>,
     /// The authorizer, when `authorizer.class.name` names one.
     pub authorizer: Option<crate::security::AuthorizerConfig>,
     /// Every key given, after overrides (for describing configs and for warnings).
@@ -146,11 +149,16 @@ const HONOURED: &[&str] = &[
     "offsets.retention.minutes",
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
-    // Implied by a single-node broker with no controller quorum of its own:
+    // The metadata quorum (config::quorum):
     "process.roles",
     "controller.listener.names",
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
+    "controller.quorum.election.timeout.ms",
+    "controller.quorum.election.backoff.max.ms",
+    "controller.quorum.request.timeout.ms",
+    "broker.heartbeat.interval.ms",
+    "broker.session.timeout.ms",
     "inter.broker.listener.name",
 ];
 
@@ -483,6 +491,7 @@ impl Config {
             )? as u64,
             log,
             cleaner,
+            quorum: quorum::quorum(&raw, node_id)?,
             authorizer: crate::security::AuthorizerConfig::load(&raw)?,
             raw: RawConfig(raw),
         })

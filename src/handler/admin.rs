@@ -100,12 +100,19 @@ pub async fn describe_cluster(
     let mut resp = DescribeClusterResponse::default();
     resp.endpoint_type = req.endpoint_type;
     resp.cluster_id = str_bytes(&broker.cluster_id);
-    resp.controller_id = BrokerId(broker.config.node_id);
-    let mut b = DescribeClusterBroker::default();
-    b.broker_id = BrokerId(broker.config.node_id);
-    b.host = str_bytes(&ctx.listener.advertised.host);
-    b.port = i32::from(ctx.listener.advertised.port);
-    resp.brokers = vec![b];
+    resp.controller_id = BrokerId(broker.controller_id());
+    resp.brokers = broker
+        .live_brokers(&ctx.listener)
+        .into_iter()
+        .map(|info| {
+            let mut b = DescribeClusterBroker::default();
+            b.broker_id = BrokerId(info.id);
+            b.host = str_bytes(&info.host);
+            b.port = i32::from(info.port);
+            b.rack = info.rack.as_deref().map(str_bytes);
+            b
+        })
+        .collect();
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
         authorize::cluster_operations(broker, ctx)
     } else {

@@ -78,13 +78,20 @@ pub async fn handle(
         authorize::allowed(broker, ctx, Operation::Describe, ResourceType::Topic, name)
     };
     let mut resp = MetadataResponse::default();
-    let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.config.node_id);
-    b.host = str_bytes(&ctx.listener.advertised.host);
-    b.port = i32::from(ctx.listener.advertised.port);
-    resp.brokers = vec![b];
+    resp.brokers = broker
+        .live_brokers(&ctx.listener)
+        .into_iter()
+        .map(|info| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(info.id);
+            b.host = str_bytes(&info.host);
+            b.port = i32::from(info.port);
+            b.rack = info.rack.as_deref().map(str_bytes);
+            b
+        })
+        .collect();
     resp.cluster_id = Some(str_bytes(&broker.cluster_id));
-    resp.controller_id = BrokerId(broker.config.node_id);
+    resp.controller_id = BrokerId(broker.controller_id());
     // As Kafka: v8-v10 carry the cluster's authorized operations when asked (0 without DESCRIBE).
     resp.cluster_authorized_operations =
         if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
@@ -108,8 +115,10 @@ pub async fn handle(
             .collect();
         return Some(resp);
     };
-    let auto_create =
-        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    // A cluster cannot place topics yet (see `cluster::TOPICS_NOT_PLACED`): none are auto-created.
+    let auto_create = broker.config.auto_create_topics
+        && broker.cluster.is_none()
+        && (version < 4 || req.allow_auto_topic_creation);
     // As Kafka (a set of topics): a topic named more than once is described once.
     let mut seen = std::collections::HashSet::new();
     let requested = requested

@@ -1,9 +1,9 @@
-//! DescribeQuorum: the metadata quorum as Kafka's KRaft leader describes it. A single gregor is
-//! the only voter and the leader of `__cluster_metadata`, with a static quorum (kraft.version 0,
-//! so voters have no directory id) and no observers.
+//! DescribeQuorum: the metadata quorum as Kafka's KRaft leader describes it, with a static quorum
+//! (kraft.version 0, so voters have no directory id) and no observers. On a cluster a node that
+//! does not lead asks the leader (as Kafka's brokers forward it to the active controller); a single
+//! gregor is the only voter and the leader of `__cluster_metadata`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
@@ -14,6 +14,7 @@ use kafka_protocol::ResponseError;
 use super::authorize;
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::cluster::rpc::{QuorumState, VoterState};
 use crate::dispatch::Ctx;
 use crate::security::acl::Operation;
 
@@ -63,36 +64,97 @@ pub async fn describe(
         }
         return Some(resp);
     }
-    let node = BrokerId(broker.config.node_id);
-    let mut voter = ReplicaState::default();
-    voter.replica_id = node;
-    voter.log_end_offset = 0;
-    if version >= 1 {
-        // The leader has always fetched from itself and is always caught up.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        voter.last_fetch_timestamp = now;
-        voter.last_caught_up_timestamp = now;
-    }
+    let Some((state, endpoints)) = quorum_state(broker, ctx).await else {
+        // No leader answered (an election, or no majority): Kafka's NOT_LEADER_OR_FOLLOWER.
+        let mut part = PartitionData::default();
+        part.error_code = ResponseError::NotLeaderOrFollower.code();
+        part.error_message = (version >= 2)
+            .then(|| str_bytes(super::default_message(ResponseError::NotLeaderOrFollower)));
+        let mut topic = TopicData::default();
+        topic.topic_name = TopicName(str_bytes(METADATA_TOPIC));
+        topic.partitions = vec![part];
+        resp.topics = vec![topic];
+        return Some(resp);
+    };
     let mut part = PartitionData::default();
-    part.leader_id = node;
-    part.leader_epoch = 1;
-    part.high_watermark = 0;
-    part.current_voters = vec![voter];
+    part.leader_id = BrokerId(state.leader);
+    part.leader_epoch = state.epoch;
+    part.high_watermark = state.high_watermark;
+    part.current_voters = state
+        .voters
+        .iter()
+        .map(|v| {
+            let mut r = ReplicaState::default();
+            r.replica_id = BrokerId(v.id);
+            r.log_end_offset = v.log_end_offset;
+            if version >= 1 {
+                r.last_fetch_timestamp = v.last_fetch_timestamp;
+                r.last_caught_up_timestamp = v.last_caught_up_timestamp;
+            }
+            r
+        })
+        .collect();
     let mut topic = TopicData::default();
     topic.topic_name = TopicName(str_bytes(METADATA_TOPIC));
     topic.partitions = vec![part];
     resp.topics = vec![topic];
     if version >= 2 {
-        let mut listener = Listener::default();
-        listener.name = str_bytes(&ctx.listener.name);
-        listener.host = str_bytes(&ctx.listener.advertised.host);
-        listener.port = ctx.listener.advertised.port;
-        let mut n = Node::default();
-        n.node_id = node;
-        n.listeners = vec![listener];
-        resp.nodes = vec![n];
+        resp.nodes = endpoints
+            .into_iter()
+            .map(|(id, name, host, port)| {
+                let mut listener = Listener::default();
+                listener.name = str_bytes(&name);
+                listener.host = str_bytes(&host);
+                listener.port = port;
+                let mut n = Node::default();
+                n.node_id = BrokerId(id);
+                n.listeners = vec![listener];
+                n
+            })
+            .collect();
     }
     Some(resp)
+}
+
+/// A voter's endpoint as DescribeQuorum v2 lists it: id, listener name, host, port.
+type VoterEndpoint = (i32, String, String, u16);
+
+/// The quorum and its voters' endpoints: on a cluster as the leader describes it (`None` when
+/// none answers); a single gregor is the only voter, the leader of a log it has always had
+/// whole, reached on the listener the client used.
+async fn quorum_state(broker: &Broker, ctx: &Ctx) -> Option<(QuorumState, Vec<VoterEndpoint>)> {
+    if let Some(cluster) = &broker.cluster {
+        let state = cluster.describe_quorum().await?;
+        let name = &cluster.config.controller_listener;
+        let endpoints = cluster
+            .config
+            .voters
+            .iter()
+            .map(|v| (v.id, name.clone(), v.endpoint.host.clone(), v.endpoint.port))
+            .collect();
+        return Some((state, endpoints));
+    }
+    let now = crate::cluster::now_ms();
+    let id = broker.config.node_id;
+    let state = QuorumState {
+        leader: id,
+        epoch: 1,
+        high_watermark: 0,
+        voters: vec![VoterState {
+            id,
+            log_end_offset: 0,
+            last_fetch_timestamp: now,
+            last_caught_up_timestamp: now,
+        }],
+    };
+    let l = &ctx.listener;
+    Some((
+        state,
+        vec![(
+            id,
+            l.name.clone(),
+            l.advertised.host.clone(),
+            l.advertised.port,
+        )],
+    ))
 }

@@ -137,6 +137,12 @@ pub async fn create(
                 ResponseError::InvalidReplicationFactor,
                 "Replication factor must be larger than 0, or -1 to use the default value.".into(),
             );
+        } else if broker.cluster.is_some() {
+            fail(
+                &mut r,
+                ResponseError::PolicyViolation,
+                crate::cluster::TOPICS_NOT_PLACED.into(),
+            );
         } else if rf > 1 {
             fail(
                 &mut r,

@@ -59,6 +59,7 @@ impl Topics {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !entry.file_type()?.is_dir()
                     || name == "meta"
+                    || name == crate::cluster::storage::DIR
                     || expected_dirs.contains(&name)
                     || log_dirs.contains(&entry.path())
                 {

@@ -1,0 +1,154 @@
+"""A three-node cluster from Kafka's KRaft keys (process.roles=broker,controller,
+controller.quorum.voters, a CONTROLLER listener): the nodes agree on one cluster id and every
+node shows every live broker; a node killed with SIGKILL is fenced when its session expires and
+shown again when it comes back; a node stopped with SIGTERM is fenced at once (controlled
+shutdown). The same scenarios run against three Apache Kafka 4.1.1 nodes."""
+
+import json
+import time
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from harness.admin import tool
+from harness.broker import is_kafka
+from harness.cluster import Cluster
+
+# gregor's cluster::TOPICS_NOT_PLACED.
+TOPICS_NOT_PLACED = ("This gregor is a node of a cluster, which cannot create topics yet: "
+                     "partition placement and replication across nodes are not implemented.")
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    made = []
+
+    def make(**overrides):
+        c = Cluster(tmp_path / f"cluster{len(made)}", overrides=overrides)
+        made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def describe_cluster(node):
+    admin = AdminClient({"bootstrap.servers": node.bootstrap, "log_level": 0})
+    d = admin.describe_cluster(request_timeout=10).result(timeout=15)
+    return d.cluster_id, d.controller.id, {n.id: n.port for n in d.nodes}
+
+
+def test_three_nodes_agree_on_one_cluster(cluster_factory):
+    c = cluster_factory()
+    ports = {i: n.port for i, n in c.nodes.items()}
+    c.wait_brokers([1, 2, 3])
+    ids = set()
+    for i, node in c.nodes.items():
+        cluster_id, controller, brokers = c.brokers_seen_by(i)
+        assert brokers == ports, f"node {i}"
+        assert controller in ports, f"node {i}: controller {controller}"
+        assert len(cluster_id) == 22, cluster_id
+        ids.add(cluster_id)
+        d_id, d_controller, d_brokers = describe_cluster(node)
+        assert (d_id, d_brokers) == (cluster_id, ports), f"node {i}"
+        assert d_controller in ports
+    assert len(ids) == 1, ids
+    # A node restarted keeps the cluster it belongs to.
+    c.nodes[2].restart()
+    c.wait_brokers([1, 2, 3])
+    assert c.brokers_seen_by(2)[0] in ids
+
+
+def test_a_killed_node_is_fenced_then_shown_again(cluster_factory):
+    c = cluster_factory()
+    c.wait_brokers([1, 2, 3])
+    cluster_id = c.brokers_seen_by(1)[0]
+    # On gregor the controller id clients are told is the active controller: killing it also
+    # makes the quorum elect another. (Kafka tells a random live broker.)
+    for victim in dict.fromkeys([c.brokers_seen_by(1)[1], 3]):
+        c.nodes[victim].kill9()
+        others = [i for i in c.nodes if i != victim]
+        # Fenced once broker.session.timeout.ms (3 s) passes without a heartbeat.
+        took = c.wait_brokers(others, timeout=30)
+        assert took < 25, took
+        c.nodes[victim].start()
+        c.wait_brokers([1, 2, 3], timeout=60)
+        for i in c.nodes:
+            assert c.brokers_seen_by(i)[0] == cluster_id
+
+
+def test_sigterm_is_a_controlled_shutdown(cluster_factory):
+    # Sessions of 30 s: a node shown gone sooner was fenced by its controlled shutdown.
+    c = cluster_factory(**{"broker.session.timeout.ms": "30000"})
+    c.wait_brokers([1, 2, 3])
+    start = time.monotonic()
+    c.nodes[2].stop()
+    took = c.wait_brokers([1, 3], timeout=25)
+    assert time.monotonic() - start < 25, took
+    c.nodes[2].start()
+    c.wait_brokers([1, 2, 3], timeout=60)
+
+
+@pytest.mark.skipif(is_kafka(), reason="a limit of gregor's cluster preview, not Kafka behaviour")
+def test_a_cluster_refuses_topics_it_cannot_place(cluster_factory):
+    c = cluster_factory()
+    c.wait_brokers([1, 2, 3])
+    r = tool("kafka-topics.sh", c.nodes[1].bootstrap, "--create", "--topic", "t",
+             "--partitions", "3", "--replication-factor", "1")
+    assert r.returncode != 0
+    assert "PolicyViolationException: " + TOPICS_NOT_PLACED in r.stdout + r.stderr
+    # Nor are topics auto-created by Metadata.
+    admin = AdminClient({"bootstrap.servers": c.nodes[2].bootstrap, "log_level": 0})
+    md = admin.list_topics(topic="auto", timeout=10)
+    assert md.topics["auto"].error is not None
+    assert md.topics["auto"].error.code() == 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+def quorum_status(node):
+    """kafka-metadata-quorum.sh describe --status, asked of one node, as {key: value}."""
+    out = tool("kafka-metadata-quorum.sh", node.bootstrap, "describe", "--status").check().stdout
+    fields = {}
+    for line in out.splitlines():
+        k, _, v = line.partition(":")
+        fields[k] = v.strip()
+    return fields
+
+
+def test_kafka_metadata_quorum_describes_the_quorum(cluster_factory):
+    c = cluster_factory()
+    c.wait_brokers([1, 2, 3])
+    cluster_id = c.brokers_seen_by(1)[0]
+    statuses = {i: quorum_status(n) for i, n in c.nodes.items()}
+    leaders = {s["LeaderId"] for s in statuses.values()}
+    assert len(leaders) == 1, statuses
+    leader = int(leaders.pop())
+    assert leader in c.nodes
+    for i, s in statuses.items():
+        assert s["ClusterId"] == cluster_id
+        assert json.loads(s["CurrentVoters"]) == [
+            {"id": n, "endpoints": [f"CONTROLLER://127.0.0.1:{c.nodes[n].controller_port}"]}
+            for n in sorted(c.nodes)], s
+        assert s["CurrentObservers"] == "[]"
+        assert int(s["HighWatermark"]) > 0 and int(s["LeaderEpoch"]) > 0
+    out = tool("kafka-metadata-quorum.sh", c.nodes[2].bootstrap, "describe",
+               "--replication").check().stdout
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert sorted((int(r[0]), r[-1]) for r in rows) == sorted(
+        (n, "Leader" if n == leader else "Follower") for n in c.nodes), out
+    # The leader dies: the others elect one of themselves in a later epoch.
+    epoch = int(statuses[leader]["LeaderEpoch"])
+    c.nodes[leader].kill9()
+    other = next(i for i in c.nodes if i != leader)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            s = quorum_status(c.nodes[other])
+            if s["LeaderId"] not in ("", str(leader), "-1"):
+                break
+        except AssertionError:  # asked during the election
+            pass
+        assert time.monotonic() < deadline, "no new leader within 30 s"
+        time.sleep(0.5)
+    assert int(s["LeaderId"]) in c.nodes and int(s["LeaderId"]) != leader
+    assert int(s["LeaderEpoch"]) > epoch

@@ -1,0 +1,88 @@
+//! The controller listener: accepts other nodes' connections and answers their requests, Raft's
+//! RPCs by this node's Raft and broker requests by its controller. A connection that sends a frame
+//! that is too large or does not decode is closed, with one log line.
+
+use std::sync::Arc;
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::rpc::{self, Request, Response};
+use super::Cluster;
+
+/// Connections served at once; more are closed as they come.
+const MAX_CONNECTIONS: usize = 64;
+/// A connection with no request for this long is closed (voters send heartbeats ten times a
+/// second; brokers every `broker.heartbeat.interval.ms`).
+const IDLE: Duration = Duration::from_secs(30);
+/// A frame, once begun, must arrive whole within this long.
+const FRAME_DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "controller listener: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "controller listener: {MAX_CONNECTIONS} connections open; closing a new one");
+            continue;
+        };
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, &cluster).await {
+                tracing::warn!(%peer, error = %e, "controller listener: closing the connection");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn connection(stream: TcpStream, cluster: &Cluster) -> Result<(), ConnectionError> {
+    let _ = stream.set_nodelay(true);
+    let mut stream = BufReader::new(stream);
+    loop {
+        // Idle until a frame begins, then the frame's own deadline.
+        match tokio::time::timeout(IDLE, stream.fill_buf()).await {
+            Err(_) => return Err(ConnectionError::Idle),
+            Ok(Err(e)) => return Err(rpc::FrameError::Io(e).into()),
+            Ok(Ok([])) => return Ok(()),
+            Ok(Ok(_)) => {}
+        }
+        let Some(req) = tokio::time::timeout(FRAME_DEADLINE, rpc::read::<Request, _>(&mut stream))
+            .await
+            .map_err(|_| ConnectionError::SlowFrame)??
+        else {
+            return Ok(());
+        };
+        let resp = match req {
+            Request::AppendEntries(r) => {
+                Response::AppendEntries(cluster.raft.append_entries(r).await)
+            }
+            Request::Vote(r) => Response::Vote(cluster.raft.vote(r).await),
+            Request::InstallSnapshot(r) => {
+                Response::InstallSnapshot(cluster.raft.install_snapshot(r).await)
+            }
+            Request::Controller(r) => Response::Controller(cluster.controller.handle(r).await),
+        };
+        rpc::write(stream.get_mut(), &resp).await?;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error(transparent)]
+    Frame(#[from] rpc::FrameError),
+    #[error("no request for {IDLE:?}")]
+    Idle,
+    #[error("a frame did not arrive whole within {FRAME_DEADLINE:?}")]
+    SlowFrame,
+}
