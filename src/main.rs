@@ -70,16 +70,34 @@ fn main() -> ExitCode {
         // Segment files held open, connections and the meta store share it.
         let open_files = gregor::log::descriptors::raise_open_file_limit();
         tracing::info!(limit = ?open_files, "open file limit");
+        // SIGINT or SIGTERM from here on shuts down, also while the quorum is being joined.
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown_signal().await;
+                stop.cancel();
+            }
+        });
         // A node of a cluster joins the metadata quorum first: the cluster id is the quorum's.
         let cluster = match config.quorum.clone() {
             None => None,
-            Some(quorum) => match join_quorum(&config, quorum).await {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    return ExitCode::FAILURE;
+            Some(quorum) => {
+                let joined = tokio::select! {
+                    joined = join_quorum(&config, quorum) => joined,
+                    _ = stop.cancelled() => {
+                        tracing::info!("shut down before the metadata quorum agreed on a cluster id");
+                        return ExitCode::SUCCESS;
+                    }
+                };
+                match joined {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::error!("{e:#}");
+                        return ExitCode::FAILURE;
+                    }
                 }
-            },
+            }
         };
         let opened = tokio::task::spawn_blocking(move || match cluster {
             None => gregor::Broker::open(config),
@@ -142,6 +160,9 @@ fn main() -> ExitCode {
             "gregor started"
         );
         let cluster = broker.cluster.clone();
+        if cluster.is_none() {
+            gregor::cluster::watch::single_node();
+        }
         if let Some(c) = &cluster {
             c.start_broker(gregor::cluster::lifecycle::Registration {
                 id: broker.config.node_id,
@@ -158,7 +179,7 @@ fn main() -> ExitCode {
             });
         }
         let shutdown = async move {
-            shutdown_signal().await;
+            stop.cancelled().await;
             if let Some(c) = cluster {
                 c.shutdown().await;
             }

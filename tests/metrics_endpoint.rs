@@ -115,6 +115,18 @@ async fn every_dashboard_metric_has_a_series_on_a_fresh_broker() {
     ] {
         assert_eq!(value(&text, series), Some(0.0), "{series}");
     }
+    // A single node is its own active controller, with one live broker (Kafka's gauges).
+    for (series, v) in [
+        (
+            "kafka_controller_kafkacontroller_activecontrollercount",
+            1.0,
+        ),
+        ("kafka_controller_kafkacontroller_activebrokercount", 1.0),
+        ("kafka_controller_kafkacontroller_fencedbrokercount", 0.0),
+        ("gregor_controller_leader_changes_total", 0.0),
+    ] {
+        assert_eq!(value(&text, series), Some(v), "{series}");
+    }
     child.kill().unwrap();
     let _ = child.wait();
 }

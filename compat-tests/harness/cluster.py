@@ -26,8 +26,13 @@ class Cluster:
         cluster_id = new_kafka_cluster_id()
         cfg = dict(CLUSTER_CONFIG)
         cfg.update(overrides or {})
+        # gregor's /metrics, one port per node (Kafka has no such key).
+        self.metrics_ports = {i: free_port() for i in controller_ports} \
+            if self.target == "gregor" else {}
         self.nodes = {
-            i: Broker(workdir / f"node{i}", overrides=cfg, target_name=self.target, node_id=i,
+            i: Broker(workdir / f"node{i}", target_name=self.target, node_id=i,
+                      overrides=dict(cfg, **({"metrics.address": f"127.0.0.1:{self.metrics_ports[i]}"}
+                                             if i in self.metrics_ports else {})),
                       quorum={"voters": voters, "controller_port": p, "cluster_id": cluster_id})
             for i, p in controller_ports.items()
         }

@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient
 from harness.admin import tool
 from harness.broker import is_kafka
 from harness.cluster import Cluster
+from harness.prom import Scrape
 
 # gregor's cluster::TOPICS_NOT_PLACED.
 TOPICS_NOT_PLACED = ("This gregor is a node of a cluster, which cannot create topics yet: "
@@ -152,3 +153,33 @@ def test_kafka_metadata_quorum_describes_the_quorum(cluster_factory):
         time.sleep(0.5)
     assert int(s["LeaderId"]) in c.nodes and int(s["LeaderId"]) != leader
     assert int(s["LeaderEpoch"]) > epoch
+
+
+CONTROLLER_GAUGES = ("kafka_controller_kafkacontroller_activecontrollercount",
+                     "kafka_controller_kafkacontroller_activebrokercount",
+                     "kafka_controller_kafkacontroller_fencedbrokercount")
+
+
+@pytest.mark.skipif(is_kafka(), reason="gregor's /metrics (Kafka's are JMX)")
+def test_controller_gauges(cluster_factory):
+    c = cluster_factory()
+    c.wait_brokers([1, 2, 3])
+
+    def gauges():
+        return {i: tuple(Scrape(f"http://127.0.0.1:{port}/metrics").value(g)
+                         for g in CONTROLLER_GAUGES)
+                for i, port in c.metrics_ports.items() if c.nodes[i].running}
+
+    def wait_for(expected):
+        deadline = time.monotonic() + 20
+        while (seen := gauges()) != expected:
+            assert time.monotonic() < deadline, f"{seen} != {expected}"
+            time.sleep(0.2)
+
+    leader = int(quorum_status(c.nodes[1])["LeaderId"])
+    # The active controller reports the brokers; the others report nothing.
+    wait_for({i: (1.0, 3.0, 0.0) if i == leader else (0.0, 0.0, 0.0) for i in c.nodes})
+    victim = next(i for i in c.nodes if i != leader)
+    c.nodes[victim].kill9()
+    wait_for({i: (1.0, 2.0, 1.0) if i == leader else (0.0, 0.0, 0.0)
+              for i in c.nodes if i != victim})

@@ -38,6 +38,13 @@ pub fn register_metrics() {
     metrics::counter!(LEADER_CHANGES).increment(0);
 }
 
+/// A single node is its own quorum: the active controller and its one live broker.
+pub fn single_node() {
+    register_metrics();
+    metrics::gauge!(ACTIVE_CONTROLLER_COUNT).set(1.0);
+    metrics::gauge!(ACTIVE_BROKER_COUNT).set(1.0);
+}
+
 /// Follows the quorum until the cluster stops.
 pub async fn run(cluster: Arc<Cluster>) {
     let mut raft = cluster.raft.metrics();
