@@ -44,6 +44,15 @@ pub enum OpenError {
     BadFormatFile { dir: String, reason: String },
 }
 
+/// Why no producer id could be handed out.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerIdError {
+    #[error("the meta store: {0}")]
+    Storage(#[from] io::Error),
+    #[error("no active controller gave this broker producer ids")]
+    NoController,
+}
+
 /// A broker as clients are shown it (Metadata, DescribeCluster).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
@@ -297,12 +306,25 @@ impl Broker {
             .unwrap_or(self.config.node_id)
     }
 
-    /// A fresh producer id, durable before it is handed out (ids are reserved in blocks).
-    pub async fn next_producer_id(&self) -> io::Result<i64> {
+    /// A fresh producer id, durable before it is handed out (ids are reserved in blocks: in the
+    /// meta store, or on a cluster from the active controller, so that no two brokers hand out
+    /// the same id).
+    pub async fn next_producer_id(&self) -> Result<i64, ProducerIdError> {
         let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            let start = self.meta.allocate_producer_ids(PRODUCER_ID_BLOCK).await?;
-            *ids = (start, start + PRODUCER_ID_BLOCK);
+            *ids = match &self.cluster {
+                None => {
+                    let start = self.meta.allocate_producer_ids(PRODUCER_ID_BLOCK).await?;
+                    (start, start + PRODUCER_ID_BLOCK)
+                }
+                Some(c) => {
+                    let block = c
+                        .allocate_producer_ids()
+                        .await
+                        .ok_or(ProducerIdError::NoController)?;
+                    (block.start, block.end)
+                }
+            };
         }
         let id = ids.0;
         ids.0 += 1;

@@ -5,6 +5,8 @@ shown again when it comes back; a node stopped with SIGTERM is fenced at once (c
 shutdown). The same scenarios run against three Apache Kafka 4.1.1 nodes."""
 
 import json
+import socket
+import struct
 import time
 
 import pytest
@@ -14,6 +16,7 @@ from harness.admin import tool
 from harness.broker import is_kafka
 from harness.cluster import Cluster
 from harness.prom import Scrape
+from harness.wire import frame, read_frame
 
 # gregor's cluster::TOPICS_NOT_PLACED.
 TOPICS_NOT_PLACED = ("This gregor is a node of a cluster, which cannot create topics yet: "
@@ -183,3 +186,41 @@ def test_controller_gauges(cluster_factory):
     c.nodes[victim].kill9()
     wait_for({i: (1.0, 2.0, 1.0) if i == leader else (0.0, 0.0, 0.0)
               for i in c.nodes if i != victim})
+
+
+def init_producer_id(node):
+    """InitProducerId v0 with no transactional id: (error code, producer id, epoch)."""
+    body = struct.pack(">hi", -1, 60000)
+    with socket.create_connection(("127.0.0.1", node.port), timeout=20) as s:
+        s.settimeout(20)
+        s.sendall(frame(22, 0, 7, body))
+        resp = read_frame(s)
+    correlation, _throttle, error, pid, epoch = struct.unpack(">iihqh", resp[:20])
+    assert correlation == 7
+    return error, pid, epoch
+
+
+def new_producer_id(node):
+    """A producer id from InitProducerId, retried while the broker has no block of ids yet
+    (COORDINATOR_LOAD_IN_PROGRESS: Kafka's brokers fetch their first block on demand)."""
+    deadline = time.monotonic() + 30
+    while (r := init_producer_id(node))[0] == 14:
+        assert time.monotonic() < deadline, f"node {node.node_id}: no producer id in 30 s"
+        time.sleep(0.2)
+    assert (r[0], r[2]) == (0, 0), r
+    return r[1]
+
+
+def test_producer_ids_are_unique_across_the_cluster(cluster_factory):
+    c = cluster_factory()
+    c.wait_brokers([1, 2, 3])
+    seen = [new_producer_id(node) for _ in range(3) for node in c.nodes.values()]
+    assert len(set(seen)) == len(seen), seen
+    # After the active controller dies, a restarted node's new block comes from the new one,
+    # past every id given before.
+    leader = int(quorum_status(c.nodes[1])["LeaderId"])
+    c.nodes[leader].kill9()
+    restarted = next(i for i in c.nodes if i != leader)
+    c.nodes[restarted].restart()
+    seen += [new_producer_id(node) for node in c.running().values()]
+    assert len(set(seen)) == len(seen), seen

@@ -28,7 +28,12 @@ pub struct Controller {
     reachability: Reachability,
     /// When each follower last had every entry this leader had (wall-clock milliseconds).
     caught_up: Mutex<HashMap<NodeId, i64>>,
+    /// One producer-id allocation at a time: each reads the image's next id and writes past it.
+    allocating: tokio::sync::Mutex<()>,
 }
+
+/// Producer ids per block, as Kafka's controller hands them out.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 #[derive(Default)]
 struct Sessions {
@@ -54,6 +59,7 @@ impl Controller {
             sessions: Mutex::new(Sessions::default()),
             reachability,
             caught_up: Mutex::new(HashMap::new()),
+            allocating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -192,6 +198,31 @@ impl Controller {
                     leader: self.raft.metrics().borrow().current_leader,
                 },
             },
+            ControllerRequest::AllocateProducerIds { id, epoch } => {
+                let registered = self.image.borrow().brokers.get(&id).map(|b| b.epoch);
+                if registered != Some(epoch) {
+                    return ControllerResponse::StaleBrokerEpoch;
+                }
+                let _one_at_a_time = self.allocating.lock().await;
+                let start = self.image.borrow().next_producer_id;
+                let Some(next) = start.checked_add(PRODUCER_ID_BLOCK) else {
+                    return ControllerResponse::Retry {
+                        reason: "producer ids exhausted".into(),
+                    };
+                };
+                let record = MetadataRecord::ProducerIds {
+                    broker: id,
+                    epoch,
+                    next,
+                };
+                match self.write(record).await {
+                    Ok(_) => ControllerResponse::ProducerIds {
+                        start,
+                        len: PRODUCER_ID_BLOCK,
+                    },
+                    Err(e) => e,
+                }
+            }
             ControllerRequest::Heartbeat {
                 id,
                 epoch,

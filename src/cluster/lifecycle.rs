@@ -127,6 +127,7 @@ pub async fn run(
             }
             Some(ControllerResponse::NotController { .. })
             | Some(ControllerResponse::Quorum(_))
+            | Some(ControllerResponse::ProducerIds { .. })
             | Some(ControllerResponse::Retry { .. })
             | None => retry,
         };

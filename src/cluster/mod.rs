@@ -201,6 +201,26 @@ impl Cluster {
         }
     }
 
+    /// A block of producer ids no other broker of the cluster has, from the active controller;
+    /// `None` while this broker is not registered or no controller answers.
+    pub async fn allocate_producer_ids(&self) -> Option<std::ops::Range<i64>> {
+        let epoch = match *self.broker_state.borrow() {
+            BrokerState::Fenced { epoch } | BrokerState::Running { epoch } => epoch,
+            BrokerState::Starting => return None,
+        };
+        let req = rpc::ControllerRequest::AllocateProducerIds {
+            id: self.node_id,
+            epoch,
+        };
+        match lifecycle::call_controller(self, &mut None, req).await? {
+            rpc::ControllerResponse::ProducerIds { start, len } => Some(start..start + len),
+            other => {
+                tracing::debug!(?other, "no producer ids from the controller");
+                None
+            }
+        }
+    }
+
     /// Records that follower `id` has every entry the leader has (for DescribeQuorum).
     pub(crate) fn caught_up(&self, id: NodeId) {
         self.controller.caught_up(id);

@@ -44,6 +44,9 @@ pub enum MetadataRecord {
     FenceBroker { id: i32, epoch: i64 },
     /// Kafka's `BrokerRegistrationChangeRecord` unfencing a broker that caught up.
     UnfenceBroker { id: i32, epoch: i64 },
+    /// Kafka's `ProducerIdsRecord`: broker `broker` (at `epoch`) was given the producer ids
+    /// below `next` that no one had; the next block starts at `next`.
+    ProducerIds { broker: i32, epoch: i64, next: i64 },
 }
 
 /// The metadata as of some index of the log.
@@ -51,6 +54,8 @@ pub enum MetadataRecord {
 pub struct MetadataImage {
     pub cluster_id: Option<String>,
     pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// The first producer id no broker has been given.
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -80,6 +85,10 @@ impl MetadataImage {
             }
             MetadataRecord::FenceBroker { id, epoch } => self.set_fenced(*id, *epoch, true),
             MetadataRecord::UnfenceBroker { id, epoch } => self.set_fenced(*id, *epoch, false),
+            MetadataRecord::ProducerIds { next, .. } => {
+                // Ids never go back, whatever a record says.
+                self.next_producer_id = self.next_producer_id.max(*next);
+            }
         }
     }
 
@@ -141,6 +150,21 @@ mod tests {
         assert_eq!(image.live_brokers().map(|b| b.id).collect::<Vec<_>>(), [2]);
         image.apply(9, &MetadataRecord::FenceBroker { id: 2, epoch: 7 });
         assert_eq!(image.live_brokers().count(), 0);
+    }
+
+    #[test]
+    fn producer_id_blocks_only_move_forward() {
+        let mut image = MetadataImage::default();
+        let ids = |next| MetadataRecord::ProducerIds {
+            broker: 1,
+            epoch: 1,
+            next,
+        };
+        image.apply(1, &ids(1000));
+        image.apply(2, &ids(500));
+        assert_eq!(image.next_producer_id, 1000);
+        image.apply(3, &ids(2000));
+        assert_eq!(image.next_producer_id, 2000);
     }
 
     #[test]

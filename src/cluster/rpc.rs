@@ -54,6 +54,8 @@ pub enum ControllerRequest {
     },
     /// The quorum as its leader sees it (DescribeQuorum).
     DescribeQuorum,
+    /// A block of producer ids no other broker has (Kafka's AllocateProducerIds).
+    AllocateProducerIds { id: i32, epoch: i64 },
 }
 
 /// The quorum as its leader describes it (Kafka's DescribeQuorum partition data).
@@ -85,6 +87,11 @@ pub enum ControllerResponse {
         fenced: bool,
     },
     Quorum(QuorumState),
+    /// Producer ids `start..start + len`, this broker's alone.
+    ProducerIds {
+        start: i64,
+        len: i64,
+    },
     /// This node is not the active controller; the leader it knows of, if any.
     NotController {
         leader: Option<NodeId>,

@@ -67,7 +67,9 @@ pub(super) fn parse_endpoints(key: &str, v: &str) -> Result<Vec<(String, Endpoin
 
 /// `listener.security.protocol.map`: listener name → security protocol (Kafka's default maps each
 /// protocol's name to itself).
-fn protocol_map(raw: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError> {
+pub(super) fn protocol_map(
+    raw: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
     const KEY: &str = "listener.security.protocol.map";
     let Some(v) = raw.get(KEY) else {
         return Ok(PROTOCOLS

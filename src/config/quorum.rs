@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::listeners::{parse_endpoints, Endpoint};
+use super::listeners::{parse_endpoints, protocol_map, Endpoint};
 use super::values::{invalid, opt_int};
 use super::ConfigError;
 
@@ -152,6 +152,14 @@ pub(super) fn quorum(
                 &format!("the controller listener {first} (controller.listener.names) is not in listeners"),
             )
         })?;
+    // KRaft's default maps a controller listener with no explicit mapping to PLAINTEXT.
+    if let Some(protocol) = protocol_map(raw)?.get(&first).filter(|p| *p != "PLAINTEXT") {
+        return Err(invalid(
+            "listener.security.protocol.map",
+            get("listener.security.protocol.map").unwrap_or(""),
+            &format!("the controller listener {first} is {protocol}: only PLAINTEXT controller listeners are implemented yet"),
+        ));
+    }
     let ms = |key: &str, default: i64| -> Result<u64, ConfigError> {
         Ok(opt_int(raw, key, default, 1, i64::from(i32::MAX))? as u64)
     };
@@ -273,6 +281,13 @@ mod tests {
         assert_eq!(
             with("broker.session.timeout.ms", "1000"),
             "broker.session.timeout.ms"
+        );
+        assert_eq!(
+            with(
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"
+            ),
+            "listener.security.protocol.map"
         );
     }
 }

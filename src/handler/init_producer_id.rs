@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, ProducerIdError};
 use crate::dispatch::Ctx;
 use crate::handler::authorize;
 use crate::security::acl::{Operation, ResourceType};
@@ -60,11 +60,15 @@ pub async fn handle(
             resp.producer_epoch = 0;
             metrics::counter!("gregor_producer_ids_allocated_total").increment(1);
         }
-        Err(e) => {
+        Err(ProducerIdError::Storage(e)) => {
             crate::condition::storage_error(&crate::condition::META_WRITES, "meta", || {
                 format!("cannot allocate a producer id: {e}")
             });
             resp.error_code = ResponseError::KafkaStorageError.code();
+        }
+        // As Kafka's ProducerIdManager while it has no block from the controller: retriable.
+        Err(ProducerIdError::NoController) => {
+            resp.error_code = ResponseError::CoordinatorLoadInProgress.code();
         }
     }
     Some(resp)
