@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from harness.admin import tool
-from harness.broker import is_kafka
+from harness.broker import BrokerError, is_kafka
 from harness.cluster import Cluster
 from harness.prom import Scrape
 from harness.wire import frame, read_frame
@@ -224,3 +224,57 @@ def test_producer_ids_are_unique_across_the_cluster(cluster_factory):
     c.nodes[restarted].restart()
     seen += [new_producer_id(node) for node in c.running().values()]
     assert len(set(seen)) == len(seen), seen
+
+
+def controller_frame(body_hex, cluster_id=None):
+    """A frame for gregor's controller listener: length, then the postcard envelope (the
+    sender's cluster id, an Option<String>, then the request)."""
+    cid = b"\x00" if cluster_id is None else b"\x01" + bytes([len(cluster_id)]) + cluster_id.encode()
+    body = cid + bytes.fromhex(body_hex)
+    return struct.pack(">I", len(body)) + body
+
+
+# Frames an attack sent (request bodies): AppendEntries from "node 0" at term 2^64-1, and
+# AppendEntries from "node 1" at term 1e6 with a membership of voters {4}. Each made openraft
+# panic, for good, before the controller listener refused them.
+HOSTILE = {
+    "term u64::MAX from node 0": "00ffffffffffffffffff010001000000",
+    "membership {4} at term 1e6": "00c0843d01010001c0843d0101020101040104093132372e302e302e3101c0843d0101",
+}
+
+
+@pytest.mark.skipif(is_kafka(), reason="gregor's controller listener protocol")
+def test_hostile_controller_frames_are_refused(cluster_factory):
+    c = cluster_factory()
+    c.wait_brokers([1, 2, 3])
+    leader = int(quorum_status(c.nodes[1])["LeaderId"])
+    for name, body in HOSTILE.items():
+        for node in c.nodes.values():
+            with socket.create_connection(("127.0.0.1", node.controller_port), timeout=10) as s:
+                s.settimeout(10)
+                s.sendall(controller_frame(body))
+                assert s.recv(1) == b"", f"{name}: node {node.node_id} answered"
+    # Nothing changed: the same leader, every broker, no panic.
+    time.sleep(2)
+    for i, node in c.nodes.items():
+        assert quorum_status(node)["LeaderId"] == str(leader), f"node {i}"
+        assert "panicked" not in node.log_tail(200000)
+        assert "refused: " in node.log_tail(200000)
+    c.wait_brokers([1, 2, 3], timeout=5)
+
+
+@pytest.mark.skipif(is_kafka(), reason="gregor checks the voters against its stored quorum")
+def test_other_voters_than_the_stored_quorum_stop_start_up(cluster_factory):
+    c = cluster_factory()
+    c.wait_brokers([1, 2, 3])
+    node = c.nodes[3]
+    node.stop()
+    stored = node.overrides.get("controller.quorum.voters") or node.quorum["voters"]
+    node.quorum["voters"] = stored.replace("2@127.0.0.1:", "2@localhost:")
+    with pytest.raises(BrokerError, match="exited during startup with code 1"):
+        node.start()
+    assert "controller.quorum.voters is " in node.log_tail()
+    assert "but this node belongs to the quorum" in node.log_tail()
+    node.quorum["voters"] = stored
+    node.start()
+    c.wait_brokers([1, 2, 3])

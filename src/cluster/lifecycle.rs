@@ -47,6 +47,7 @@ pub(super) async fn call_controller(
                 leader,
                 cluster.voter_addr(leader)?,
                 cluster.reachability.clone(),
+                cluster.image.clone(),
             ),
         ));
     }

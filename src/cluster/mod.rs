@@ -9,6 +9,7 @@
 //! - [`lifecycle`]: this node as a broker (registration and heartbeats).
 
 pub mod controller;
+pub mod guard;
 pub mod lifecycle;
 pub mod network;
 pub mod records;
@@ -97,7 +98,10 @@ impl Cluster {
         .validate()?;
         let id = node_id as NodeId;
         let reachability = network::Reachability::default();
-        let network = network::Network(reachability.clone());
+        let network = network::Network {
+            reachability: reachability.clone(),
+            image: image.clone(),
+        };
         let raft = Raft::new(id, Arc::new(raft_config), network, log, sm).await?;
         let bind = &config.controller_bind;
         let host = if bind.host.is_empty() {
@@ -113,12 +117,36 @@ impl Cluster {
                     bind.port
                 )
             })?;
-        if !raft.is_initialized().await? {
-            let voters: BTreeMap<NodeId, BasicNode> = config
-                .voters
-                .iter()
-                .map(|v| (v.id as NodeId, BasicNode::new(addr(&v.endpoint))))
+        let voters: BTreeMap<NodeId, BasicNode> = config
+            .voters
+            .iter()
+            .map(|v| (v.id as NodeId, BasicNode::new(addr(&v.endpoint))))
+            .collect();
+        if raft.is_initialized().await? {
+            // The quorum this node belongs to is the one stored: a configuration that names
+            // other voters, or the same at other addresses, would split it.
+            let stored = raft.metrics().borrow().membership_config.clone();
+            let stored: BTreeMap<NodeId, BasicNode> = stored
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.clone()))
                 .collect();
+            if stored != voters {
+                let _ = raft.shutdown().await;
+                let show = |m: &BTreeMap<NodeId, BasicNode>| {
+                    m.iter()
+                        .map(|(id, n)| format!("{id}@{}", n.addr))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                anyhow::bail!(
+                    "controller.quorum.voters is {}, but this node belongs to the quorum {} (stored in {}); configure the same voters on every node",
+                    show(&voters),
+                    show(&stored),
+                    data_dir.join(storage::DIR).display()
+                );
+            }
+        } else {
             tracing::info!(?voters, "forming the metadata quorum");
             if let Err(e) = raft.initialize(voters).await {
                 // Another voter formed it first: what initialize is for.

@@ -17,8 +17,10 @@ use openraft::{BasicNode, RPCTypes};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
+use super::records::MetadataImage;
 use super::rpc::{self, Request, Response};
 use super::{NodeId, TypeConfig};
+use tokio::sync::watch;
 
 /// Why a call got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -90,15 +92,23 @@ pub struct Peer {
     target: NodeId,
     addr: String,
     reachability: Reachability,
+    /// Where this node's cluster id comes from, sent with every request.
+    image: watch::Receiver<Arc<MetadataImage>>,
     stream: Option<BufReader<TcpStream>>,
 }
 
 impl Peer {
-    pub fn new(target: NodeId, addr: String, reachability: Reachability) -> Peer {
+    pub fn new(
+        target: NodeId,
+        addr: String,
+        reachability: Reachability,
+        image: watch::Receiver<Arc<MetadataImage>>,
+    ) -> Peer {
         Peer {
             target,
             addr,
             reachability,
+            image,
             stream: None,
         }
     }
@@ -139,7 +149,12 @@ impl Peer {
             addr: addr.clone(),
             source,
         };
-        rpc::write(stream.get_mut(), req).await.map_err(frame)?;
+        let image = self.image.borrow().clone();
+        let sent = rpc::Envelope {
+            cluster_id: image.cluster_id.as_deref(),
+            request: req,
+        };
+        rpc::write(stream.get_mut(), &sent).await.map_err(frame)?;
         rpc::read(stream)
             .await
             .map_err(frame)?
@@ -148,13 +163,21 @@ impl Peer {
 }
 
 /// Makes a [`Peer`] per Raft target, from the address its membership entry names.
-pub struct Network(pub Reachability);
+pub struct Network {
+    pub reachability: Reachability,
+    pub image: watch::Receiver<Arc<MetadataImage>>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        Peer::new(target, node.addr.clone(), self.0.clone())
+        Peer::new(
+            target,
+            node.addr.clone(),
+            self.reachability.clone(),
+            self.image.clone(),
+        )
     }
 }
 

@@ -16,7 +16,7 @@ use super::records::BrokerEndpoint;
 use super::{NodeId, TypeConfig};
 
 /// The largest frame read: snapshot chunks are 1 MiB, append batches far smaller.
-pub const MAX_FRAME: usize = 16 << 20;
+pub const MAX_FRAME: usize = 2 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
@@ -24,6 +24,21 @@ pub enum Request {
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Controller(ControllerRequest),
+}
+
+/// A request as sent: with the sender's cluster id once it knows one, so that nodes of two
+/// clusters (a majority's data wiped, a node moved between clusters) refuse each other.
+#[derive(Serialize)]
+pub struct Envelope<'a> {
+    pub cluster_id: Option<&'a str>,
+    pub request: &'a Request,
+}
+
+/// An [`Envelope`] as received.
+#[derive(Deserialize)]
+pub struct Received {
+    pub cluster_id: Option<String>,
+    pub request: Request,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -168,10 +183,15 @@ mod tests {
             shutting_down: true,
         });
         let mut buf = Vec::new();
-        write(&mut buf, &msg).await.unwrap();
-        let back: Request = read(&mut buf.as_slice()).await.unwrap().unwrap();
+        let sent = Envelope {
+            cluster_id: Some("c"),
+            request: &msg,
+        };
+        write(&mut buf, &sent).await.unwrap();
+        let back: Received = read(&mut buf.as_slice()).await.unwrap().unwrap();
+        assert_eq!(back.cluster_id.as_deref(), Some("c"));
         assert!(matches!(
-            back,
+            back.request,
             Request::Controller(ControllerRequest::Heartbeat {
                 id: 3,
                 epoch: 17,

@@ -10,8 +10,17 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::rpc::{self, Request, Response};
-use super::Cluster;
+use super::guard::{Guard, Refusal};
+use super::rpc::{self, Received, Request, Response};
+use super::{Cluster, NodeId};
+use crate::condition::Condition;
+
+/// Connections closed for what they sent or did, and connections refused for want of a slot:
+/// logged once, then counted (a hostile or misdirected client can make many).
+static CLOSED: Condition = Condition::new("controller listener connections closed");
+static FULL: Condition = Condition::new("controller listener connections refused");
+pub const CLOSED_TOTAL: &str = "gregor_controller_connections_closed_total";
+pub const REFUSED_TOTAL: &str = "gregor_controller_connections_refused_total";
 
 /// Connections served at once; more are closed as they come.
 const MAX_CONNECTIONS: usize = 64;
@@ -23,6 +32,15 @@ const FRAME_DEADLINE: Duration = Duration::from_secs(10);
 
 pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let guard = Arc::new(Guard {
+        me: cluster.node_id as NodeId,
+        voters: cluster
+            .config
+            .voters
+            .iter()
+            .map(|v| v.id as NodeId)
+            .collect(),
+    });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -33,20 +51,31 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "controller listener: {MAX_CONNECTIONS} connections open; closing a new one");
+            metrics::counter!(REFUSED_TOTAL).increment(1);
+            FULL.occurred(|| {
+                format!("controller listener: {MAX_CONNECTIONS} connections open; closing a new one from {peer}")
+            });
             continue;
         };
         let cluster = cluster.clone();
+        let guard = guard.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, &cluster).await {
-                tracing::warn!(%peer, error = %e, "controller listener: closing the connection");
+            if let Err(e) = connection(stream, &cluster, &guard).await {
+                metrics::counter!(CLOSED_TOTAL).increment(1);
+                CLOSED.occurred(|| {
+                    format!("controller listener: closing the connection from {peer}: {e}")
+                });
             }
             drop(slot);
         });
     }
 }
 
-async fn connection(stream: TcpStream, cluster: &Cluster) -> Result<(), ConnectionError> {
+async fn connection(
+    stream: TcpStream,
+    cluster: &Cluster,
+    guard: &Guard,
+) -> Result<(), ConnectionError> {
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::new(stream);
     loop {
@@ -57,12 +86,24 @@ async fn connection(stream: TcpStream, cluster: &Cluster) -> Result<(), Connecti
             Ok(Ok([])) => return Ok(()),
             Ok(Ok(_)) => {}
         }
-        let Some(req) = tokio::time::timeout(FRAME_DEADLINE, rpc::read::<Request, _>(&mut stream))
-            .await
-            .map_err(|_| ConnectionError::SlowFrame)??
+        let Some(received) =
+            tokio::time::timeout(FRAME_DEADLINE, rpc::read::<Received, _>(&mut stream))
+                .await
+                .map_err(|_| ConnectionError::SlowFrame)??
         else {
             return Ok(());
         };
+        let ours = cluster.image().cluster_id.clone();
+        if let (Some(theirs), Some(ours)) = (&received.cluster_id, ours) {
+            if *theirs != ours {
+                return Err(ConnectionError::OtherCluster {
+                    theirs: theirs.clone(),
+                    ours,
+                });
+            }
+        }
+        let req = received.request;
+        guard.check(&req)?;
         let resp = match req {
             Request::AppendEntries(r) => {
                 Response::AppendEntries(cluster.raft.append_entries(r).await)
@@ -73,7 +114,10 @@ async fn connection(stream: TcpStream, cluster: &Cluster) -> Result<(), Connecti
             }
             Request::Controller(r) => Response::Controller(cluster.controller.handle(r).await),
         };
-        rpc::write(stream.get_mut(), &resp).await?;
+        // A peer that does not read its answers does not hold a slot.
+        tokio::time::timeout(FRAME_DEADLINE, rpc::write(stream.get_mut(), &resp))
+            .await
+            .map_err(|_| ConnectionError::SlowReader)??;
     }
 }
 
@@ -85,4 +129,10 @@ enum ConnectionError {
     Idle,
     #[error("a frame did not arrive whole within {FRAME_DEADLINE:?}")]
     SlowFrame,
+    #[error("an answer was not taken within {FRAME_DEADLINE:?}")]
+    SlowReader,
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error("the sender belongs to cluster {theirs}, this node to cluster {ours}")]
+    OtherCluster { theirs: String, ours: String },
 }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use openraft::error::Fatal;
+
 use super::Cluster;
 
 pub const ACTIVE_CONTROLLER_COUNT: &str = "kafka_controller_kafkacontroller_activecontrollercount";
@@ -28,6 +30,14 @@ pub fn register_metrics() {
         LEADER_CHANGES,
         "Times this node saw the active controller change"
     );
+    metrics::describe_counter!(
+        super::service::CLOSED_TOTAL,
+        "Controller listener connections closed for a bad, refused or slow frame"
+    );
+    metrics::describe_counter!(
+        super::service::REFUSED_TOTAL,
+        "Controller listener connections refused: every slot was taken"
+    );
     for g in [
         ACTIVE_CONTROLLER_COUNT,
         ACTIVE_BROKER_COUNT,
@@ -35,7 +45,13 @@ pub fn register_metrics() {
     ] {
         metrics::gauge!(g).set(0.0);
     }
-    metrics::counter!(LEADER_CHANGES).increment(0);
+    for c in [
+        LEADER_CHANGES,
+        super::service::CLOSED_TOTAL,
+        super::service::REFUSED_TOTAL,
+    ] {
+        metrics::counter!(c).increment(0);
+    }
 }
 
 /// A single node is its own quorum: the active controller and its one live broker.
@@ -54,6 +70,16 @@ pub async fn run(cluster: Arc<Cluster>) {
     loop {
         let (now_leader, term) = {
             let m = raft.borrow_and_update();
+            match &m.running_state {
+                Ok(()) | Err(Fatal::Stopped) => {}
+                Err(fatal) => {
+                    // Raft stopped on an error it cannot go on from (a storage failure, a broken
+                    // invariant): the metadata as it stood would be served stale forever. Exit
+                    // as a crash does; what is stored stays, and a restart recovers from it.
+                    tracing::error!(error = %fatal, "the metadata quorum stopped on a fatal error; exiting");
+                    std::process::exit(70);
+                }
+            }
             if let (Some(replication), Some(last)) = (&m.replication, m.last_log_index) {
                 for (id, matched) in replication {
                     if matched.is_some_and(|l| l.index >= last) {

@@ -152,6 +152,20 @@ pub(super) fn quorum(
                 &format!("the controller listener {first} (controller.listener.names) is not in listeners"),
             )
         })?;
+    let me = voters
+        .iter()
+        .find(|v| v.id == node_id)
+        .expect("checked above");
+    if me.endpoint.port != controller_bind.port {
+        return Err(invalid(
+            "controller.quorum.voters",
+            get("controller.quorum.voters").unwrap_or(""),
+            &format!(
+                "node {node_id}'s entry has port {}, but its controller listener {first} listens on {}",
+                me.endpoint.port, controller_bind.port
+            ),
+        ));
+    }
     // KRaft's default maps a controller listener with no explicit mapping to PLAINTEXT.
     if let Some(protocol) = protocol_map(raw)?.get(&first).filter(|p| *p != "PLAINTEXT") {
         return Err(invalid(
@@ -281,6 +295,10 @@ mod tests {
         assert_eq!(
             with("broker.session.timeout.ms", "1000"),
             "broker.session.timeout.ms"
+        );
+        assert_eq!(
+            with("listeners", "PLAINTEXT://:9094,CONTROLLER://:9099"),
+            "controller.quorum.voters"
         );
         assert_eq!(
             with(
