@@ -1,7 +1,8 @@
 """Test certificates, made with the `openssl` CLI at test time.
 
 make_pki(dir) -> Pki: a CA; the broker's certificate (SAN DNS:localhost, IP:127.0.0.1) signed by
-it; a client certificate signed by it; another CA and a client certificate signed by that one.
+it; a client certificate signed by it; another CA and a client certificate signed by that one; a
+cluster node's certificate for both ends of its controller connections.
 Private keys are unencrypted PKCS#8 PEM ("BEGIN PRIVATE KEY"): Kafka 4.1.1 reads a PEM key store
 file holding one without `ssl.key.password`, and cannot decrypt the PBES2 keys `openssl pkcs8
 -topk8 -v2 ...` writes (NoSuchAlgorithmException: PBES2 SecretKeyFactory not available, on JDK 17),
@@ -35,6 +36,7 @@ class Pki:
     other_ca: Path  # another CA
     stranger: Identity  # a client certificate signed by `other_ca`
     expired: Identity  # a client certificate signed by `ca` that expired in 2020
+    node: Identity  # signed by `ca`, for servers and clients (a cluster node's controller listener)
 
 
 def _openssl(*args, cwd):
@@ -108,6 +110,8 @@ def _leaf(d: Path, name: str, ca: Path, extensions: str, expired=False) -> Ident
 SERVER_EXT = ("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
               "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
 CLIENT_EXT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+NODE_EXT = ("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
 
 
 def make_pki(directory) -> Pki:
@@ -118,7 +122,8 @@ def make_pki(directory) -> Pki:
     return Pki(ca=ca, server=_leaf(d, "broker", ca, SERVER_EXT),
                client=_leaf(d, "client", ca, CLIENT_EXT), other_ca=other,
                stranger=_leaf(d, "stranger", other, CLIENT_EXT),
-               expired=_leaf(d, "expired", ca, CLIENT_EXT, expired=True))
+               expired=_leaf(d, "expired", ca, CLIENT_EXT, expired=True),
+               node=_leaf(d, "node", ca, NODE_EXT))
 
 
 # ---- the broker's keys (Kafka's; both targets take exactly these) -------------------------

@@ -6,6 +6,7 @@ shutdown). The same scenarios run against three Apache Kafka 4.1.1 nodes."""
 
 import json
 import socket
+import ssl
 import struct
 import time
 
@@ -14,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 from harness.admin import tool
 from harness.broker import BrokerError, is_kafka
+from harness.certs import client_auth, make_pki, pem_key_store
 from harness.cluster import Cluster
 from harness.prom import Scrape
 from harness.wire import frame, read_frame
@@ -278,3 +280,46 @@ def test_other_voters_than_the_stored_quorum_stop_start_up(cluster_factory):
     node.quorum["voters"] = stored
     node.start()
     c.wait_brokers([1, 2, 3])
+
+
+def test_an_ssl_controller_listener_with_client_certificates(cluster_factory, tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    keys = {**pem_key_store(pki.node), **client_auth("required", pki.ca)}
+    overrides = {f"listener.name.controller.{k}": v for k, v in keys.items()}
+    overrides["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"
+    c = cluster_factory(**overrides)
+    c.wait_brokers([1, 2, 3])
+    leader = quorum_status(c.nodes[1])["LeaderId"]
+    assert {quorum_status(n)["LeaderId"] for n in c.nodes.values()} == {leader}
+    # Plaintext on the controller listener gets no answer, nor does a certificate from another CA.
+    for node in c.nodes.values():
+        with socket.create_connection(("127.0.0.1", node.controller_port), timeout=10) as s:
+            s.settimeout(10)
+            s.sendall(controller_frame(HOSTILE["term u64::MAX from node 0"]))
+            try:
+                answer = s.recv(1024)
+            except ConnectionResetError:
+                answer = b""
+            # Closed, or a TLS alert record (content type 21): never an answer.
+            assert answer == b"" or answer[0] == 21, (node, answer)
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+        ctx.load_cert_chain(str(pki.stranger.cert), str(pki.stranger.key))
+        with socket.create_connection(("127.0.0.1", node.controller_port), timeout=10) as raw:
+            with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    s.sendall(b"\x00\x00\x00\x01\x00")
+                    if s.recv(1) == b"":
+                        raise ConnectionResetError("closed")
+    # The quorum still works across its TLS links: the leader dies, another is elected.
+    c.nodes[int(leader)].kill9()
+    other = next(i for i in c.nodes if str(i) != leader)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if quorum_status(c.nodes[other])["LeaderId"] not in ("", leader, "-1"):
+                break
+        except AssertionError:
+            pass
+        assert time.monotonic() < deadline, "no new leader within 30 s"
+        time.sleep(0.5)
+    c.wait_brokers([i for i in c.nodes if str(i) != leader], timeout=30)

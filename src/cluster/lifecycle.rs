@@ -43,12 +43,7 @@ pub(super) async fn call_controller(
     if peer.as_ref().is_none_or(|(id, _)| *id != leader) {
         *peer = Some((
             leader,
-            Peer::new(
-                leader,
-                cluster.voter_addr(leader)?,
-                cluster.reachability.clone(),
-                cluster.image.clone(),
-            ),
+            Peer::new(leader, cluster.voter_addr(leader)?, cluster.dialer.clone()),
         ));
     }
     let (_, p) = peer.as_mut().expect("set above");

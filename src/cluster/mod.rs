@@ -50,7 +50,7 @@ pub struct Cluster {
     pub node_id: i32,
     pub config: QuorumConfig,
     pub raft: Raft<TypeConfig>,
-    reachability: network::Reachability,
+    dialer: network::Dialer,
     controller: Controller,
     image: channel::Receiver<Arc<MetadataImage>>,
     broker_state: channel::Receiver<BrokerState>,
@@ -98,10 +98,12 @@ impl Cluster {
         .validate()?;
         let id = node_id as NodeId;
         let reachability = network::Reachability::default();
-        let network = network::Network {
+        let dialer = network::Dialer {
             reachability: reachability.clone(),
             image: image.clone(),
+            tls: config.tls.as_ref().map(|t| t.connector.clone()),
         };
+        let network = network::Network(dialer.clone());
         let raft = Raft::new(id, Arc::new(raft_config), network, log, sm).await?;
         let bind = &config.controller_bind;
         let host = if bind.host.is_empty() {
@@ -168,7 +170,7 @@ impl Cluster {
             ),
             config,
             raft,
-            reachability,
+            dialer,
             image,
             broker_state,
             broker_state_tx,

@@ -14,7 +14,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RPCTypes};
-use tokio::io::BufReader;
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 
 use super::records::MetadataImage;
@@ -87,28 +87,34 @@ impl Reachability {
     }
 }
 
+/// What every connection of this node shares: who answers, the cluster id to send, and TLS to
+/// the other nodes' controller listeners if they are SSL listeners.
+#[derive(Clone)]
+pub struct Dialer {
+    pub reachability: Reachability,
+    /// Where this node's cluster id comes from, sent with every request.
+    pub image: watch::Receiver<Arc<MetadataImage>>,
+    pub tls: Option<tokio_rustls::TlsConnector>,
+}
+
+/// A connection to a peer, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+
 /// One peer's connection.
 pub struct Peer {
     target: NodeId,
     addr: String,
-    reachability: Reachability,
-    /// Where this node's cluster id comes from, sent with every request.
-    image: watch::Receiver<Arc<MetadataImage>>,
-    stream: Option<BufReader<TcpStream>>,
+    dialer: Dialer,
+    stream: Option<BufReader<Box<dyn Stream>>>,
 }
 
 impl Peer {
-    pub fn new(
-        target: NodeId,
-        addr: String,
-        reachability: Reachability,
-        image: watch::Receiver<Arc<MetadataImage>>,
-    ) -> Peer {
+    pub fn new(target: NodeId, addr: String, dialer: Dialer) -> Peer {
         Peer {
             target,
             addr,
-            reachability,
-            image,
+            dialer,
             stream: None,
         }
     }
@@ -125,9 +131,9 @@ impl Peer {
         match &result {
             Err(e) => {
                 self.stream = None;
-                self.reachability.failed(self.target, &self.addr, e);
+                self.dialer.reachability.failed(self.target, &self.addr, e);
             }
-            Ok(_) => self.reachability.answered(self.target, &self.addr),
+            Ok(_) => self.dialer.reachability.answered(self.target, &self.addr),
         }
         result
     }
@@ -142,6 +148,28 @@ impl Peer {
                     source,
                 })?;
             let _ = s.set_nodelay(true);
+            let s: Box<dyn Stream> =
+                match &self.dialer.tls {
+                    None => Box::new(s),
+                    Some(tls) => {
+                        // The certificate must name the host the voter entry names.
+                        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                            .map_err(|e| CallError::Connect {
+                                addr: addr.clone(),
+                                source: std::io::Error::other(e),
+                            })?;
+                        let s =
+                            tls.connect(name, s)
+                                .await
+                                .map_err(|source| CallError::Connect {
+                                    addr: addr.clone(),
+                                    source,
+                                })?;
+                        Box::new(s)
+                    }
+                };
             self.stream = Some(BufReader::new(s));
         }
         let stream = self.stream.as_mut().expect("connected above");
@@ -149,7 +177,7 @@ impl Peer {
             addr: addr.clone(),
             source,
         };
-        let image = self.image.borrow().clone();
+        let image = self.dialer.image.borrow().clone();
         let sent = rpc::Envelope {
             cluster_id: image.cluster_id.as_deref(),
             request: req,
@@ -163,21 +191,13 @@ impl Peer {
 }
 
 /// Makes a [`Peer`] per Raft target, from the address its membership entry names.
-pub struct Network {
-    pub reachability: Reachability,
-    pub image: watch::Receiver<Arc<MetadataImage>>,
-}
+pub struct Network(pub Dialer);
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        Peer::new(
-            target,
-            node.addr.clone(),
-            self.reachability.clone(),
-            self.image.clone(),
-        )
+        Peer::new(target, node.addr.clone(), self.0.clone())
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::guard::{Guard, Refusal};
@@ -60,7 +60,21 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
         let cluster = cluster.clone();
         let guard = guard.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, &cluster, &guard).await {
+            let _ = stream.set_nodelay(true);
+            let served = match &cluster.config.tls {
+                None => connection(stream, &cluster, &guard).await,
+                Some(tls) => {
+                    // A handshake is a frame: it must be over within the frame deadline.
+                    match tokio::time::timeout(FRAME_DEADLINE, tls.acceptor.acceptor.accept(stream))
+                        .await
+                    {
+                        Err(_) => Err(ConnectionError::SlowFrame),
+                        Ok(Err(e)) => Err(ConnectionError::Handshake(e)),
+                        Ok(Ok(s)) => connection(s, &cluster, &guard).await,
+                    }
+                }
+            };
+            if let Err(e) = served {
                 metrics::counter!(CLOSED_TOTAL).increment(1);
                 CLOSED.occurred(|| {
                     format!("controller listener: closing the connection from {peer}: {e}")
@@ -71,12 +85,11 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
     cluster: &Cluster,
     guard: &Guard,
 ) -> Result<(), ConnectionError> {
-    let _ = stream.set_nodelay(true);
     let mut stream = BufReader::new(stream);
     loop {
         // Idle until a frame begins, then the frame's own deadline.
@@ -131,6 +144,8 @@ enum ConnectionError {
     SlowFrame,
     #[error("an answer was not taken within {FRAME_DEADLINE:?}")]
     SlowReader,
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
     #[error("refused: {0}")]
     Refused(#[from] Refusal),
     #[error("the sender belongs to cluster {theirs}, this node to cluster {ours}")]

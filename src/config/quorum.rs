@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use super::listeners::{parse_endpoints, protocol_map, Endpoint};
 use super::values::{invalid, opt_int};
 use super::ConfigError;
+use crate::security::tls::Tls;
 
 /// One voter of `controller.quorum.voters`: `{id}@{host}:{port}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +19,35 @@ pub struct Voter {
     pub endpoint: Endpoint,
 }
 
+/// TLS on the controller listener (`listener.security.protocol.map` maps it to SSL): the
+/// listener's `ssl.*` keys serve it and connect to the other nodes' (with the key store as the
+/// client certificate). With `ssl.client.auth=required` only nodes with a certificate the trust
+/// store accepts get a word in.
+#[derive(Clone)]
+pub struct ControllerTls {
+    pub acceptor: Tls,
+    pub connector: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for ControllerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.acceptor.fmt(f)
+    }
+}
+
+impl PartialEq for ControllerTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.acceptor == other.acceptor
+    }
+}
+
+impl Eq for ControllerTls {}
+
 /// What a node of a cluster needs to join the metadata quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumConfig {
+    /// TLS on the controller listener, when it is an SSL listener.
+    pub tls: Option<ControllerTls>,
     /// Every voter, this node among them, by id.
     pub voters: Vec<Voter>,
     /// The controller listener's name (the first of `controller.listener.names`).
@@ -167,13 +194,20 @@ pub(super) fn quorum(
         ));
     }
     // KRaft's default maps a controller listener with no explicit mapping to PLAINTEXT.
-    if let Some(protocol) = protocol_map(raw)?.get(&first).filter(|p| *p != "PLAINTEXT") {
-        return Err(invalid(
-            "listener.security.protocol.map",
-            get("listener.security.protocol.map").unwrap_or(""),
-            &format!("the controller listener {first} is {protocol}: only PLAINTEXT controller listeners are implemented yet"),
-        ));
-    }
+    let tls = match protocol_map(raw)?.get(&first).map(String::as_str) {
+        None | Some("PLAINTEXT") => None,
+        Some("SSL") => Some(ControllerTls {
+            acceptor: Tls::load(raw, &first)?,
+            connector: crate::security::tls::connector(raw, &first)?,
+        }),
+        Some(protocol) => {
+            return Err(invalid(
+                "listener.security.protocol.map",
+                get("listener.security.protocol.map").unwrap_or(""),
+                &format!("the controller listener {first} is {protocol}: PLAINTEXT and SSL controller listeners are implemented, SASL not yet"),
+            ))
+        }
+    };
     let ms = |key: &str, default: i64| -> Result<u64, ConfigError> {
         Ok(opt_int(raw, key, default, 1, i64::from(i32::MAX))? as u64)
     };
@@ -187,6 +221,7 @@ pub(super) fn quorum(
         ));
     }
     Ok(Some(QuorumConfig {
+        tls,
         voters,
         controller_listener: first,
         controller_bind,
@@ -303,7 +338,7 @@ mod tests {
         assert_eq!(
             with(
                 "listener.security.protocol.map",
-                "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_SSL"
             ),
             "listener.security.protocol.map"
         );

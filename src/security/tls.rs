@@ -297,6 +297,74 @@ fn cipher_suites(
     Ok(out)
 }
 
+type Versions = Vec<&'static rustls::SupportedProtocolVersion>;
+
+/// The cipher suites and protocol versions the keys allow (and the versions' key value).
+fn provider_and_versions<'a>(
+    k: &'a Keys,
+) -> Result<(Arc<CryptoProvider>, &'a str, Versions), ConfigError> {
+    let base = rustls::crypto::ring::default_provider();
+    let provider = Arc::new(CryptoProvider {
+        cipher_suites: cipher_suites(k, &base)?,
+        ..base
+    });
+    let protocols = k
+        .value("ssl.enabled.protocols")
+        .unwrap_or("TLSv1.2,TLSv1.3");
+    let mut versions = Vec::new();
+    for p in protocols.split(',').map(str::trim) {
+        match p {
+            "TLSv1.3" => versions.push(&rustls::version::TLS13),
+            "TLSv1.2" => versions.push(&rustls::version::TLS12),
+            _ => tracing::warn!(
+                protocol = p,
+                "TLS protocol not supported by gregor (TLSv1.2 and TLSv1.3 are); ignored"
+            ),
+        }
+    }
+    if versions.is_empty() {
+        return Err(invalid(
+            "ssl.enabled.protocols",
+            protocols,
+            "enables neither TLSv1.2 nor TLSv1.3",
+        ));
+    }
+    Ok((provider, protocols, versions))
+}
+
+/// How a node connects to the other nodes' TLS controller listeners: the listener's trust store
+/// checks their certificates (and that they name the host connected to), its key store is this
+/// node's client certificate.
+pub fn connector(
+    raw: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<tokio_rustls::TlsConnector, ConfigError> {
+    let k = Keys {
+        raw,
+        prefix: format!("listener.name.{}.", listener.to_ascii_lowercase()),
+    };
+    let (chain, key) = key_store(&k)?;
+    let (provider, protocols, versions) = provider_and_versions(&k)?;
+    let roots = trust_store(&k)?.ok_or_else(|| {
+        bad(
+            "ssl.truststore.location",
+            "a TLS controller listener needs a trust store: nodes check each other's certificates",
+        )
+    })?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| invalid("ssl.enabled.protocols", protocols, &e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| {
+            bad(
+                "ssl.keystore.location",
+                &format!("the key does not go with the certificate: {e}"),
+            )
+        })?;
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 impl Tls {
     /// The TLS of listener `listener` (upper-case name) from the raw keys.
     pub fn load(raw: &BTreeMap<String, String>, listener: &str) -> Result<Tls, ConfigError> {
@@ -305,32 +373,7 @@ impl Tls {
             prefix: format!("listener.name.{}.", listener.to_ascii_lowercase()),
         };
         let (chain, key) = key_store(&k)?;
-        let base = rustls::crypto::ring::default_provider();
-        let provider = Arc::new(CryptoProvider {
-            cipher_suites: cipher_suites(&k, &base)?,
-            ..base
-        });
-        let protocols = k
-            .value("ssl.enabled.protocols")
-            .unwrap_or("TLSv1.2,TLSv1.3");
-        let mut versions = Vec::new();
-        for p in protocols.split(',').map(str::trim) {
-            match p {
-                "TLSv1.3" => versions.push(&rustls::version::TLS13),
-                "TLSv1.2" => versions.push(&rustls::version::TLS12),
-                _ => tracing::warn!(
-                    protocol = p,
-                    "TLS protocol not supported by gregor (TLSv1.2 and TLSv1.3 are); ignored"
-                ),
-            }
-        }
-        if versions.is_empty() {
-            return Err(invalid(
-                "ssl.enabled.protocols",
-                protocols,
-                "enables neither TLSv1.2 nor TLSv1.3",
-            ));
-        }
+        let (provider, protocols, versions) = provider_and_versions(&k)?;
         let client_auth = k
             .value("ssl.client.auth")
             .unwrap_or("none")
