@@ -60,6 +60,11 @@ def test_three_nodes_agree_on_one_cluster(cluster_factory):
         assert (d_id, d_brokers) == (cluster_id, ports), f"node {i}"
         assert d_controller in ports
     assert len(ids) == 1, ids
+    # kafka-broker-api-versions.sh asks every broker Metadata names, at its advertised endpoint.
+    out = tool("kafka-broker-api-versions.sh", c.nodes[1].bootstrap).check().stdout
+    headers = sorted(line for line in out.splitlines() if line.startswith("127.0.0.1:"))
+    assert headers == sorted(
+        f"{n.bootstrap} (id: {i} rack: null isFenced: false) -> (" for i, n in c.nodes.items()), out
     # A node restarted keeps the cluster it belongs to.
     c.nodes[2].restart()
     c.wait_brokers([1, 2, 3])
