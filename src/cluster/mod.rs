@@ -65,7 +65,7 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn addr(e: &crate::config::Endpoint) -> String {
+pub(crate) fn addr(e: &crate::config::Endpoint) -> String {
     if e.host.contains(':') {
         format!("[{}]:{}", e.host, e.port)
     } else {
@@ -92,7 +92,9 @@ impl Cluster {
             heartbeat_interval: 100,
             election_timeout_min: config.election_timeout_ms,
             election_timeout_max: config.election_timeout_ms + config.election_backoff_max_ms,
-            snapshot_max_chunk_size: 1 << 20,
+            // A snapshot (the metadata image) travels in one chunk, under rpc::MAX_FRAME: the
+            // guard refuses anything else.
+            snapshot_max_chunk_size: (rpc::MAX_FRAME - (64 << 10)) as u64,
             ..Default::default()
         }
         .validate()?;

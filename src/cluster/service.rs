@@ -10,6 +10,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use openraft::error::{Fatal, RaftError};
+use openraft::BasicNode;
+
 use super::guard::{Guard, Refusal};
 use super::rpc::{self, Received, Request, Response};
 use super::{Cluster, NodeId};
@@ -38,7 +41,7 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
             .config
             .voters
             .iter()
-            .map(|v| v.id as NodeId)
+            .map(|v| (v.id as NodeId, BasicNode::new(super::addr(&v.endpoint))))
             .collect(),
     });
     loop {
@@ -107,16 +110,16 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(());
         };
         let ours = cluster.image().cluster_id.clone();
-        if let (Some(theirs), Some(ours)) = (&received.cluster_id, ours) {
-            if *theirs != ours {
+        if let (Some(theirs), Some(ours)) = (&received.cluster_id, &ours) {
+            if theirs != ours {
                 return Err(ConnectionError::OtherCluster {
                     theirs: theirs.clone(),
-                    ours,
+                    ours: ours.clone(),
                 });
             }
         }
         let req = received.request;
-        guard.check(&req)?;
+        guard.check(&req, ours.as_deref())?;
         let resp = match req {
             Request::AppendEntries(r) => {
                 Response::AppendEntries(cluster.raft.append_entries(r).await)
@@ -127,11 +130,28 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Request::Controller(r) => Response::Controller(cluster.controller.handle(r).await),
         };
+        if let Some(fatal) = fatal(&resp) {
+            // Raft cannot go on (a storage failure): the metadata would be served stale, and
+            // every later request answered with the same error. Exit as a crash does.
+            tracing::error!(error = %fatal, "the metadata quorum stopped on a fatal error; exiting");
+            std::process::exit(70);
+        }
         // A peer that does not read its answers does not hold a slot.
         tokio::time::timeout(FRAME_DEADLINE, rpc::write(stream.get_mut(), &resp))
             .await
             .map_err(|_| ConnectionError::SlowReader)??;
     }
+}
+
+/// The fatal error Raft answered with, other than having been stopped (shutdown).
+fn fatal(resp: &Response) -> Option<String> {
+    let fatal = match resp {
+        Response::AppendEntries(Err(RaftError::Fatal(f)))
+        | Response::Vote(Err(RaftError::Fatal(f))) => f,
+        Response::InstallSnapshot(Err(RaftError::Fatal(f))) => f,
+        _ => return None,
+    };
+    (!matches!(fatal, Fatal::Stopped)).then(|| fatal.to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
