@@ -369,8 +369,8 @@ def test_mtls_java_refused(mtls_broker, pki, client):
 
 def test_untrusted_broker_certificate(tls_broker, pki):
     """A client trusting another CA fails verifying the broker's certificate. (librdkafka also
-    reports the same verification failure as _TRANSPORT now and then on either target; its first
-    report is _SSL.)"""
+    reports the same verification failure as _TRANSPORT now and then on either target, first
+    too under load: the full suite once saw it.)"""
     port = tls_broker.tls_ports["SSL"]
     code, errors = rdkafka_failure(tls_broker.ssl_bootstrap, C.Tls.of(pki.other_ca).librdkafka())
     assert code == KafkaError._TRANSPORT, (code, errors)
@@ -378,12 +378,16 @@ def test_untrusted_broker_certificate(tls_broker, pki):
               r"routines::certificate verify failed: broker certificate could not be verified, "
               r"verify that ssl\.ca\.location is correctly configured or root CA certificates are "
               r"installed \(install ca-certificates package\) \(after Nms in state SSL_HANDSHAKE\)")
-    assert errors[0][0] == "_SSL" and re.fullmatch(verify, errors[0][1]), errors
+    # Each report is this verification failure, as _SSL with librdkafka's explanation or as
+    # _TRANSPORT (which, under load, can come first, with or without the explanation).
+    transport = (rf"ssl://127\.0\.0\.1:{port}/bootstrap: error:0A000086:SSL routines::"
+                 r"certificate verify failed \(after Nms in (state SSL_HANDSHAKE|.*root CA "
+                 r"certificates are installed \(install ca-certificates package\) \(after Nms "
+                 r"in state SSL_HANDSHAKE)\)")
+    assert any(name in ("_SSL", "_TRANSPORT") for name, _ in errors), errors
     for name, text in errors:
         assert ((name == "_SSL" and re.fullmatch(verify, text))
-                or (name == "_TRANSPORT" and re.fullmatch(
-                    rf"ssl://127\.0\.0\.1:{port}/bootstrap: error:0A000086:SSL routines::"
-                    r"certificate verify failed \(after Nms in state SSL_HANDSHAKE\)", text))
+                or (name == "_TRANSPORT" and re.fullmatch(transport, text))
                 or name == "_ALL_BROKERS_DOWN"), errors
 
     r = java_api_versions(tls_broker.ssl_bootstrap, C.Tls.of(pki.other_ca))
