@@ -91,22 +91,22 @@ pub async fn run(
                 state.send_replace(BrokerState::Fenced { epoch });
                 Duration::ZERO
             }
-            Some(ControllerResponse::Heartbeat { fenced }) => {
-                let epoch = match current {
-                    BrokerState::Fenced { epoch } | BrokerState::Running { epoch } => epoch,
-                    BrokerState::Starting => unreachable!("heartbeats are sent once registered"),
-                };
-                let next = if fenced {
-                    BrokerState::Fenced { epoch }
-                } else {
-                    BrokerState::Running { epoch }
-                };
-                if next != current {
-                    tracing::info!(?next, "broker state");
+            Some(ControllerResponse::Heartbeat { fenced }) => match current {
+                // A heartbeat's answer to a registration is no answer: ask again.
+                BrokerState::Starting => retry,
+                BrokerState::Fenced { epoch } | BrokerState::Running { epoch } => {
+                    let next = if fenced {
+                        BrokerState::Fenced { epoch }
+                    } else {
+                        BrokerState::Running { epoch }
+                    };
+                    if next != current {
+                        tracing::info!(?next, "broker state");
+                    }
+                    state.send_replace(next);
+                    heartbeat
                 }
-                state.send_replace(next);
-                heartbeat
-            }
+            },
             Some(ControllerResponse::StaleBrokerEpoch) => {
                 tracing::warn!(
                     "the controller no longer knows this broker's epoch: registering again"

@@ -278,14 +278,6 @@ impl Cluster {
         ));
     }
 
-    /// Waits until this broker is unfenced (clients are shown it).
-    pub async fn wait_unfenced(&self) {
-        let mut state = self.broker_state.clone();
-        let _ = state
-            .wait_for(|s| matches!(s, BrokerState::Running { .. }))
-            .await;
-    }
-
     /// Controlled shutdown: asks the controller to fence this broker, then stops Raft.
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
